@@ -1,0 +1,229 @@
+"""``ModelConfig``: a typed, YAML-friendly description of any network here.
+
+Examples
+--------
+>>> cfg = ModelConfig(arch="resnet", num_blocks=[3, 3, 3], c_hidden=[64, 64, 64],
+...                   block="ResNetBlock", init="chapter", dropout=0.0)
+>>> net = cfg.build(input_dim=10, output_dim=1)
+>>> type(net).__name__, sum(p.numel() for p in net.parameters())
+('ResNet', 85121)
+>>> ModelConfig.from_dict(cfg.to_dict()) == cfg
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from .networks import PreActResNetRegression, ResNet, ResNetRegression
+from .registry import ACTIVATIONS, INITS, NORMS, get_activation, get_block, get_init, get_norm
+from .residual import SHORTCUTS
+from .tabular import TabularNetwork
+
+__all__ = ["ARCHS", "ModelConfig"]
+
+ARCHS = ("resnet", "resnet_regression", "preact_resnet_regression")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture hyperparameters; the defaults are the project's defaults.
+
+    Attributes
+    ----------
+    arch : {"resnet", "resnet_regression", "preact_resnet_regression"}
+        The grouped :class:`~tabresnet.models.ResNet` or one of the chapter's
+        single-width networks (which take ``num_blocks[0]`` and ``c_hidden[0]``).
+    block : str
+        ``"ResNetBlock"`` (post-activation) or ``"PreActResNetBlock"``.
+    num_blocks, c_hidden : list of int
+        Blocks per group and group widths.
+    activation : str
+        Registry name of the activation.
+    norm : str or None
+        ``"batch"``, ``"layer"``, ``"none"``; ``None`` is the block's own default
+        (BatchNorm for the original block, LayerNorm for pre-activation).
+    dropout : float
+        Residual dropout in every block.
+    shortcut : {"projection", "zero_pad"}
+        Shortcut where the width changes.
+    zero_init : bool
+        Zero each block's branch at construction (also done by ``init="zero_residual"``).
+    init : str
+        ``"zero_residual"``, ``"torch"``, ``"kaiming_in"`` or ``"chapter"``.
+    embedding_dim : int
+        Width of each high-cardinality categorical embedding.
+    """
+
+    arch: str = "resnet"
+    # Pre-activation blocks keep the identity path clean (the chapter: better
+    # for deep nets) and LayerNorm does not depend on the batch, so small
+    # tabular sets and batch-size changes do not shift the statistics.
+    block: str = "PreActResNetBlock"
+    # Two groups of two: the chapter's [3,3,3] x 64 overfits sets of a few
+    # hundred rows; width 128 keeps enough capacity for mid-size tables.
+    num_blocks: list[int] = field(default_factory=lambda: [2, 2])
+    c_hidden: list[int] = field(default_factory=lambda: [128, 128])
+    activation: str = "relu"
+    norm: str | None = None
+    # rtdl's ResNet recipe uses residual dropout; 0.1 is a mild default.
+    dropout: float = 0.1
+    shortcut: str = "projection"
+    zero_init: bool = False
+    # See tabresnet.models.registry.init_zero_residual and bench/init_comparison.py.
+    init: str = "zero_residual"
+    embedding_dim: int = 8
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field, raising ``ValueError`` that names the bad value."""
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}; valid names are: {', '.join(ARCHS)}")
+        get_block(self.block)
+        get_activation(self.activation)
+        if self.norm is not None:
+            get_norm(self.norm)
+        get_init(self.init)
+        self.num_blocks = [int(n) for n in _as_list(self.num_blocks, "num_blocks")]
+        self.c_hidden = [int(c) for c in _as_list(self.c_hidden, "c_hidden")]
+        if len(self.num_blocks) != len(self.c_hidden) or not self.num_blocks:
+            raise ValueError(
+                "num_blocks and c_hidden need one entry per group, however: "
+                f"num_blocks={self.num_blocks}, c_hidden={self.c_hidden}"
+            )
+        if any(n <= 0 for n in self.num_blocks) or any(c <= 0 for c in self.c_hidden):
+            raise ValueError(
+                f"block counts and widths must be positive, however: "
+                f"num_blocks={self.num_blocks}, c_hidden={self.c_hidden}"
+            )
+        if self.arch != "resnet" and len(self.num_blocks) != 1:
+            raise ValueError(
+                f"arch {self.arch!r} has one width, however: num_blocks={self.num_blocks}; "
+                "give one group or use arch='resnet'"
+            )
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), however: dropout={self.dropout}")
+        if self.shortcut not in SHORTCUTS[1:]:
+            raise ValueError(
+                f"unknown shortcut {self.shortcut!r}; valid names are: projection, zero_pad"
+            )
+        if int(self.embedding_dim) <= 0:
+            raise ValueError(f"embedding_dim must be positive, however: {self.embedding_dim}")
+
+    # -- building -------------------------------------------------------------
+    def block_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            "dropout": float(self.dropout),
+            "shortcut": self.shortcut,
+            "zero_init": bool(self.zero_init),
+        }
+        if self.norm is not None:
+            kw["norm"] = self.norm
+        return kw
+
+    def build(self, input_dim: int, output_dim: int = 1) -> nn.Module:
+        """Build the backbone network.
+
+        Shape
+        -----
+        The network maps ``(N, input_dim)`` to ``(N, output_dim)``.
+        """
+        if self.arch == "resnet":
+            return ResNet(
+                input_dim,
+                output_dim,
+                num_blocks=self.num_blocks,
+                c_hidden=self.c_hidden,
+                act_fn_name=self.activation,
+                block_name=self.block,
+                init=self.init,
+                **self.block_kwargs(),
+            )
+        cls = ResNetRegression if self.arch == "resnet_regression" else PreActResNetRegression
+        return cls(
+            input_dim,
+            output_dim,
+            self.block,
+            num_blocks=self.num_blocks[0],
+            hidden_dim=self.c_hidden[0],
+            act_fn=self.activation,
+            init=self.init,
+            **self.block_kwargs(),
+        )
+
+    def build_tabular(
+        self, n_num: int, cardinalities: list[int], output_dim: int = 1
+    ) -> TabularNetwork:
+        """Build embeddings + backbone for ``n_num`` float and ``len(cardinalities)`` coded columns.
+
+        >>> net = ModelConfig(num_blocks=[1], c_hidden=[16]).build_tabular(4, [3], 2)
+        >>> import torch
+        >>> net(torch.randn(5, 4), torch.zeros(5, 1, dtype=torch.long)).shape
+        torch.Size([5, 2])
+        """
+        input_dim = n_num + len(cardinalities) * int(self.embedding_dim)
+        if input_dim <= 0:
+            raise ValueError("the table has no usable feature columns")
+        backbone = self.build(input_dim, output_dim)
+        return TabularNetwork(backbone, cardinalities, int(self.embedding_dim))
+
+    # -- (de)serialisation --------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (str, int, float, bool, lists): JSON and YAML safe."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(
+                f"unknown model option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+            )
+        return cls(**data)
+
+    def to_yaml(self) -> str:
+        import yaml  # lazily: the model layer itself needs torch alone
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> ModelConfig:
+        """Read a config from YAML text; a top-level ``model:`` section is accepted.
+
+        >>> ModelConfig.from_yaml("block: ResNetBlock\\nnum_blocks: [1]\\nc_hidden: [8]").block
+        'ResNetBlock'
+        """
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+        if not isinstance(data, dict):
+            raise ValueError("a model config must be a YAML mapping of option: value")
+        if "model" in data and isinstance(data["model"], dict):
+            data = data["model"]
+        return cls.from_dict(data)
+
+
+def _as_list(value: Any, name: str) -> list:
+    if isinstance(value, (int,)):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise ValueError(f"{name} must be a list of ints, however: {name}={value!r}")
+
+
+# Names the search space and CLI may offer.
+CHOICES = {
+    "activation": ACTIVATIONS.canonical_names,
+    "norm": NORMS.canonical_names,
+    "init": INITS.canonical_names,
+    "shortcut": list(SHORTCUTS[1:]),
+    "arch": list(ARCHS),
+}
