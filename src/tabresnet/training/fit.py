@@ -1,0 +1,282 @@
+"""One call from a table to a run directory: ``fit(data, target=...)``.
+
+>>> import numpy as np, pandas as pd, tempfile
+>>> from tabresnet.training import fit
+>>> rng = np.random.default_rng(0)
+>>> df = pd.DataFrame({"a": rng.normal(size=150), "b": rng.normal(size=150)})
+>>> df["y"] = df.a - df.b
+>>> run = fit(df, "y", out=tempfile.mkdtemp() + "/run", max_epochs=2,
+...           num_blocks=[1], c_hidden=[8], progress="none", report=False)
+>>> sorted(run.metrics)
+['test', 'val']
+>>> (run.dir / "model.safetensors").is_file()
+True
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..artifact import TabularModel, atomic_write_text, dumps
+from ..data import kfold_indices, read_table
+from ..defaults import RunConfig
+from ..errors import ConfigError
+from .loop import TrainResult, train_network
+from .metrics import regression_metrics
+from .prepare import Prepared, Split, as_targets, prepare
+
+__all__ = ["Run", "cross_validate", "evaluate_splits", "fit", "resolve_config", "write_run"]
+
+
+@dataclass
+class Run:
+    """The result of :func:`fit`.
+
+    Attributes
+    ----------
+    model : TabularModel
+        Predicts from raw columns.
+    metrics : dict
+        ``{"val": {...}, "test": {...}, ["cv": {...}]}``, target units.
+    history : DataFrame
+        Per-epoch ``train_loss, val_loss, val_rmse``.
+    dir : Path or None
+        The run directory, if one was written.
+    config : RunConfig
+    """
+
+    model: TabularModel
+    metrics: dict
+    history: pd.DataFrame
+    config: RunConfig
+    dir: Path | None = None
+    seconds: float = 0.0
+    summary: dict = field(default_factory=dict)
+
+    def predict(self, data: Any) -> np.ndarray:
+        return self.model.predict(data)
+
+
+def resolve_config(config: RunConfig | str | Path | dict | None, overrides: dict) -> RunConfig:
+    """A RunConfig from a RunConfig, a YAML path, a nested dict or ``None``, plus flat overrides."""
+    try:
+        if config is None:
+            base = RunConfig()
+        elif isinstance(config, RunConfig):
+            base = config
+        elif isinstance(config, dict):
+            base = RunConfig.from_dict(config)
+        else:
+            base = RunConfig.load(config)
+        return base.replace(**overrides) if overrides else base
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
+
+
+def _predict_split(model: TabularModel, split: Split) -> np.ndarray:
+    return model.predict_tensors(split.x_num, split.x_cat)
+
+
+def evaluate_splits(model: TabularModel, prepared: Prepared) -> dict:
+    """Metrics of ``model`` on the validation and (if any) test split."""
+    out = {}
+    for name in ("val", "test"):
+        split = getattr(prepared, name)
+        if split is not None and len(split):
+            out[name] = regression_metrics(
+                split.y_raw, _predict_split(model, split), prepared.targets
+            )
+    return out
+
+
+def cross_validate(
+    data: Any, target: str | Sequence[str], config: RunConfig, folds: int | None = None
+) -> dict:
+    """k-fold cross-validation on the rows outside the test split.
+
+    Returns ``{"folds": k, "rmse_mean", "rmse_std", "rmse": [per fold]}``.
+    """
+    k = int(folds or config.data.cv_folds)
+    if k < 2:
+        raise ConfigError(f"cross-validation needs at least 2 folds, however: cv_folds={k}")
+    from ..data import clean_target, split_indices
+
+    targets = as_targets(target)
+    frame = clean_target(read_table(data), targets).reset_index(drop=True)
+    tr, va, _te = split_indices(
+        len(frame), config.data.val_size, config.data.test_size, config.seed
+    )
+    pool = frame.iloc[np.sort(np.concatenate([tr, va]))].reset_index(drop=True)
+    scores = []
+    for train_idx, val_idx in kfold_indices(len(pool), k, config.seed):
+        prepared = prepare(pool, targets, config, train_index=train_idx, val_index=val_idx)
+        result = train_network(prepared, config)
+        scores.append(result.best_val_rmse)
+    return {
+        "folds": k,
+        "rmse_mean": float(np.mean(scores)),
+        "rmse_std": float(np.std(scores)),
+        "rmse": [float(s) for s in scores],
+    }
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output path {out} exists and is not a directory; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(
+            f"output directory {out} exists and is not empty; pass --overwrite or choose another --out"
+        )
+
+
+def write_run(
+    directory: Path,
+    model: TabularModel,
+    prepared: Prepared,
+    result: TrainResult,
+    metrics: dict,
+) -> None:
+    """Write the run files (see docs/architecture.md) into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory)
+    atomic_write_text(directory / "config.yaml", model.config.to_yaml())
+    atomic_write_text(directory / "metrics.json", dumps(metrics))
+    atomic_write_text(directory / "data_summary.json", dumps(prepared.summary))
+    atomic_write_text(directory / "history.csv", result.history.to_csv(index=False))
+    if prepared.test is not None and len(prepared.test):
+        pred = _predict_split(model, prepared.test)
+        cols: dict[str, np.ndarray] = {}
+        single = len(prepared.targets) == 1
+        for j, t in enumerate(prepared.targets):
+            suffix = "" if single else f"_{t}"
+            cols[f"y_true{suffix}"] = prepared.test.y_raw[:, j]
+            cols[f"y_pred{suffix}"] = pred[:, j]
+        atomic_write_text(
+            directory / "predictions_test.csv", pd.DataFrame(cols).to_csv(index=False)
+        )
+
+
+def fit(
+    data: Any,
+    target: str | Sequence[str],
+    config: RunConfig | str | Path | dict | None = None,
+    out: str | Path | None = None,
+    *,
+    val_data: Any = None,
+    test_data: Any = None,
+    overwrite: bool = False,
+    report: bool = True,
+    callbacks: Sequence[Any] = (),
+    **overrides: Any,
+) -> Run:
+    """Train a residual network on a table and (optionally) write a run directory.
+
+    Parameters
+    ----------
+    data : path, DataFrame or ndarray
+        The training table (CSV, Parquet, ...). Validation and test rows are
+        split off it unless ``val_data`` / ``test_data`` are given.
+    target : str or list of str
+        Target column(s); several make a multi-target model.
+    config : RunConfig, YAML path or dict, optional
+        Defaults: :class:`tabresnet.defaults.RunConfig`.
+    out : path, optional
+        Run directory to write (see docs/architecture.md). It is built under a
+        temporary name and renamed into place, so an existing run is never
+        half-overwritten; a non-empty directory needs ``overwrite=True``.
+    val_data, test_data : optional
+        Separate validation and test tables.
+    overwrite : bool
+        Replace a non-empty ``out``.
+    report : bool
+        Also write ``report.html`` into the run directory.
+    callbacks : sequence
+        Extra Lightning callbacks.
+    **overrides
+        Flat config options, e.g. ``lr=3e-3, c_hidden=[64, 64], max_epochs=50``.
+
+    Returns
+    -------
+    Run
+    """
+    cfg = resolve_config(config, overrides)
+    out_path = Path(out) if out is not None else None
+    if out_path is not None:
+        _check_out(out_path, overwrite)
+    start = time.perf_counter()
+    prepared = prepare(data, target, cfg, val_data=val_data, test_data=test_data)
+    cv = cross_validate(data, target, cfg) if cfg.data.cv_folds > 1 else None
+
+    staging: Path | None = None
+    if out_path is not None:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
+    try:
+        result = train_network(prepared, cfg, callbacks=callbacks, out_dir=staging)
+        model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
+        metrics = evaluate_splits(model, prepared)
+        if cv is not None:
+            metrics["cv"] = cv
+        metrics["training"] = {
+            "best_epoch": result.best_epoch,
+            "epochs": int(len(result.history)),
+            "seconds": round(result.seconds, 3),
+            "diverged": result.diverged,
+        }
+        model.metrics = metrics
+        run = Run(
+            model=model,
+            metrics=metrics,
+            history=result.history,
+            config=cfg,
+            seconds=time.perf_counter() - start,
+            summary=prepared.summary,
+        )
+        if staging is not None and result.is_global_zero:
+            write_run(staging, model, prepared, result, metrics)
+            _swap_into_place(staging, out_path)
+            staging = None
+            run.dir = out_path
+            if report:
+                _write_report(out_path)
+        return run
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_into_place(staging: Path, out: Path) -> None:
+    """Rename the finished run over ``out``, keeping the old one until it is in place."""
+    backup = None
+    if out.exists():
+        backup = out.with_name(f".{out.name}.old-{int(time.time() * 1000)}")
+        out.rename(backup)
+    try:
+        staging.rename(out)
+    except BaseException:
+        if backup is not None:
+            backup.rename(out)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def _write_report(run_dir: Path) -> None:
+    try:
+        from ..report import write_report
+    except ImportError:  # the report layer is optional at this level
+        return
+    try:
+        write_report(run_dir)
+    except Exception as exc:  # a failed report must not lose a trained model
+        warnings.warn(f"report not written: {exc}", stacklevel=2)

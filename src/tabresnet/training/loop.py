@@ -1,0 +1,304 @@
+"""Train one network on prepared data with a Lightning ``Trainer``.
+
+>>> import numpy as np, pandas as pd
+>>> from tabresnet.defaults import RunConfig
+>>> from tabresnet.training import prepare, train_network
+>>> rng = np.random.default_rng(0)
+>>> df = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+>>> df["y"] = 2 * df.a - df.b
+>>> cfg = RunConfig().replace(max_epochs=3, num_blocks=[1], c_hidden=[16], progress="none")
+>>> result = train_network(prepare(df, "y", cfg), cfg)
+>>> len(result.history), result.network.training
+(3, False)
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+from ..data import TensorBatches
+from ..defaults import RunConfig
+from .module import RegressionModule
+from .prepare import Prepared, Split
+
+__all__ = ["BestWeights", "TensorDataModule", "TrainResult", "train_network"]
+
+# Validation and prediction batches: large, since they need no gradients.
+EVAL_BATCH = 8192
+
+
+class TensorDataModule(L.LightningDataModule):
+    """Serve the in-memory splits as :class:`~tabresnet.data.TensorBatches`.
+
+    Training batches come from a fresh permutation each epoch; under DDP each
+    rank takes its own shard of that permutation.
+    """
+
+    def __init__(self, prepared: Prepared, batch_size: int, seed: int = 0):
+        super().__init__()
+        self.prepared = prepared
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+
+    @staticmethod
+    def _tensors(split: Split) -> tuple[torch.Tensor, ...]:
+        return (split.x_num, split.x_cat, split.y)
+
+    def train_dataloader(self):
+        trainer = self.trainer
+        rank = trainer.global_rank if trainer is not None else 0
+        world = trainer.world_size if trainer is not None else 1
+        n = len(self.prepared.train)
+        # BatchNorm needs two rows: drop a last batch of one.
+        drop_last = (n // max(world, 1)) % self.batch_size == 1
+        return TensorBatches(
+            self._tensors(self.prepared.train),
+            batch_size=self.batch_size,
+            shuffle=True,
+            seed=self.seed,
+            drop_last=drop_last,
+            rank=rank,
+            world_size=world,
+        )
+
+    def val_dataloader(self):
+        return TensorBatches(self._tensors(self.prepared.val), batch_size=EVAL_BATCH, shuffle=False)
+
+
+class BestWeights(Callback):
+    """Keep the weights of the best validation epoch in memory; restore them at the end."""
+
+    def __init__(self, monitor: str = "val_rmse"):
+        self.monitor = monitor
+        self.best = math.inf
+        self.best_epoch = -1
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            return
+        value = float(value)
+        if value < self.best:
+            self.best = value
+            self.best_epoch = trainer.current_epoch
+            self.state = copy.deepcopy(pl_module.network.state_dict())
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if self.state is not None:
+            pl_module.network.load_state_dict(self.state)
+
+
+class History(Callback):
+    """Record ``epoch, train_loss, val_loss, val_rmse`` after each validation."""
+
+    def __init__(self):
+        self.rows: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        m = trainer.callback_metrics
+        row = {"epoch": int(trainer.current_epoch)}
+        for key in ("train_loss", "val_loss", "val_rmse"):
+            if key in m:
+                row[key] = float(m[key])
+        self.rows.append(row)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_network` returns.
+
+    Attributes
+    ----------
+    network : nn.Module
+        The trained network with the best validation epoch's weights, on the CPU,
+        in eval mode.
+    history : DataFrame
+        One row per epoch: ``epoch, train_loss, val_loss, val_rmse``.
+    best_epoch : int
+    best_val_rmse : float
+        In target units.
+    seconds : float
+        Wall time of ``Trainer.fit``.
+    diverged : bool
+        The training loss became NaN or infinite.
+    is_global_zero : bool
+        False in the extra processes of a multi-process (DDP) run.
+    """
+
+    network: torch.nn.Module
+    history: pd.DataFrame
+    best_epoch: int
+    best_val_rmse: float
+    seconds: float
+    diverged: bool
+    is_global_zero: bool = True
+
+
+def _devices(value: str | int):
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    return int(text) if text.isdigit() else text
+
+
+def _progress_enabled(mode: str) -> bool:
+    if mode == "none":
+        return False
+    if mode == "rich":
+        return True
+    return sys.stderr.isatty()
+
+
+def train_network(
+    prepared: Prepared,
+    config: RunConfig,
+    callbacks: Sequence[Callback] = (),
+    out_dir: str | Path | None = None,
+) -> TrainResult:
+    """Build the configured network and train it with early stopping.
+
+    Parameters
+    ----------
+    prepared : Prepared
+        From :func:`tabresnet.training.prepare`.
+    config : RunConfig
+        Uses ``model``, ``train`` and ``seed``.
+    callbacks : sequence of Callback
+        Extra Lightning callbacks (the tuner adds its pruning callback).
+    out_dir : path, optional
+        Where logs and checkpoints go; ``None`` writes nothing.
+
+    Returns
+    -------
+    TrainResult
+    """
+    t = config.train
+    if t.num_threads > 0:
+        torch.set_num_threads(t.num_threads)
+    L.seed_everything(config.seed, workers=False, verbose=False)
+    network = config.model.build_tabular(
+        prepared.preprocessor.n_num,
+        list(prepared.preprocessor.cardinalities),
+        len(prepared.targets),
+    )
+    module = RegressionModule(
+        network,
+        target_scale=[float(s) for s in prepared.target_scale],
+        loss=t.loss,
+        huber_delta=t.huber_delta,
+        optimizer=t.optimizer,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        scheduler=t.scheduler,
+        max_epochs=t.max_epochs,
+    )
+    best = BestWeights()
+    history = History()
+    cbs: list[Callback] = [
+        EarlyStopping(monitor="val_rmse", patience=t.patience, mode="min", check_finite=False),
+        best,
+        history,
+        *callbacks,
+    ]
+    logger: object = False
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        cbs.append(
+            ModelCheckpoint(
+                dirpath=out_dir / "checkpoints",
+                filename="best",
+                monitor="val_rmse",
+                mode="min",
+                save_top_k=1,
+                save_weights_only=True,
+                enable_version_counter=False,
+            )
+        )
+        if t.logger == "csv":
+            logger = L.pytorch.loggers.CSVLogger(out_dir, name="logs", version="")
+        elif t.logger == "tensorboard":
+            logger = L.pytorch.loggers.TensorBoardLogger(out_dir, name="logs", version="")
+    progress = _progress_enabled(t.progress)
+    if progress:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        cbs.append(RichProgressBar(leave=False))
+    trainer = L.Trainer(
+        max_epochs=t.max_epochs,
+        accelerator=t.accelerator,
+        devices=_devices(t.devices),
+        strategy=t.strategy,
+        precision=t.precision,
+        gradient_clip_val=t.gradient_clip or None,
+        deterministic=t.deterministic,
+        logger=logger,
+        callbacks=cbs,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        enable_checkpointing=out_dir is not None,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        default_root_dir=str(out_dir) if out_dir is not None else None,
+    )
+    datamodule = TensorDataModule(prepared, t.batch_size, seed=config.seed)
+    start = time.perf_counter()
+    with _quiet_lightning():
+        trainer.fit(module, datamodule=datamodule)
+    seconds = time.perf_counter() - start
+    frame = pd.DataFrame(history.rows, columns=["epoch", "train_loss", "val_loss", "val_rmse"])
+    diverged = bool(len(frame) and not math.isfinite(frame["train_loss"].iloc[-1]))
+    network = module.network.cpu().eval()
+    return TrainResult(
+        network=network,
+        history=frame,
+        best_epoch=int(best.best_epoch),
+        best_val_rmse=float(best.best),
+        seconds=seconds,
+        diverged=diverged,
+        is_global_zero=trainer.is_global_zero,
+    )
+
+
+class _quiet_lightning:
+    """Silence Lightning's start-up banners and advice (GPU available, ...)."""
+
+    names = ("lightning.pytorch", "lightning.fabric", "lightning", "pytorch_lightning")
+
+    def __enter__(self):
+        self.levels = {n: logging.getLogger(n).level for n in self.names}
+        for n in self.names:
+            logging.getLogger(n).setLevel(logging.WARNING)
+        self.warn = warnings.catch_warnings()
+        self.warn.__enter__()
+        for pattern in (
+            ".*does not have many workers.*",
+            ".*is smaller than the logging interval.*",
+            ".*LeafSpec.*",
+            ".*You defined a `validation_step` but have no `val_dataloader`.*",
+            ".*GPU available but not used.*",
+            ".*Checkpoint directory .* exists and is not empty.*",
+        ):
+            warnings.filterwarnings("ignore", message=pattern)
+        return self
+
+    def __exit__(self, *exc):
+        self.warn.__exit__(*exc)
+        for n, level in self.levels.items():
+            logging.getLogger(n).setLevel(level)
+        return False

@@ -1,0 +1,147 @@
+"""A thin LightningModule around a plain network: loss, optimiser, logging.
+
+Each step is "unpack, forward, loss, log". The network stays a plain
+``nn.Module`` (``forward(x_num, x_cat)``); hyperparameters are primitives, so
+Lightning checkpoints load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["RegressionModule", "make_loss"]
+
+
+def make_loss(name: str, huber_delta: float = 1.0):
+    """``f(pred, target) -> scalar`` for ``"mse"``, ``"mae"`` or ``"huber"``."""
+    if name == "mse":
+        return F.mse_loss
+    if name == "mae":
+        return F.l1_loss
+    if name == "huber":
+        return lambda p, y: F.huber_loss(p, y, delta=huber_delta)
+    raise ValueError(f"unknown loss {name!r}; valid names are: huber, mae, mse")
+
+
+class RegressionModule(L.LightningModule):
+    """Train ``network`` on ``(x_num, x_cat, y)`` batches.
+
+    Parameters
+    ----------
+    network : nn.Module
+        ``forward(x_num, x_cat) -> (N, n_targets)``.
+    target_scale : sequence of float
+        Per-target factor from the transformed target to target units; the
+        validation RMSE (``val_rmse``, the early-stopping monitor) is reported
+        in target units (root of the mean over targets of each one's MSE).
+    loss, huber_delta, optimizer, lr, weight_decay, scheduler, max_epochs
+        See :class:`tabresnet.defaults.TrainConfig`.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        target_scale: Sequence[float] = (1.0,),
+        loss: str = "mse",
+        huber_delta: float = 1.0,
+        optimizer: str = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        scheduler: str = "none",
+        max_epochs: int = 100,
+    ):
+        super().__init__()
+        self.network = network
+        self.save_hyperparameters(ignore=["network"])
+        self.loss_fn = make_loss(loss, huber_delta)
+        self.register_buffer(
+            "target_scale", torch.tensor([float(s) for s in target_scale]), persistent=False
+        )
+        self._sums: dict[str, torch.Tensor] = {}
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        return self.network(x_num, x_cat)
+
+    # Per-epoch sums instead of self.log on every step: logging each step costs
+    # about as much as a small network's step (bench/data_path.py).
+    def _accumulate(self, key: str, value: torch.Tensor) -> None:
+        if key in self._sums:
+            self._sums[key] += value
+        else:
+            self._sums[key] = value.clone()
+
+    def training_step(self, batch, batch_idx):
+        x_num, x_cat, y = batch
+        pred = self(x_num, x_cat)
+        loss = self.loss_fn(pred, y)
+        n = y.new_tensor(float(y.shape[0]))
+        self._accumulate("train_loss", loss.detach() * n)
+        self._accumulate("train_n", n)
+        return loss
+
+    def _log_train_loss(self) -> None:
+        if "train_n" in self._sums:
+            value = (self._sums.pop("train_loss") / self._sums.pop("train_n")).item()
+            if not math.isfinite(value):
+                # Divergence: stop now rather than train on NaN (tuning records the reason).
+                self.trainer.should_stop = True
+            self.log("train_loss", value)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_train_loss()  # only where no validation ran this epoch
+
+    def validation_step(self, batch, batch_idx):
+        x_num, x_cat, y = batch
+        pred = self(x_num, x_cat)
+        n = y.new_tensor(float(y.shape[0]))
+        self._accumulate("val_loss", self.loss_fn(pred, y) * n)
+        self._accumulate("val_se", ((pred - y) ** 2).sum(dim=0))
+        self._accumulate("val_n", n)
+
+    def on_validation_epoch_end(self) -> None:
+        # Validation runs after the epoch's last training step, before the
+        # epoch-end hooks: log the finished epoch's training loss here so that
+        # callbacks see it with the validation metrics.
+        self._log_train_loss()
+        if "val_n" not in self._sums:
+            return
+        n = self._sums.pop("val_n")
+        val_loss = self._sums.pop("val_loss") / n
+        mse = self._sums.pop("val_se") / n * self.target_scale.to(n.device) ** 2
+        rmse = torch.sqrt(mse.mean())
+        if not torch.isfinite(rmse):
+            rmse = torch.tensor(float("inf"))
+        self.log("val_loss", val_loss.item())
+        self.log("val_rmse", rmse.item(), prog_bar=True)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        params = self.network.parameters()
+        if hp.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        elif hp.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        elif hp.optimizer == "sgd":
+            opt = torch.optim.SGD(
+                params, lr=hp.lr, momentum=0.9, nesterov=True, weight_decay=hp.weight_decay
+            )
+        else:
+            raise ValueError(
+                f"unknown optimizer {hp.optimizer!r}; valid names are: adam, adamw, sgd"
+            )
+        if hp.scheduler == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(hp.max_epochs, 1))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        if hp.scheduler == "plateau":
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=4)
+            return {
+                "optimizer": opt,
+                "lr_scheduler": {"scheduler": sched, "monitor": "val_rmse", "interval": "epoch"},
+            }
+        return opt

@@ -1,0 +1,208 @@
+"""From a raw table to tensors: read, clean, infer roles, split, preprocess.
+
+Everything fitted (the schema's roles, the preprocessing state) is fitted on
+the training split only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data import (
+    Preprocessor,
+    Schema,
+    check_columns,
+    clean_target,
+    infer_schema,
+    read_table,
+    split_indices,
+)
+from ..defaults import RunConfig
+from ..errors import DataError
+
+__all__ = ["Prepared", "Split", "as_targets", "prepare", "tensors_for"]
+
+
+@dataclass
+class Split:
+    """One split as tensors plus its raw rows.
+
+    Attributes
+    ----------
+    x_num : Tensor, float32, shape (n, n_num)
+    x_cat : Tensor, int64, shape (n, n_cat)
+    y : Tensor, float32, shape (n, n_targets) -- the transformed target
+    y_raw : ndarray, float64, shape (n, n_targets) -- in the target's units
+    frame : DataFrame -- the raw rows
+    """
+
+    x_num: torch.Tensor
+    x_cat: torch.Tensor
+    y: torch.Tensor
+    y_raw: np.ndarray
+    frame: pd.DataFrame
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass
+class Prepared:
+    """The data of one run, ready for training."""
+
+    schema: Schema
+    preprocessor: Preprocessor
+    train: Split
+    val: Split
+    test: Split | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.schema.targets)
+
+    @property
+    def target_scale(self) -> np.ndarray:
+        """Multiply a transformed-target error by this to get target units."""
+        ones = np.ones((1, len(self.targets)))
+        zeros = np.zeros((1, len(self.targets)))
+        return (self.preprocessor.inverse_target(ones) - self.preprocessor.inverse_target(zeros))[0]
+
+
+def as_targets(target: str | Sequence[str]) -> list[str]:
+    if isinstance(target, str):
+        return [target]
+    targets = list(target)
+    if not targets:
+        raise DataError("no target column given; pass --target COLUMN")
+    return targets
+
+
+def tensors_for(pre: Preprocessor, frame: pd.DataFrame, targets: list[str]) -> Split:
+    x_num, x_cat = pre.transform(frame)
+    y_raw = frame[targets].to_numpy(dtype=np.float64)
+    y = pre.transform_target(y_raw)
+    return Split(
+        x_num=torch.as_tensor(np.ascontiguousarray(x_num, dtype=np.float32)),
+        x_cat=torch.as_tensor(np.ascontiguousarray(x_cat, dtype=np.int64)),
+        y=torch.as_tensor(np.ascontiguousarray(y, dtype=np.float32)),
+        y_raw=y_raw,
+        frame=frame,
+    )
+
+
+def _read(source: Any, what: str, targets: list[str]) -> pd.DataFrame:
+    frame = read_table(source)
+    missing = [t for t in targets if t not in frame.columns]
+    if missing:
+        raise DataError(
+            f"target column(s) {', '.join(map(repr, missing))} not found in the {what} data; "
+            f"columns are: {', '.join(map(str, frame.columns))}"
+        )
+    return clean_target(frame, targets)
+
+
+def prepare(
+    data: Any,
+    target: str | Sequence[str],
+    config: RunConfig | None = None,
+    val_data: Any = None,
+    test_data: Any = None,
+    train_index: np.ndarray | None = None,
+    val_index: np.ndarray | None = None,
+) -> Prepared:
+    """Read, clean and split ``data``, fit preprocessing on the training rows.
+
+    Parameters
+    ----------
+    data : path, DataFrame or ndarray
+        The table (see :func:`tabresnet.data.read_table`).
+    target : str or list of str
+        Target column(s).
+    config : RunConfig, optional
+        Uses its ``data`` section and ``seed``.
+    val_data, test_data : optional
+        Separate validation / test tables; a missing one is split off ``data``
+        (``val_size`` / ``test_size`` are fractions of ``data``'s rows).
+    train_index, val_index : ndarray, optional
+        Explicit rows of ``data`` for training and validation (k-fold); then
+        no test split is made unless ``test_data`` is given.
+
+    Returns
+    -------
+    Prepared
+    """
+    cfg = config or RunConfig()
+    targets = as_targets(target)
+    frame = read_table(data)
+    schema = infer_schema(frame, targets, cfg.data)
+    frame = clean_target(frame, targets).reset_index(drop=True)
+
+    test_frame = _read(test_data, "test", targets) if test_data is not None else None
+    val_frame = _read(val_data, "validation", targets) if val_data is not None else None
+    if train_index is not None:
+        train_frame = frame.iloc[train_index]
+        val_frame = frame.iloc[val_index] if val_index is not None else val_frame
+    else:
+        tr, va, te = split_indices(len(frame), cfg.data.val_size, cfg.data.test_size, cfg.seed)
+        if val_frame is None and test_frame is None:
+            train_frame, val_frame, test_frame = frame.iloc[tr], frame.iloc[va], frame.iloc[te]
+        elif val_frame is None:
+            train_frame, val_frame = frame.iloc[np.sort(np.concatenate([tr, te]))], frame.iloc[va]
+        elif test_frame is None:
+            train_frame, test_frame = frame.iloc[np.sort(np.concatenate([tr, va]))], frame.iloc[te]
+        else:
+            train_frame = frame
+    if val_frame is None or len(val_frame) == 0:
+        raise DataError("no validation rows; give val_data or a larger table")
+    for extra in (val_frame, test_frame):
+        if extra is not None:
+            check_columns(extra, schema)
+
+    pre = Preprocessor(schema, cfg.data, seed=cfg.seed)
+    pre.fit(train_frame)
+    pre.fit_target(train_frame[targets].to_numpy(dtype=np.float64))
+    splits = {
+        "train": tensors_for(pre, train_frame, targets),
+        "val": tensors_for(pre, val_frame, targets),
+        "test": tensors_for(pre, test_frame, targets) if test_frame is not None else None,
+    }
+    summary = data_summary(frame, schema, {k: (len(v) if v else 0) for k, v in splits.items()})
+    return Prepared(schema=schema, preprocessor=pre, summary=summary, **splits)
+
+
+def data_summary(frame: pd.DataFrame, schema: Schema, rows: dict[str, int]) -> dict[str, Any]:
+    """Rows per split and, per column, its role, dtype and missing count."""
+    roles: dict[str, str] = {}
+    for role, names in (
+        ("target", schema.targets),
+        ("numeric", schema.numeric),
+        ("categorical", schema.categorical),
+        ("ignored", schema.ignored),
+    ):
+        for name in names:
+            roles[name] = role
+    columns = []
+    for name in frame.columns:
+        col = frame[name]
+        columns.append(
+            {
+                "name": str(name),
+                "role": roles.get(name, "ignored"),
+                "dtype": str(col.dtype),
+                "missing": int(col.isna().sum()),
+                "distinct": int(col.nunique(dropna=True)),
+            }
+        )
+    return {
+        "rows": rows,
+        "n_rows": int(len(frame)),
+        "targets": list(schema.targets),
+        "columns": columns,
+    }
