@@ -1,0 +1,225 @@
+"""Read a table from a file or from memory into a pandas DataFrame.
+
+Run it on a file to see what tabresnet will see::
+
+    python -c "from tabresnet.data import read_table; print(read_table('data.csv').dtypes)"
+
+Every failure is a one-line :class:`~tabresnet.errors.DataError` naming the
+problem and the way out; nothing here raises a pandas or pyarrow traceback at
+the user.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+
+__all__ = ["SUFFIXES", "read_table"]
+
+#: File suffixes :func:`read_table` understands, and the reader each one uses.
+SUFFIXES: dict[str, str] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+# Separators tried when sniffing a .txt file; whitespace is the fallback.
+_SNIFF_DELIMITERS = ",\t;|"
+_SNIFF_BYTES = 64 * 1024
+
+
+def read_table(source: Any) -> pd.DataFrame:
+    """Read a table into a new DataFrame with string column names.
+
+    Parameters
+    ----------
+    source : str, Path, DataFrame, numpy array or dict of arrays
+        - a path ending in ``.csv``, ``.tsv``, ``.txt`` (separator sniffed
+          among ``, TAB ; |``, whitespace otherwise), ``.parquet`` or ``.pq``;
+        - a DataFrame (copied; the caller's frame is never modified);
+        - a 2-D numpy array ``(n_rows, n_columns)``: columns ``x0, x1, ...``
+          (a structured array keeps its field names);
+        - a dict mapping column names to equal-length 1-D arrays.
+
+        In-memory object columns that hold only numbers become numeric
+        (:meth:`pandas.DataFrame.infer_objects`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        At least one row and one column; column names are unique strings.
+
+    Raises
+    ------
+    DataError
+        Missing or unreadable file, unknown suffix, empty table, duplicate
+        column names, or an array that is not 2-D.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> read_table(np.arange(6.0).reshape(3, 2)).columns.tolist()
+    ['x0', 'x1']
+    >>> read_table({"a": [1, 2], "b": ["u", "v"]}).shape
+    (2, 2)
+    >>> read_table("no/such/file.csv")
+    Traceback (most recent call last):
+    ...
+    tabresnet.errors.DataError: file not found: no/such/file.csv
+    """
+    if isinstance(source, (str, PathLike)):
+        df = _read_file(Path(source))
+        where = str(source)
+    elif isinstance(source, pd.DataFrame):
+        df = source.copy().infer_objects()
+        where = "the DataFrame"
+    elif isinstance(source, np.ndarray):
+        df = _from_array(source)
+        where = "the array"
+    elif isinstance(source, Mapping):
+        df = _from_dict(source)
+        where = "the dict"
+    else:
+        raise DataError(
+            f"cannot read a table from a {type(source).__name__}; pass a file path "
+            f"({', '.join(SUFFIXES)}), a pandas DataFrame, a 2-D numpy array or a dict of arrays"
+        )
+    return _check_frame(df, where)
+
+
+# -- files ---------------------------------------------------------------------
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"file not found: {path}")
+    if not path.is_file():
+        raise DataError(f"not a file: {path}; pass the path of a table file")
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(
+            f"cannot read {path.name}: unknown file type {path.suffix or '(no suffix)'!r}; "
+            f"supported: {', '.join(SUFFIXES)}"
+        )
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        sep = _separator(path)
+        header = _raw_header(path, sep)
+        df = pd.read_csv(path, sep=sep)
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"file is empty: {path}; it needs a header line and data rows") from None
+    except UnicodeDecodeError:
+        raise DataError(f"cannot read {path}: it is not UTF-8 text; re-save it as UTF-8") from None
+    except PermissionError:
+        raise DataError(f"cannot read {path}: permission denied") from None
+    except Exception as exc:  # parser and pyarrow errors come in many classes
+        what = "Parquet" if kind == "parquet" else "delimited text"
+        raise DataError(
+            f"cannot read {path} as {what}: {_first_line(exc)}; check that the file "
+            "is complete and its suffix matches its format"
+        ) from None
+    # pandas renames a repeated header "a" to "a.1"; the raw header shows the truth.
+    _check_unique(header, str(path))
+    return df
+
+
+def _separator(path: Path) -> str:
+    """The field separator: fixed by suffix, sniffed for ``.txt``."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return ","
+    if suffix == ".tsv":
+        return "\t"
+    with path.open("r", encoding="utf-8", newline="") as fh:
+        sample = fh.read(_SNIFF_BYTES)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=_SNIFF_DELIMITERS).delimiter
+    except csv.Error:
+        first = sample.splitlines()[0] if sample.strip() else ""
+        return r"\s+" if first.split() != [first] else ","
+
+
+def _raw_header(path: Path, sep: str) -> list[str]:
+    """The header line as written (``header=None`` keeps duplicates unmangled)."""
+    row = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+    return [str(v) for v in row.iloc[0].tolist()]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+# -- memory --------------------------------------------------------------------
+
+
+def _from_array(arr: np.ndarray) -> pd.DataFrame:
+    if arr.dtype.names is not None:
+        if arr.ndim != 1:
+            raise DataError(
+                f"a structured array must be 1-D (one record per row), got shape {arr.shape}"
+            )
+        return pd.DataFrame(arr).infer_objects()
+    if arr.ndim != 2:
+        hint = "; reshape it with x.reshape(-1, 1)" if arr.ndim == 1 else ""
+        raise DataError(f"a numpy array must be 2-D (rows, columns), got shape {arr.shape}{hint}")
+    columns = [f"x{i}" for i in range(arr.shape[1])]
+    return pd.DataFrame(arr, columns=columns).infer_objects()
+
+
+def _from_dict(data: Mapping) -> pd.DataFrame:
+    for name, values in data.items():
+        if np.ndim(values) != 1:
+            raise DataError(
+                f"column {name!r} of the dict must be a 1-D array, got shape {np.shape(values)}"
+            )
+    lengths = {str(k): len(v) for k, v in data.items()}
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k}={n}" for k, n in lengths.items())
+        raise DataError(f"the dict's arrays differ in length ({detail}); make them equal")
+    return pd.DataFrame(dict(data)).infer_objects()
+
+
+# -- checks --------------------------------------------------------------------
+
+
+def _check_unique(names: list[str], where: str) -> None:
+    seen: set[str] = set()
+    dups: list[str] = []
+    for name in names:
+        if name in seen and name not in dups:
+            dups.append(name)
+        seen.add(name)
+    if dups:
+        raise DataError(
+            f"duplicate column name(s) in {where}: {', '.join(map(repr, dups))}; "
+            "rename them so every column name is unique"
+        )
+
+
+def _check_frame(df: pd.DataFrame, where: str) -> pd.DataFrame:
+    if isinstance(df.columns, pd.MultiIndex):
+        raise DataError(
+            f"{where} has multi-level column names; flatten them to single strings first"
+        )
+    names = [str(c) for c in df.columns]
+    _check_unique(names, where)
+    df.columns = names
+    if df.shape[1] == 0:
+        raise DataError(f"{where} has no columns; it needs feature columns and a target")
+    if df.shape[0] == 0:
+        raise DataError(f"{where} has no rows (columns: {', '.join(names)}); add data rows")
+    return df
