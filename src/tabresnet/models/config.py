@@ -90,8 +90,8 @@ class ModelConfig:
         if self.norm is not None:
             get_norm(self.norm)
         get_init(self.init)
-        self.num_blocks = [int(n) for n in _as_list(self.num_blocks, "num_blocks")]
-        self.c_hidden = [int(c) for c in _as_list(self.c_hidden, "c_hidden")]
+        self.num_blocks = _as_int_list(self.num_blocks, "num_blocks")
+        self.c_hidden = _as_int_list(self.c_hidden, "c_hidden")
         if len(self.num_blocks) != len(self.c_hidden) or not self.num_blocks:
             raise ValueError(
                 "num_blocks and c_hidden need one entry per group, however: "
@@ -211,11 +211,16 @@ class ModelConfig:
         return cls.from_dict(data)
 
 
-def _as_list(value: Any, name: str) -> list:
-    if isinstance(value, (int,)):
-        return [value]
+def _as_int_list(value: Any, name: str) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
     if isinstance(value, (list, tuple)):
-        return list(value)
+        try:
+            # int() alone would turn 2.7 into 2 and True into 1 without a word.
+            if all(not isinstance(v, bool) and int(v) == float(v) for v in value):
+                return [int(v) for v in value]
+        except (TypeError, ValueError):
+            pass
     raise ValueError(f"{name} must be a list of ints, however: {name}={value!r}")
 
 
