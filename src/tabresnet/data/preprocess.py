@@ -1,0 +1,468 @@
+"""Turn a table into network inputs; the fitted state is plain data.
+
+Fit on the training rows only, then transform every split the same way::
+
+    pre = Preprocessor(schema, cfg.data, seed=cfg.seed).fit(train_df)
+    x_num, x_cat = pre.transform(test_df)
+    y = pre.transform_target(train_df)          # standardised, (n, n_targets)
+    json.dumps(pre.to_dict())                   # saved with the model
+
+What each column becomes (``x_num`` is float32, ``x_cat`` int64)::
+
+    numeric      inf -> NaN -> median -> quantile-normal | standard | none   x_num
+                 + one "<col>__missing" 0/1 column if it had gaps in training  x_num
+    categorical  str -> sorted training categories, code 0 = missing/unseen
+                 <= onehot_max_cardinality categories: one-hot "<col>=<cat>"  x_num
+                 more: one code column, cardinality n_categories + 1         x_cat
+
+``x_num`` holds, in order: scaled numerics, missing indicators, one-hot blocks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.preprocessing import QuantileTransformer
+
+from ..defaults import DataConfig, choices
+from ..errors import ConfigError, DataError, ModelFileError
+from .schema import Schema, as_float, check_columns
+
+__all__ = ["Preprocessor"]
+
+FORMAT_VERSION = 1
+# Inputs are clipped to the float32 range: the output is float32, and bounded
+# inputs keep means and variances finite in float64.
+_F32_MAX = float(np.finfo(np.float32).max)
+# sklearn's own subsample size (rows used to estimate quantiles), read rather
+# than retyped; raised to n_quantiles when more quantiles are asked for.
+_QT_SUBSAMPLE = QuantileTransformer().subsample
+
+
+def _category_strings(series: pd.Series) -> pd.Series:
+    """Values as strings, NaN kept; integral floats print as integers.
+
+    An integer column with gaps arrives as float ("3.0"); printing it as "3"
+    makes it match the same column read without gaps.
+    """
+    strs = series.astype(str)
+    if pd.api.types.is_float_dtype(series.dtype):
+        values = as_float(series)
+        with np.errstate(invalid="ignore"):
+            integral = (
+                np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2.0**53)
+            )
+        if integral.any():
+            strs = strs.astype(object)
+            strs[integral] = values[integral].astype(np.int64).astype(str)
+    return strs
+
+
+class Preprocessor:
+    """Fit-once, JSON-serialisable feature and target preprocessing.
+
+    Parameters
+    ----------
+    schema : Schema
+        Column roles (from :func:`~tabresnet.data.infer_schema`).
+    cfg : DataConfig, optional
+        Reads ``numeric_transform``, ``n_quantiles``, ``onehot_max_cardinality``
+        and ``target_transform``; defaults to ``DataConfig()``.
+    seed : int
+        Seeds the row subsample of the quantile transform on large tables.
+
+    Attributes
+    ----------
+    n_num : int
+        Width of ``x_num``.
+    cardinalities : list of int
+        Codes of each ``x_cat`` column, the reserved code 0 included.
+    feature_names : list of str
+        Names of the ``x_num`` columns, then of the ``x_cat`` columns.
+
+    Shape
+    -----
+    - ``transform``: DataFrame with ``n`` rows ->
+      ``x_num`` ``(n, n_num)`` float32, ``x_cat`` ``(n, len(cardinalities))`` int64
+    - ``transform_target``: ``(n, n_targets)`` -> ``(n, n_targets)`` float32
+    - ``inverse_target``: ``(n, n_targets)`` -> ``(n, n_targets)`` float64
+
+    Examples
+    --------
+    >>> import json
+    >>> df = pd.DataFrame({"a": [1.0, None, 3.0, 4.0], "c": ["x", "y", "x", None],
+    ...                    "y": [1.0, 2.0, 3.0, 4.0]})
+    >>> schema = Schema(numeric=["a"], categorical=["c"], targets=["y"])
+    >>> pre = Preprocessor(schema, DataConfig(numeric_transform="standard")).fit(df)
+    >>> pre.feature_names
+    ['a', 'a__missing', 'c=x', 'c=y']
+    >>> x_num, x_cat = pre.transform(df)
+    >>> x_num.shape, x_num.dtype, x_cat.shape
+    ((4, 4), dtype('float32'), (4, 0))
+    >>> x_num[3].tolist()  # a = 4.0, no gap, c missing: no one-hot bit
+    [1.147, 0.0, 0.0, 0.0]
+    >>> pre.inverse_target(pre.transform_target(df)).ravel()
+    array([1., 2., 3., 4.])
+    >>> pre2 = Preprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
+    >>> bool((pre2.transform(df)[0] == x_num).all())
+    True
+    """
+
+    def __init__(self, schema: Schema, cfg: DataConfig | None = None, seed: int = 0):
+        cfg = cfg or DataConfig()
+        for name in ("numeric_transform", "target_transform"):
+            allowed = choices("data", name)
+            value = getattr(cfg, name)
+            if allowed is not None and value not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, however: {value!r}")
+        if int(cfg.n_quantiles) < 2:
+            raise ConfigError(f"n_quantiles must be at least 2, however: {cfg.n_quantiles}")
+        self.schema = schema
+        self.numeric_transform = cfg.numeric_transform
+        self.target_transform = cfg.target_transform
+        self.n_quantiles = int(cfg.n_quantiles)
+        self.onehot_max_cardinality = int(cfg.onehot_max_cardinality)
+        self.seed = int(seed)
+        self._fitted = False
+        self._target_fitted = False
+
+    # -- fitting -----------------------------------------------------------------
+    def fit(self, df: pd.DataFrame) -> Preprocessor:
+        """Learn imputation, scaling and categories from the training rows.
+
+        Also fits the target (:meth:`fit_target`) when every target column is
+        in ``df``.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Training rows, with at least the schema's feature columns.
+
+        Returns
+        -------
+        Preprocessor
+            ``self``.
+        """
+        check_columns(df, self.schema)
+        if len(df) == 0:
+            raise DataError("cannot fit preprocessing on 0 rows; the training split is empty")
+        self._fit_numeric(self._numeric_matrix(df))
+        self.categories_: dict[str, list[str]] = {}
+        for name in self.schema.categorical:
+            present = _category_strings(df[name])[~df[name].isna().to_numpy()]
+            self.categories_[name] = sorted(set(present.tolist()))
+        self._finish()
+        if self.schema.targets and all(t in df.columns for t in self.schema.targets):
+            self.fit_target(df)
+        return self
+
+    def _numeric_matrix(self, df: pd.DataFrame) -> np.ndarray:
+        """Numeric columns as float64 ``(n, k)``, inf -> NaN, clipped to the float32 range."""
+        cols = self.schema.numeric
+        x = np.empty((len(df), len(cols)), dtype=np.float64)
+        for j, name in enumerate(cols):
+            x[:, j] = as_float(df[name])
+        x[np.isinf(x)] = np.nan
+        return np.clip(x, -_F32_MAX, _F32_MAX)
+
+    def _fit_numeric(self, x: np.ndarray) -> None:
+        gaps = np.isnan(x)
+        has_values = ~gaps.all(axis=0)
+        median = np.zeros(x.shape[1])
+        if has_values.any():
+            median[has_values] = np.nanmedian(x[:, has_values], axis=0)
+        self.median_ = median
+        self.indicators_ = [c for c, g in zip(self.schema.numeric, gaps.any(axis=0)) if g]
+        x = np.where(gaps, median, x)
+        k = x.shape[1]
+        self.mean_, self.std_ = np.zeros(k), np.ones(k)
+        self.quantiles_: np.ndarray | None = None
+        self._qt: QuantileTransformer | None = None
+        if k == 0:
+            self.constant_ = np.zeros(0, dtype=bool)
+            return
+        self.constant_ = x.max(axis=0) == x.min(axis=0)
+        if self.numeric_transform == "standard":
+            self.mean_ = x.mean(axis=0)
+            std = x.std(axis=0)
+            self.std_ = np.where((std > 0) & np.isfinite(std), std, 1.0)
+        elif self.numeric_transform == "quantile" and not self.constant_.all():
+            n_q = min(self.n_quantiles, x.shape[0])
+            qt = QuantileTransformer(
+                n_quantiles=n_q,
+                output_distribution="normal",
+                subsample=max(_QT_SUBSAMPLE, n_q),
+                random_state=self.seed,
+            )
+            qt.fit(x[:, ~self.constant_])
+            self.quantiles_ = np.asarray(qt.quantiles_, dtype=np.float64)
+            self._qt = qt
+
+    def _finish(self) -> None:
+        """Derive the layout (one-hot vs embedded, names, widths) from the fitted state."""
+        self.onehot_ = [
+            c
+            for c in self.schema.categorical
+            if len(self.categories_[c]) <= self.onehot_max_cardinality
+        ]
+        self.embedded_ = [c for c in self.schema.categorical if c not in set(self.onehot_)]
+        self._index = {c: pd.Index(cats, dtype=object) for c, cats in self.categories_.items()}
+        names = list(self.schema.numeric)
+        names += [f"{c}__missing" for c in self.indicators_]
+        for c in self.onehot_:
+            names += [f"{c}={v}" for v in self.categories_[c]]
+        self.n_num = len(names)
+        self.cardinalities = [len(self.categories_[c]) + 1 for c in self.embedded_]
+        self.feature_names = names + list(self.embedded_)
+        self._fitted = True
+
+    def _check_fitted(self) -> None:
+        if not self._fitted:
+            raise RuntimeError("this Preprocessor is not fitted; call fit(train_df) first")
+
+    # -- transforming ---------------------------------------------------------------
+    def transform(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Map a table to network inputs; never NaN or inf.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Any rows with (at least) the schema's feature columns, in any order.
+
+        Returns
+        -------
+        x_num : numpy.ndarray
+            ``(n, n_num)`` float32.
+        x_cat : numpy.ndarray
+            ``(n, len(cardinalities))`` int64; 0 means missing or unseen.
+        """
+        self._check_fitted()
+        check_columns(df, self.schema)
+        n = len(df)
+        parts = [self._transform_numeric(self._numeric_matrix(df))]
+        x_cat = np.zeros((n, len(self.embedded_)), dtype=np.int64)
+        codes = {c: self._codes(df[c]) for c in self.schema.categorical}
+        for c in self.onehot_:
+            onehot = np.zeros((n, len(self.categories_[c])), dtype=np.float32)
+            hit = codes[c] > 0
+            onehot[np.flatnonzero(hit), codes[c][hit] - 1] = 1.0
+            parts.append(onehot)
+        for j, c in enumerate(self.embedded_):
+            x_cat[:, j] = codes[c]
+        x_num = np.concatenate(parts, axis=1)
+        return np.ascontiguousarray(x_num, dtype=np.float32), x_cat
+
+    def _transform_numeric(self, x: np.ndarray) -> np.ndarray:
+        gaps = np.isnan(x)
+        x = np.where(gaps, self.median_, x)
+        if self.numeric_transform == "standard":
+            x = (x - self.mean_) / self.std_
+        elif self.numeric_transform == "quantile":
+            out = np.zeros_like(x)
+            if self._qt is not None and len(x):
+                out[:, ~self.constant_] = self._qt.transform(x[:, ~self.constant_])
+            # A column constant in training carries no information: 0 everywhere.
+            x = out
+        indicator_cols = [self.schema.numeric.index(c) for c in self.indicators_]
+        indicators = gaps[:, indicator_cols].astype(np.float64)
+        # Saturate rather than overflow: a far-out value under a tiny training std.
+        return np.clip(np.concatenate([x, indicators], axis=1), -_F32_MAX, _F32_MAX)
+
+    def _codes(self, series: pd.Series) -> np.ndarray:
+        strs = _category_strings(series)
+        codes = self._index[series.name].get_indexer(strs.astype(object)) + 1
+        codes[series.isna().to_numpy()] = 0
+        return codes.astype(np.int64)
+
+    # -- target ------------------------------------------------------------------
+    def _target_array(self, y: Any) -> np.ndarray:
+        if isinstance(y, pd.DataFrame):
+            missing = [t for t in self.schema.targets if t not in y.columns]
+            if missing:
+                raise DataError(
+                    f"target column(s) {', '.join(map(repr, missing))} not in the table"
+                )
+            y = np.column_stack([as_float(y[t]) for t in self.schema.targets])
+        elif isinstance(y, pd.Series):
+            y = as_float(y)
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 1:
+            y = y[:, None]
+        n_targets = len(self.schema.targets) or y.shape[1]
+        if y.ndim != 2 or y.shape[1] != n_targets:
+            raise DataError(
+                f"target array must have shape (n, {n_targets}), however: shape {y.shape}"
+            )
+        return y
+
+    def fit_target(self, y: Any) -> Preprocessor:
+        """Learn the per-column mean and std of the target (std 0 -> 1).
+
+        Parameters
+        ----------
+        y : array-like or DataFrame
+            ``(n, n_targets)`` (or ``(n,)`` for one target), or a table holding
+            the target columns.
+
+        Returns
+        -------
+        Preprocessor
+            ``self``.
+        """
+        y = self._target_array(y)
+        if len(y) == 0 or not np.isfinite(y).all():
+            raise DataError(
+                "the target has no rows or has NaN/inf values; pass the table through "
+                "clean_target first"
+            )
+        if self.target_transform == "standard":
+            with np.errstate(over="ignore", invalid="ignore"):
+                mean, std = y.mean(axis=0), y.std(axis=0)
+            if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+                raise DataError(
+                    f"target values are too large to standardise (max |y| = "
+                    f"{np.abs(y).max():.3g}); rescale the target"
+                )
+            self.target_mean_, self.target_std_ = mean, np.where(std > 0, std, 1.0)
+        else:
+            self.target_mean_, self.target_std_ = np.zeros(y.shape[1]), np.ones(y.shape[1])
+        self._target_fitted = True
+        return self
+
+    def _check_target_fitted(self) -> None:
+        if not self._target_fitted:
+            raise RuntimeError("the target is not fitted; call fit_target(y) first")
+
+    def transform_target(self, y: Any) -> np.ndarray:
+        """Standardise the target: ``(n, n_targets)`` -> ``(n, n_targets)`` float32."""
+        self._check_target_fitted()
+        y = self._target_array(y)
+        return ((y - self.target_mean_) / self.target_std_).astype(np.float32)
+
+    def inverse_target(self, z: Any) -> np.ndarray:
+        """Map network outputs back to target units: ``(n, n_targets)`` float64."""
+        self._check_target_fitted()
+        z = self._target_array(z)
+        return z * self.target_std_ + self.target_mean_
+
+    # -- state -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted state as JSON-safe lists, numbers and strings.
+
+        The quantile transform is stored as its quantiles (one list per
+        non-constant numeric column) and rebuilt by :meth:`from_dict`; floats
+        survive JSON exactly, so a loaded preprocessor gives identical output.
+        """
+        self._check_fitted()
+        state: dict[str, Any] = {
+            "format": FORMAT_VERSION,
+            "schema": self.schema.to_dict(),
+            "seed": self.seed,
+            "numeric_transform": self.numeric_transform,
+            "target_transform": self.target_transform,
+            "n_quantiles": self.n_quantiles,
+            "onehot_max_cardinality": self.onehot_max_cardinality,
+            "median": self.median_.tolist(),
+            "indicators": list(self.indicators_),
+            "constant": self.constant_.tolist(),
+            "mean": self.mean_.tolist(),
+            "std": self.std_.tolist(),
+            "quantiles": None if self.quantiles_ is None else self.quantiles_.T.tolist(),
+            "categories": {c: list(v) for c, v in self.categories_.items()},
+            "target": None,
+        }
+        if self._target_fitted:
+            state["target"] = {
+                "mean": self.target_mean_.tolist(),
+                "std": self.target_std_.tolist(),
+            }
+        return state
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Preprocessor:
+        """Rebuild a fitted preprocessor from :meth:`to_dict` output.
+
+        Raises
+        ------
+        ModelFileError
+            If ``state`` is not a preprocessing state this version can read.
+        """
+        if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+            got = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise ModelFileError(
+                f"preprocessing state has format {got!r}, expected {FORMAT_VERSION}; "
+                "the model file is corrupted or from another tabresnet version"
+            )
+        try:
+            cfg = DataConfig(
+                numeric_transform=state["numeric_transform"],
+                target_transform=state["target_transform"],
+                n_quantiles=int(state["n_quantiles"]),
+                onehot_max_cardinality=int(state["onehot_max_cardinality"]),
+            )
+            self = cls(Schema.from_dict(state["schema"]), cfg, seed=int(state["seed"]))
+            k = len(self.schema.numeric)
+            self.median_ = _vector(state["median"], k)
+            self.mean_ = _vector(state["mean"], k)
+            self.std_ = _vector(state["std"], k)
+            self.constant_ = np.array(state["constant"], dtype=bool).reshape(k)
+            self.indicators_ = [str(c) for c in state["indicators"]]
+            self.categories_ = {
+                str(c): [str(v) for v in cats] for c, cats in state["categories"].items()
+            }
+            if set(self.categories_) != set(self.schema.categorical) or not set(
+                self.indicators_
+            ) <= set(self.schema.numeric):
+                raise ValueError("columns do not match the schema")
+            self.quantiles_, self._qt = None, None
+            if state["quantiles"] is not None:
+                self.quantiles_ = np.array(state["quantiles"], dtype=np.float64).T
+                self._qt = self._rebuild_quantile_transformer(self.quantiles_)
+            self._finish()
+            if state["target"] is not None:
+                self.target_mean_ = np.array(state["target"]["mean"], dtype=np.float64)
+                self.target_std_ = np.array(state["target"]["std"], dtype=np.float64)
+                self._target_fitted = True
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelFileError(
+                f"preprocessing state is corrupted ({type(exc).__name__}: {exc}); "
+                "re-train or re-save the model"
+            ) from None
+        return self
+
+    def _rebuild_quantile_transformer(self, quantiles: np.ndarray) -> QuantileTransformer:
+        """A fitted ``QuantileTransformer`` from stored quantiles ``(n_quantiles, k)``."""
+        n_q, k = quantiles.shape
+        if n_q < 2 or k != int((~self.constant_).sum()):
+            raise ValueError(f"quantiles of shape {quantiles.shape} do not match the columns")
+        qt = QuantileTransformer(
+            n_quantiles=n_q,
+            output_distribution="normal",
+            subsample=max(_QT_SUBSAMPLE, n_q),
+            random_state=self.seed,
+        )
+        # Exactly the attributes QuantileTransformer.fit sets for dense input.
+        qt.n_quantiles_ = n_q
+        qt.references_ = np.linspace(0, 1, n_q, endpoint=True)
+        qt.quantiles_ = quantiles
+        qt.n_features_in_ = k
+        return qt
+
+    def __repr__(self) -> str:
+        state = (
+            f"n_num={self.n_num}, cardinalities={self.cardinalities}"
+            if self._fitted
+            else "not fitted"
+        )
+        return f"Preprocessor({self.numeric_transform}, {state})"
+
+
+def _vector(values: Any, k: int) -> np.ndarray:
+    out = np.array(values, dtype=np.float64)
+    if out.shape != (k,):
+        raise ValueError(f"expected {k} numbers, got shape {out.shape}")
+    return out
