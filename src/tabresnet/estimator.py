@@ -1,0 +1,586 @@
+"""scikit-learn estimators: :class:`ResNetRegressor` and :class:`TunedResNetRegressor`.
+
+Use them like any scikit-learn regressor (``Pipeline``, ``cross_val_score``,
+``GridSearchCV``, ``clone``)::
+
+    from tabresnet import ResNetRegressor
+    model = ResNetRegressor(max_epochs=100, c_hidden=(64, 64)).fit(X_train, y_train)
+    model.score(X_test, y_test)          # R²
+    model.save("model_dir")              # the CLI's model file; tabresnet.load reads it
+
+Every constructor argument is a flat option of :mod:`tabresnet.defaults` (the
+one source of defaults) and has that module's default; the signature is
+generated from it, so a new option there is a new estimator argument.
+
+>>> import numpy as np
+>>> from tabresnet import ResNetRegressor
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(200, 3))
+>>> y = X @ [1.0, -2.0, 0.5]
+>>> est = ResNetRegressor(max_epochs=20, num_blocks=(1,), c_hidden=(16,), lr=3e-3)
+>>> est.fit(X, y).predict(X[:4]).shape
+(4,)
+>>> est.score(X, y) > 0.5
+True
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
+
+from .defaults import DataConfig, ModelConfig, RunConfig, TrainConfig, flat_defaults
+from .errors import DataError
+
+__all__ = [
+    "EXCLUDED",
+    "MIN_VAL_ROWS",
+    "OVERRIDES",
+    "ResNetRegressor",
+    "TunedResNetRegressor",
+    "estimator_defaults",
+]
+
+#: Flat options of :mod:`tabresnet.defaults` an estimator does not take, and why.
+EXCLUDED: dict[str, str] = {
+    "test_size": "an estimator trains on every row it is given (less the validation "
+    "split); hold test rows out yourself, e.g. with train_test_split",
+    "cv_folds": "cross-validate an estimator with sklearn's cross_val_score",
+    "logger": "fit writes no run directory, so there is nothing to log into",
+}
+
+#: Defaults that differ from the command line's, and why.
+OVERRIDES: dict[str, Any] = {
+    # A library call prints nothing unless asked: GridSearchCV fits hundreds of models.
+    "progress": "none",
+}
+
+#: Below this many validation rows the training rows double as the
+#: validation set (see :meth:`ResNetRegressor.fit`).
+MIN_VAL_ROWS = 5
+
+
+def estimator_defaults() -> dict[str, Any]:
+    """Constructor argument -> default, in the order of :func:`~tabresnet.defaults.flat_fields`.
+
+    The flat defaults less :data:`EXCLUDED`, with :data:`OVERRIDES` applied and
+    lists turned into tuples (scikit-learn requires immutable defaults; a list
+    or a tuple is accepted for every list option).
+
+    >>> d = estimator_defaults()
+    >>> d["num_blocks"], d["progress"], "test_size" in d
+    ((2, 2), 'none', False)
+    """
+    out = {}
+    for name, value in flat_defaults().items():
+        if name in EXCLUDED:
+            continue
+        value = OVERRIDES.get(name, value)
+        out[name] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+# -- docstrings generated from the config dataclasses ------------------------------
+
+
+def _attribute_docs() -> dict[str, tuple[str, list[str]]]:
+    """Flat name -> (type, description lines), read from the config classes' numpydoc."""
+    docs: dict[str, tuple[str, list[str]]] = {}
+    for cls in (ModelConfig, DataConfig, TrainConfig):
+        lines = (inspect.getdoc(cls) or "").splitlines()
+        try:
+            start = lines.index("Attributes") + 2
+        except ValueError:  # pragma: no cover - every config class documents its fields
+            continue
+        names: list[str] = []
+        for line in lines[start:]:
+            if line and not line.startswith(" "):
+                if ":" not in line:
+                    break  # the next section
+                head, kind = line.split(":", 1)
+                names = [n.strip() for n in head.split(",")]
+                for name in names:
+                    docs[name] = (kind.strip(), [])
+            elif line.strip():
+                for name in names:
+                    docs[name][1].append(line.strip())
+    docs["seed"] = ("int", ["One seed for the validation split, initialisation and batch order."])
+    return docs
+
+
+def _parameters_doc() -> str:
+    """The numpydoc lines of every generated constructor argument (4-space indented)."""
+    docs = _attribute_docs()
+    out = []
+    for name, default in estimator_defaults().items():
+        kind, text = docs.get(name, ("", ["See :class:`tabresnet.defaults.RunConfig`."]))
+        kind = kind.replace("list of", "tuple of")
+        out.append(f"    {name} : {kind}, default={default!r}")
+        if name == "val_size":
+            text = [
+                "Fraction of the training rows held out to choose the epoch (early",
+                "stopping); with fewer than ``MIN_VAL_ROWS`` such rows the training",
+                "rows are used instead.",
+            ]
+        out.extend(f"        {t}" for t in text or ["See :class:`~tabresnet.defaults.RunConfig`."])
+    return "\n".join(out)
+
+
+def _with_parameters(doc: str | None) -> str:
+    return (doc or "").replace("    {generated_parameters}", _parameters_doc())
+
+
+# -- the generated signature -----------------------------------------------------
+
+
+def _signature(extra: tuple[inspect.Parameter, ...] = ()) -> inspect.Signature:
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *extra]
+    params += [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value)
+        for name, value in estimator_defaults().items()
+    ]
+    return inspect.Signature(params)
+
+
+def _make_init(signature: inspect.Signature):
+    """An ``__init__`` that stores its (keyword-only) arguments and nothing else.
+
+    scikit-learn reads the parameter names from ``__init__``'s signature
+    (``BaseEstimator._get_param_names``); ``__signature__`` gives it the
+    generated one instead of ``**params``, and binding against it rejects
+    unknown names and positional arguments with Python's own ``TypeError``.
+    """
+
+    def __init__(self, **params: Any) -> None:
+        bound = signature.bind(self, **params)
+        bound.apply_defaults()
+        for name, value in bound.arguments.items():
+            if name != "self":
+                setattr(self, name, value)
+
+    __init__.__signature__ = signature  # type: ignore[attr-defined]
+    return __init__
+
+
+# -- input handling ----------------------------------------------------------------
+
+
+def _is_table(X: Any) -> bool:
+    """DataFrames, and object arrays holding strings, keep per-column types."""
+    if isinstance(X, pd.DataFrame):
+        return True
+    return (
+        isinstance(X, np.ndarray)
+        and X.dtype == object
+        and X.ndim == 2
+        and any(isinstance(v, str) for v in X.ravel())
+    )
+
+
+def _check_table(X: Any, name: str) -> pd.DataFrame:
+    """Shape and value checks of the table path (validate_data's, for mixed columns)."""
+    if X.ndim != 2:  # pragma: no cover - _is_table only passes 2-D input
+        raise ValueError(f"Expected a 2-D table, got shape {X.shape}")
+    if X.shape[1] == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
+            f"required by {name}."
+        )
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X).infer_objects()
+    numeric = frame.select_dtypes(include="number")
+    if numeric.shape[1]:
+        values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+        if np.isinf(values).any():
+            # Same rule as the array path (validate_data's "allow-nan").
+            raise ValueError("Input X contains infinity or a value too large for dtype('float64').")
+    return frame
+
+
+class _ResNetBase(RegressorMixin, BaseEstimator):
+    """What both estimators share: parameters -> RunConfig, input checks, predict, save."""
+
+    def _run_config(self) -> RunConfig:
+        from .training import resolve_config
+
+        values = {
+            name: list(v) if isinstance(v, tuple) else v
+            for name in estimator_defaults()
+            for v in [getattr(self, name)]
+        }
+        return resolve_config(None, values)
+
+    def _columns(self) -> list[str]:
+        """The names the model sees: ``feature_names_in_`` or ``x0, x1, ...``."""
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            return [str(n) for n in names]
+        return [f"x{i}" for i in range(self.n_features_in_)]
+
+    def _frame(self, X: Any, y: Any = None, reset: bool = False) -> Any:
+        """Validate ``X`` (and ``y`` when fitting) into a DataFrame with :meth:`_columns`."""
+        name = type(self).__name__
+        fitting = reset
+        if _is_table(X):
+            if fitting:
+                X, y = validate_data(self, X, y, reset=True, skip_check_array=True)
+            else:
+                X = validate_data(self, X, reset=False, skip_check_array=True)
+            table = _check_table(X, name)
+            if fitting and len(table) < 2:
+                raise ValueError(
+                    f"{name} needs at least 2 samples to train, however: n_samples = {len(table)}"
+                )
+            if not fitting and len(table) == 0:
+                raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
+            frame = table.set_axis(self._columns(), axis=1)
+        else:
+            kw = {"dtype": np.float64, "ensure_all_finite": "allow-nan"}
+            if fitting:
+                X, y = validate_data(
+                    self, X, y, reset=True, multi_output=True, y_numeric=True,
+                    ensure_min_samples=2, **kw,
+                )  # fmt: skip
+            else:
+                X = validate_data(self, X, reset=False, **kw)
+            frame = pd.DataFrame(X, columns=self._columns(), copy=False)
+        if not fitting:
+            return frame
+        y = check_array(
+            y, ensure_2d=False, dtype=np.float64, input_name="y", estimator=self
+        )  # NaN and inf raise here, as sklearn's regressors do
+        if y.ndim not in (1, 2):  # pragma: no cover - check_array refuses > 2 dimensions
+            raise ValueError(f"y must be 1-D or 2-D, however: shape {y.shape}")
+        check_consistent_length(frame, y)
+        return frame, y
+
+    def _fit_data(self, X: Any, y: Any) -> tuple[pd.DataFrame, list[str], RunConfig]:
+        """Check the parameters and the data; the training table and its target names."""
+        cfg = self._run_config()
+        y_in = y
+        frame, y = self._frame(X, y, reset=True)
+        self._y_ndim = y.ndim
+        y2 = y.reshape(len(y), -1)
+        self.n_outputs_ = int(y2.shape[1])
+        targets = _target_names(y_in, self.n_outputs_, frame.columns)
+        frame = frame.assign(**{t: y2[:, j] for j, t in enumerate(targets)})
+        return frame, targets, cfg
+
+    def _split(self, n: int, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+        """Training and validation row positions (validation: for early stopping only)."""
+        from .data import split_indices
+
+        try:
+            train, val, _ = split_indices(n, cfg.data.val_size, 0.0, cfg.seed)
+        except DataError:
+            val = np.empty(0, dtype=np.int64)
+        if len(val) < MIN_VAL_ROWS:
+            # NOTE: with a handful of rows a held-out set is noise and leaves too few
+            # rows to learn from; train on all rows and let early stopping watch the
+            # training RMSE (in practice: train for max_epochs).
+            train = val = np.arange(n, dtype=np.int64)
+        return train, val
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict the target(s) of the rows of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            The columns seen in :meth:`fit`, in the same order.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            1-D when ``fit`` got a 1-D ``y``, else 2-D; float64.
+        """
+        check_is_fitted(self)
+        frame = self._frame(X, reset=False)
+        pred = np.asarray(self.model_.predict(frame), dtype=np.float64)
+        return pred.reshape(len(frame), -1) if self._y_ndim == 2 else pred.reshape(-1)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model as the command line's model file.
+
+        Parameters
+        ----------
+        path : path
+            A directory; ``model.json`` and ``model.safetensors`` go into it.
+
+        Returns
+        -------
+        Path
+            The ``model.json`` path; :func:`tabresnet.load` reads it back as a
+            :class:`~tabresnet.artifact.TabularModel` that predicts the same numbers
+            from the same columns (1-D for one target).
+        """
+        check_is_fitted(self)
+        return self.model_.save(path)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Missing numbers are imputed (median + an indicator column).
+        tags.input_tags.allow_nan = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+
+def _target_names(y: Any, n_outputs: int, features: pd.Index) -> list[str]:
+    """Target column names: a Series' or DataFrame's own, else ``y`` / ``y0, y1, ...``."""
+    names: list[str] | None = None
+    if isinstance(y, pd.Series) and isinstance(y.name, str) and n_outputs == 1:
+        names = [y.name]
+    elif isinstance(y, pd.DataFrame) and all(isinstance(c, str) for c in y.columns):
+        names = list(y.columns) if len(set(y.columns)) == n_outputs else None
+    if names is None:
+        names = ["y"] if n_outputs == 1 else [f"y{j}" for j in range(n_outputs)]
+    taken = set(map(str, features))
+    out = []
+    for name in names:
+        while name in taken:  # a feature has the name: never overwrite it
+            name = f"_{name}"
+        taken.add(name)
+        out.append(name)
+    return out
+
+
+class ResNetRegressor(_ResNetBase):
+    """A residual network for tabular regression, as a scikit-learn estimator.
+
+    Numeric columns are quantile-normalised after median imputation (with a
+    missing-value indicator), categorical columns are one-hot encoded or
+    embedded, the target is standardised; a validation split of the training
+    rows picks the best epoch (early stopping). All of it is fitted in
+    :meth:`fit`, on the training rows only.
+
+    Every argument is keyword-only and is the flat option of the same name in
+    :mod:`tabresnet.defaults`, with the same default, except ``progress``
+    (``"none"``: a library call prints nothing). Lists are given as tuples.
+
+    Parameters
+    ----------
+    {generated_parameters}
+
+    Attributes
+    ----------
+    model_ : TabularModel
+        The trained network with its column schema and preprocessing; predicts
+        from raw columns.
+    config_ : RunConfig
+        The resolved configuration of the run.
+    history_ : DataFrame
+        One row per epoch: ``epoch, train_loss, val_loss, val_rmse``.
+    n_epochs_ : int
+        Epochs trained.
+    best_epoch_ : int
+        The epoch (from 0) whose weights were kept.
+    best_val_rmse_ : float
+        Validation RMSE of that epoch, in target units.
+    n_features_in_ : int
+        Number of columns seen in :meth:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names seen in :meth:`fit`, if they were all strings.
+    n_outputs_ : int
+        Number of targets.
+
+    See Also
+    --------
+    TunedResNetRegressor : searches the hyperparameters with Optuna inside ``fit``.
+    tabresnet.fit : the same training from a table, writing a run directory.
+
+    Notes
+    -----
+    ``X`` may be a numeric array (NaN allowed, infinity refused), a DataFrame
+    whose columns are numbers, strings, categories or booleans (each column's
+    dtype decides its role, see :func:`tabresnet.data.infer_schema`), or an
+    object array holding strings. The same ``seed`` gives the same model.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"size": rng.uniform(30, 120, 150),
+    ...                   "city": rng.choice(["Oslo", "Rome", None], 150)})
+    >>> y = X["size"] * 0.05 + (X["city"] == "Oslo")
+    >>> est = ResNetRegressor(max_epochs=5, num_blocks=(1,), c_hidden=(8,)).fit(X, y)
+    >>> est.predict(X.head(2)).shape, est.n_features_in_, list(est.feature_names_in_)
+    ((2,), 2, ['size', 'city'])
+    >>> est.n_epochs_
+    5
+    """
+
+    __init__ = _make_init(_signature())
+
+    def fit(self, X: Any, y: Any) -> ResNetRegressor:
+        """Train on ``X``, ``y``; a ``val_size`` share of the rows picks the epoch.
+
+        With fewer than :data:`MIN_VAL_ROWS` validation rows the training rows
+        are the validation rows as well.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            At least 2 rows.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Finite numbers.
+
+        Returns
+        -------
+        self
+        """
+        # NOTE: training before artifact: importing tabresnet.artifact first hits a
+        # circular import (artifact -> training.metrics -> training -> artifact).
+        from .training import evaluate_splits, prepare, train_network  # isort: skip
+        from .artifact import TabularModel  # isort: skip
+
+        frame, targets, cfg = self._fit_data(X, y)
+        train, val = self._split(len(frame), cfg)
+        prepared = prepare(frame, targets, cfg, train_index=train, val_index=val)
+        result = train_network(prepared, cfg)
+        if result.diverged:
+            warnings.warn(
+                "the training loss became NaN or infinite; lower lr or set gradient_clip",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
+        model.metrics = evaluate_splits(model, prepared)
+        model.metrics["training"] = {
+            "best_epoch": result.best_epoch,
+            "epochs": int(len(result.history)),
+            "seconds": round(result.seconds, 3),
+            "diverged": result.diverged,
+        }
+        self.model_ = model
+        self.config_ = cfg
+        self.history_ = result.history
+        self.n_epochs_ = int(len(result.history))
+        self.best_epoch_ = int(result.best_epoch)
+        self.best_val_rmse_ = float(result.best_val_rmse)
+        return self
+
+
+ResNetRegressor.__doc__ = _with_parameters(ResNetRegressor.__doc__)
+
+
+# -- tuning ------------------------------------------------------------------------
+
+_TUNING_PARAMETERS = (
+    inspect.Parameter("n_trials", inspect.Parameter.KEYWORD_ONLY, default=20),
+    inspect.Parameter("timeout", inspect.Parameter.KEYWORD_ONLY, default=None),
+    inspect.Parameter("search_space", inspect.Parameter.KEYWORD_ONLY, default=None),
+    inspect.Parameter("sampler", inspect.Parameter.KEYWORD_ONLY, default="tpe"),
+    inspect.Parameter("pruner", inspect.Parameter.KEYWORD_ONLY, default="median"),
+)
+
+
+class TunedResNetRegressor(_ResNetBase):
+    """A :class:`ResNetRegressor` whose hyperparameters Optuna searches inside ``fit``.
+
+    ``fit`` splits a validation set off the training rows, runs
+    :func:`tabresnet.tuning.tune` on the rest (each trial scored by its
+    validation RMSE) and keeps the best trial's model.
+
+    Parameters
+    ----------
+    n_trials : int, default=20
+        Number of trials.
+    timeout : float or None, default=None
+        Stop starting trials after this many seconds.
+    search_space : dict or None, default=None
+        The search space, in :func:`tabresnet.tuning.tune`'s format; ``None`` is
+        the project's default space.
+    sampler : str, default="tpe"
+        Optuna sampler (seeded with ``seed``).
+    pruner : str, default="median"
+        Optuna pruner.
+    {generated_parameters}
+
+    The options searched by the space take the space's values; the others are
+    fixed at the values given here.
+
+    Attributes
+    ----------
+    model_ : TabularModel
+        The best trial's model.
+    config_ : RunConfig
+        Its configuration.
+    best_params_ : dict
+        The best trial's searched values (flat option names).
+    best_value_ : float
+        Its validation RMSE in target units (lower is better; note: not a
+        higher-is-better ``best_score_`` as in ``GridSearchCV``).
+    trials_ : DataFrame
+        One row per trial (``study.trials_dataframe()``); the study itself is
+        not kept, since it may hold a database connection.
+    n_features_in_ : int
+        Number of columns seen in :meth:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names seen in :meth:`fit`, if they were all strings.
+    n_outputs_ : int
+        Number of targets.
+
+    See Also
+    --------
+    ResNetRegressor : one configuration, no search.
+    tabresnet.tune : the same search from a table, writing a run directory.
+    """
+
+    __init__ = _make_init(_signature(_TUNING_PARAMETERS))
+
+    def fit(self, X: Any, y: Any) -> TunedResNetRegressor:
+        """Search the hyperparameters on ``X``, ``y`` and keep the best model.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            At least 2 rows.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Finite numbers.
+
+        Returns
+        -------
+        self
+        """
+        from .tuning import tune
+
+        frame, targets, cfg = self._fit_data(X, y)
+        train, val = self._split(len(frame), cfg)
+        val_frame = frame.iloc[val]
+        result = tune(
+            frame.iloc[train],
+            targets,
+            cfg,
+            trials=self.n_trials,
+            timeout=self.timeout,
+            space=self.search_space,
+            sampler=self.sampler,
+            pruner=self.pruner,
+            val_data=val_frame,
+            # NOTE: the estimator makes no test split; the validation rows stand
+            # in so that tune does not cut one off the training rows.
+            test_data=val_frame,
+            progress=self.progress,
+        )
+        self.model_ = result.model
+        self.config_ = result.best_config
+        self.best_params_ = dict(result.best_params)
+        self.best_value_ = float(result.best_value)
+        self.trials_ = result.study.trials_dataframe()
+        return self
+
+
+TunedResNetRegressor.__doc__ = _with_parameters(TunedResNetRegressor.__doc__)
