@@ -127,3 +127,11 @@ def test_bad_arguments(kwargs, message):
 
 def test_repr():
     assert "batches=2" in repr(TensorBatches(torch.ones(4), 2))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_tensors_on_gpu_stay_on_gpu():
+    x = torch.arange(10, device="cuda")
+    batches = list(TensorBatches((x, x.float()), batch_size=4, seed=0))
+    assert all(b[0].is_cuda and b[1].is_cuda for b in batches)
+    assert sorted(torch.cat([b[0] for b in batches]).tolist()) == list(range(10))
