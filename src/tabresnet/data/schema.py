@@ -348,7 +348,7 @@ def check_columns(df: pd.DataFrame, schema: Schema) -> None:
     ...
     tabresnet.errors.DataError: missing column(s) the model needs: 'b'; the table has: a
     """
-    present = set(map(str, df.columns))
+    present = set(df.columns)  # exact names: transform looks columns up by them
     missing = [c for c in schema.feature_columns if c not in present]
     if missing:
         raise DataError(
