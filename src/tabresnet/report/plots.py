@@ -1,0 +1,338 @@
+"""The report's pictures, each returned as PNG bytes.
+
+Our own figures are ``matplotlib.figure.Figure`` objects drawn without pyplot,
+so making a report never touches the caller's pyplot state (a notebook's
+inline backend, open windows). Optuna's matplotlib visualisations do use
+pyplot and a global style sheet; :func:`optuna_figure` runs them inside an
+``rc_context`` and closes their figures.
+
+Run it by hand::
+
+    >>> import pandas as pd
+    >>> history = pd.DataFrame({"epoch": [0, 1, 2], "train_loss": [1.0, 0.5, 0.4],
+    ...                         "val_loss": [1.1, 0.7, 0.6], "val_rmse": [2.0, 1.5, 1.4]})
+    >>> png = learning_curves(history, target="price")
+    >>> png[:8] == PNG_SIGNATURE
+    True
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "PNG_SIGNATURE",
+    "autograd_graph",
+    "figure_png",
+    "learning_curves",
+    "optuna_figure",
+    "png_size",
+    "predictions",
+]
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# 110 dpi at 11 in wide: about 1200 px, shown at the page's ~1000 px width, so
+# 10 pt text lands near 13 px on screen -- the size of the page's own text.
+DPI = 110
+_RC = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.fontsize": 9,
+    "legend.framealpha": 0.85,
+}
+_LOSS_NAMES = {"mse": "MSE", "mae": "MAE", "huber": "Huber"}
+
+
+def figure_png(fig: Any, dpi: int = DPI) -> bytes:
+    """Render a matplotlib figure to PNG bytes (with the Agg renderer).
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure(figsize=(2, 1))
+    >>> png_size(figure_png(fig, dpi=50))
+    (100, 50)
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    return buf.getvalue()
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """``(width, height)`` from a PNG's header; ``ValueError`` if it is not a PNG."""
+    if len(png) < 24 or png[:8] != PNG_SIGNATURE or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG image")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _loss_label(loss: str | None, standardised: bool) -> str:
+    name = _LOSS_NAMES.get(str(loss).lower(), "training") if loss else "training"
+    if standardised:
+        return f"{name} loss (standardised target)"
+    return f"{name} loss (target units" + ("²)" if name == "MSE" else ")")
+
+
+def learning_curves(
+    history: pd.DataFrame,
+    target: str = "target",
+    loss: str | None = None,
+    standardised: bool = True,
+) -> bytes:
+    """Training and validation loss per epoch, and the validation RMSE.
+
+    Parameters
+    ----------
+    history : DataFrame
+        ``history.csv``: ``epoch``, ``train_loss``, ``val_loss`` and ``val_rmse``
+        (any of the last three may be missing).
+    target : str
+        Target name, for the RMSE axis label.
+    loss : str, optional
+        The training loss (``"mse"``, ``"mae"``, ``"huber"``), for the label.
+    standardised : bool
+        Whether the loss was computed on the standardised target.
+
+    Returns
+    -------
+    bytes
+        A PNG: one panel for the losses, one for the RMSE when present.
+    """
+    import matplotlib
+
+    if "epoch" in history:
+        epochs = pd.to_numeric(history["epoch"], errors="coerce").to_numpy()
+    else:
+        epochs = np.arange(len(history), dtype=float)
+    losses = [c for c in ("train_loss", "val_loss") if c in history]
+    has_rmse = "val_rmse" in history and history["val_rmse"].notna().any()
+    if not losses and not has_rmse:
+        raise ValueError("history.csv has none of train_loss, val_loss, val_rmse")
+    marker = "o" if len(history) <= 30 else None
+    with matplotlib.rc_context(_RC):
+        fig = _figure(11, 4.2)
+        axes = fig.subplots(1, 2 if (losses and has_rmse) else 1, squeeze=False)[0]
+        if losses:
+            ax = axes[0]
+            labels = {"train_loss": "training", "val_loss": "validation"}
+            values = []
+            for col in losses:
+                y = pd.to_numeric(history[col], errors="coerce").to_numpy(dtype=float)
+                ok = np.isfinite(y)
+                ax.plot(epochs[ok], y[ok], marker=marker, ms=3, label=labels[col])
+                values.append(y[ok])
+            allv = np.concatenate(values) if values else np.array([])
+            # Losses fall by orders of magnitude early on; a log axis keeps the
+            # later epochs, where the curves are compared, readable.
+            if allv.size and allv.min() > 0 and allv.max() / allv.min() > 30:
+                ax.set_yscale("log")
+            ax.set_title("Loss per epoch")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(_loss_label(loss, standardised))
+            ax.legend(loc="best")
+        if has_rmse:
+            ax = axes[-1]
+            y = pd.to_numeric(history["val_rmse"], errors="coerce").to_numpy(dtype=float)
+            ok = np.isfinite(y)
+            ax.plot(epochs[ok], y[ok], marker=marker, ms=3, color="tab:green",
+                    label="validation RMSE")
+            best = int(np.nanargmin(np.where(ok, y, np.nan)))
+            ax.axvline(epochs[best], color="grey", ls="--", lw=1,
+                       label=f"best: epoch {epochs[best]:g}, RMSE {y[best]:.4g}")
+            ax.set_title("Validation RMSE per epoch")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(f"RMSE ({target} units)")
+            ax.legend(loc="best")
+        for ax in axes:
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        return figure_png(fig)
+
+
+def predictions(y_true: Sequence[float], y_pred: Sequence[float], target: str = "target") -> bytes:
+    """Predicted against actual, residuals against predicted, and the residual histogram.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like
+        Test-split values in target units.
+    target : str
+        Target name, for the axis labels.
+
+    Returns
+    -------
+    bytes
+        A PNG of three panels.
+
+    Examples
+    --------
+    >>> png = predictions([1.0, 2.0, 3.0], [1.1, 1.9, 3.3], target="price")
+    >>> png_size(png)[0] > png_size(png)[1]
+    True
+    """
+    import matplotlib
+
+    t = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_pred, dtype=float)
+    ok = np.isfinite(t) & np.isfinite(p)
+    t, p = t[ok], p[ok]
+    if t.size == 0:
+        raise ValueError(f"no finite predictions for {target!r}")
+    r = t - p
+    rmse = float(np.sqrt(np.mean(r**2)))
+    ss_tot = float(np.sum((t - t.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(r**2)) / ss_tot if ss_tot > 0 else float("nan")
+    # Many points overlap; make each fainter as their number grows.
+    alpha = float(np.clip(30 / np.sqrt(t.size), 0.15, 0.8))
+    with matplotlib.rc_context(_RC):
+        fig = _figure(13, 4.2)
+        ax1, ax2, ax3 = fig.subplots(1, 3)
+        lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+        pad = 0.03 * (hi - lo or 1.0)
+        ax1.scatter(t, p, s=12, alpha=alpha, edgecolors="none", rasterized=True,
+                    label=f"test rows: RMSE {rmse:.4g}, R² {r2:.3f}")
+        ax1.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="black", lw=1, ls="--",
+                 label="perfect prediction")
+        ax1.set_xlim(lo - pad, hi + pad)
+        ax1.set_ylim(lo - pad, hi + pad)
+        ax1.set_aspect("equal", adjustable="box")
+        ax1.set_title("Predicted vs actual")
+        ax1.set_xlabel(f"actual {target} ({target} units)")
+        ax1.set_ylabel(f"predicted {target} ({target} units)")
+        ax1.legend(loc="upper left")
+
+        ax2.scatter(p, r, s=12, alpha=alpha, edgecolors="none", color="tab:orange",
+                    rasterized=True)
+        ax2.axhline(0.0, color="black", lw=1, ls="--")
+        ax2.set_title("Residuals vs predicted")
+        ax2.set_xlabel(f"predicted {target} ({target} units)")
+        ax2.set_ylabel(f"actual − predicted ({target} units)")
+
+        ax3.hist(r, bins=int(np.clip(np.sqrt(r.size), 5, 50)), color="tab:orange",
+                 edgecolor="white")
+        ax3.axvline(0.0, color="black", lw=1, ls="--")
+        ax3.set_title("Residual distribution")
+        ax3.set_xlabel(f"actual − predicted ({target} units)")
+        ax3.set_ylabel(f"test rows (of {r.size})")
+        ax3.yaxis.get_major_locator().set_params(integer=True)
+        return figure_png(fig)
+
+
+def optuna_figure(
+    plot: Callable[..., Any],
+    study: Any,
+    *,
+    size: tuple[float, float] = (10, 4.5),
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    **kwargs: Any,
+) -> bytes:
+    """Run one of ``optuna.visualization.matplotlib``'s plots and return it as a PNG.
+
+    Optuna's plots switch pyplot to the ggplot style globally and leave their
+    figure open; here the style change is undone and the figure closed.
+    Their own failures (too few trials, one parameter) propagate.
+    """
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    with matplotlib.rc_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ExperimentalWarning on every call
+        plt.rcParams.update(_RC)
+        ax = plot(study, **kwargs)
+        ax0 = np.ravel(ax)[0] if isinstance(ax, np.ndarray) else ax
+        fig = ax0.figure
+        try:
+            fig.set_size_inches(*size)
+            if xlabel is not None:
+                ax0.set_xlabel(xlabel)
+            if ylabel is not None:
+                ax0.set_ylabel(ylabel)
+            _match_fonts(fig)
+            fig.tight_layout()
+            return figure_png(fig)
+        finally:
+            plt.close(fig)
+
+
+def _match_fonts(fig: Any) -> None:
+    """Give an Optuna figure the font sizes of ours (its ggplot style sets larger ones)."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in fig.axes:
+        for loc in ("left", "center", "right"):
+            if ax.get_title(loc):
+                ax.set_title(ax.get_title(loc), loc=loc, fontsize=_RC["axes.titlesize"],
+                             fontweight="bold")
+        ax.xaxis.label.set_fontsize(_RC["axes.labelsize"])
+        ax.yaxis.label.set_fontsize(_RC["axes.labelsize"])
+        ax.tick_params(labelsize=9)
+        legend = ax.get_legend()
+        if legend is not None:
+            for text in legend.get_texts():
+                text.set_fontsize(_RC["legend.fontsize"])
+        if ax.get_xlabel() == "trial number":  # trials are counted in whole numbers
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def autograd_graph(network: Any, n_num: int, n_cat: int, *, fmt: str = "png") -> bytes:
+    """Draw the autograd graph of one forward pass on a 2-row sample.
+
+    torchviz walks the graph from the output back to the parameters (blue
+    boxes, named as in the module tree); Graphviz's ``dot`` lays it out.
+
+    Parameters
+    ----------
+    network : nn.Module
+        Takes ``forward(x_num, x_cat)``.
+    n_num, n_cat : int
+        Widths of the float and the integer-code inputs.
+    fmt : {"png", "svg"}
+        Output format of Graphviz.
+
+    Raises
+    ------
+    RuntimeError
+        When torchviz or Graphviz's ``dot`` is missing.
+    """
+    import shutil
+
+    import torch
+
+    try:
+        from torchviz import make_dot
+    except ImportError as exc:  # pragma: no cover - torchviz is a dependency
+        raise RuntimeError("torchviz is not installed (pip install torchviz)") from exc
+    if shutil.which("dot") is None:
+        raise RuntimeError("Graphviz's 'dot' program is not installed (apt-get install graphviz)")
+    gen = torch.Generator().manual_seed(0)
+    x_num = torch.randn(2, n_num, generator=gen)
+    x_cat = torch.zeros(2, n_cat, dtype=torch.long)  # code 0 exists in every column
+    was_training = network.training
+    # Evaluation mode: dropout is the identity, so the graph shows the network.
+    network.eval()
+    try:
+        with torch.enable_grad():
+            out = network(x_num, x_cat)
+        dot = make_dot(out, params=dict(network.named_parameters()))
+    finally:
+        network.train(was_training)
+    # torchviz caps the drawing at a size that grows with the node count; drop
+    # the cap and render at screen resolution, so boxes keep their natural size.
+    dot.graph_attr.pop("size", None)
+    dot.graph_attr.update(dpi="72")
+    return dot.pipe(format=fmt)

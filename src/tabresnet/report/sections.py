@@ -1,0 +1,467 @@
+"""The report's sections, one function each, from a :class:`~.rundir.RunDir` to HTML.
+
+A function raises :class:`~.rundir.Unavailable` (or anything else) when it
+cannot draw its section; :func:`~.html.section` turns that into a note.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from . import plots
+from .html import esc, fmt, image, not_available, table
+from .rundir import RunDir, Unavailable, load_network, summary_columns, summary_rows
+
+# (anchor, title) in page order; tuning only for tuning runs.
+SECTIONS = [
+    ("data", "Data"),
+    ("model", "Model"),
+    ("training", "Training"),
+    ("predictions", "Test predictions"),
+    ("metrics", "Metrics"),
+    ("tuning", "Hyperparameter tuning"),
+    ("config", "Configuration"),
+]
+_SPLIT_ORDER = {"train": 0, "val": 1, "validation": 1, "test": 2, "total": 9}
+
+
+def _need(value: Any, name: str) -> Any:
+    if value is None:
+        raise Unavailable(f"{name} is missing from the run directory")
+    return value
+
+
+# -- header ------------------------------------------------------------------------
+def key_numbers(run: RunDir) -> str:
+    """Cards at the top of the page: test RMSE and R², rows, parameters, epochs."""
+    cards: list[tuple[str, str]] = []
+    try:
+        metrics = run.json("metrics.json") or {}
+    except Unavailable:
+        metrics = {}
+    test = metrics.get("test") if isinstance(metrics, dict) else None
+    if isinstance(test, dict):
+        for key, label in (("rmse", "test RMSE"), ("mae", "test MAE"), ("r2", "test R²")):
+            if isinstance(test.get(key), (int, float)):
+                cards.append((fmt(float(test[key])), label))
+    try:
+        net = load_network(run).network
+        cards.append((fmt(sum(p.numel() for p in net.parameters())), "parameters"))
+    except Unavailable:
+        pass
+    try:
+        rows = summary_rows(run.json("data_summary.json"))
+    except Unavailable:
+        rows = {}
+    if "total" in rows:
+        cards.append((fmt(rows["total"]), "rows"))
+    try:
+        history = run.csv("history.csv")
+    except Unavailable:
+        history = None
+    if history is not None and len(history):
+        cards.append((fmt(len(history)), "epochs trained"))
+    if not cards:
+        return ""
+    inner = "".join(
+        f'<div class="card"><div class="v">{esc(v)}</div><div class="k">{esc(k)}</div></div>'
+        for v, k in cards
+    )
+    return f'<div class="cards">{inner}</div>'
+
+
+# -- data --------------------------------------------------------------------------
+def data_section(run: RunDir) -> str:
+    summary = _need(run.json("data_summary.json"), "data_summary.json")
+    rows = summary_rows(summary)
+    cols = summary_columns(summary)
+    if not rows and not cols:
+        raise Unavailable("data_summary.json has neither rows per split nor columns")
+    parts = []
+    if rows:
+        order = sorted(rows, key=lambda k: (_SPLIT_ORDER.get(k, 5), k))
+        split_sum = sum(v for k, v in rows.items() if k != "total")
+        body = [
+            [k, rows[k], f"{100 * rows[k] / split_sum:.0f} %" if split_sum and k != "total" else ""]
+            for k in order
+        ]
+        parts.append("<div><h3>Rows per split</h3>" + table(["split", "rows", "share"], body)
+                     + "</div>")
+    if cols:
+        total = rows.get("total")
+        body = []
+        for c in cols:
+            miss = c["missing"]
+            share = (
+                f"{100 * miss / total:.1f} %"
+                if isinstance(miss, (int, float)) and total
+                else ""
+            )
+            body.append([c["name"], c["role"], c["dtype"], miss, share, c["distinct"]])
+        roles: dict[str, int] = {}
+        for c in cols:
+            roles[c["role"] or "?"] = roles.get(c["role"] or "?", 0) + 1
+        note = ", ".join(f"{n} {r}" for r, n in roles.items())
+        parts.append(
+            f"<div><h3>Columns ({len(cols)}: {esc(note)})</h3>"
+            + table(["column", "role", "dtype", "missing", "missing share", "distinct values"],
+                    body)
+            + "</div>"
+        )
+    return '<div class="cols">' + "".join(parts) + "</div>"
+
+
+# -- model -------------------------------------------------------------------------
+def _param_rows(network: Any) -> list[list[Any]]:
+    rows = []
+    for name, child in network.named_children():
+        subs = list(child.named_children()) if name == "backbone" else []
+        for sub, mod in subs or [("", child)]:
+            n = sum(p.numel() for p in mod.parameters())
+            rows.append([f"{name}.{sub}" if sub else name, type(mod).__name__, n])
+    return rows
+
+
+def model_section(run: RunDir) -> str:
+    cfg = run.config() or {}
+    parts = []
+    mcfg = cfg.get("model")
+    if isinstance(mcfg, dict) and mcfg:
+        parts.append(
+            "<h3>Architecture</h3>"
+            + table(["option", "value"], [[k, _show(v)] for k, v in mcfg.items()])
+        )
+    try:
+        info = load_network(run)
+    except Unavailable as exc:
+        parts.append("<h3>Module tree</h3>" + not_available(f"the network: {exc}"))
+        parts.append("<h3>Autograd graph</h3>" + not_available(f"the network: {exc}"))
+        return "\n".join(parts)
+    net = info.network
+    total = sum(p.numel() for p in net.parameters())
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    parts.append(
+        f"<h3>Parameters: {esc(fmt(total))}</h3>"
+        f'<p class="sub">{esc(fmt(trainable))} trainable; inputs: {info.n_num} numeric '
+        f"feature(s) after preprocessing, {info.n_cat} embedded categorical column(s); "
+        f"rebuilt from {esc(info.source)}.</p>"
+        + table(["module", "type", "parameters"], _param_rows(net))
+    )
+    parts.append(
+        "<details><summary>Module tree (print(network))</summary>"
+        f"<pre>{esc(net)}</pre></details>"
+    )
+    try:
+        png = plots.autograd_graph(net, info.n_num, info.n_cat)
+        graph = (
+            '<div class="scroll">'
+            + image(png, "autograd graph of one forward pass",
+                    cls="graph")
+            + "</div>"
+            + '<p class="sub">One forward pass on a 2-row sample, drawn by torchviz and '
+            "Graphviz: blue boxes are parameters (with their shapes), grey boxes the "
+            "backward operations, green the output. Scroll to see all of it.</p>"
+        )
+    except Exception as exc:
+        graph = not_available(f"{type(exc).__name__}: {exc}".splitlines()[0])
+    parts.append("<h3>Autograd graph</h3>" + graph)
+    return "\n".join(parts)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return fmt(value) if not isinstance(value, str) else value
+
+
+# -- training ----------------------------------------------------------------------
+def training_section(run: RunDir) -> str:
+    history = _need(run.csv("history.csv"), "history.csv")
+    if not len(history):
+        raise Unavailable("history.csv has no epochs")
+    cfg = run.config() or {}
+    train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
+    data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+    targets = run.targets()
+    target = targets[0] if len(targets) == 1 else "target"
+    standardised = data.get("target_transform", "standard") != "none"
+    png = plots.learning_curves(history, target=target, loss=train.get("loss"),
+                                standardised=standardised)
+    text = f"{len(history)} epoch(s)"
+    if "val_rmse" in history and history["val_rmse"].notna().any():
+        best = history["val_rmse"].idxmin()
+        epoch = history["epoch"][best] if "epoch" in history else best
+        text += f"; best validation RMSE {fmt(float(history['val_rmse'][best]))} at epoch {epoch}"
+    return image(png, "learning curves: loss and validation RMSE per epoch", caption=text + ".")
+
+
+# -- predictions -------------------------------------------------------------------
+def predictions_section(run: RunDir) -> str:
+    df = _need(run.csv("predictions_test.csv"), "predictions_test.csv")
+    pairs = run.prediction_pairs()
+    if not pairs:
+        raise Unavailable(
+            "predictions_test.csv has no y_true/y_pred (or y_true_<target>/y_pred_<target>) "
+            f"columns; it has: {', '.join(map(str, df.columns))}"
+        )
+    targets = run.targets()
+    parts = []
+    for name, true_col, pred_col in pairs:
+        target = name or (targets[0] if len(targets) == 1 else "target")
+        png = plots.predictions(df[true_col], df[pred_col], target=target)
+        head = f"<h3>{esc(target)}</h3>" if len(pairs) > 1 else ""
+        parts.append(
+            head
+            + image(
+                png,
+                f"predicted vs actual and residuals for {target}",
+                caption=f"{len(df)} test rows; residual = actual − predicted. "
+                "Points on the dashed line are predicted exactly.",
+            )
+        )
+    return "\n".join(parts)
+
+
+# -- metrics -----------------------------------------------------------------------
+_METRIC_NAMES = {"rmse": "RMSE", "mae": "MAE", "r2": "R²", "mape": "MAPE", "n": "rows"}
+
+
+def _metric_meaning(key: str, target: str) -> str:
+    return {
+        "rmse": f"{target} units; lower is better",
+        "mae": f"{target} units; lower is better",
+        "r2": "1 is perfect, 0 predicts the mean",
+        "mape": "fraction of |actual| (0.1 = 10 %)",
+        "n": "rows scored",
+    }.get(key, "")
+
+
+def _flatten(d: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    out: dict[tuple[str, ...], Any] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(_flatten(v, (*prefix, str(k))))
+    else:
+        out[prefix] = d
+    return out
+
+
+def metrics_section(run: RunDir) -> str:
+    metrics = _need(run.json("metrics.json"), "metrics.json")
+    if not isinstance(metrics, dict) or not metrics:
+        raise Unavailable("metrics.json is empty")
+    targets = run.targets()
+    # Splits hold the regression metrics; other mappings (training, cv) get a table each.
+    splits = [s for s, v in metrics.items() if isinstance(v, dict) and "rmse" in v]
+    splits.sort(key=lambda s: (_SPLIT_ORDER.get(s, 5), s))
+    parts = []
+    if splits:
+        flat = {s: _flatten(metrics[s]) for s in splits}
+        keys: list[tuple[str, ...]] = []
+        for s in splits:
+            keys += [k for k in flat[s] if k not in keys]
+        rows = []
+        for key in keys:
+            name = _METRIC_NAMES.get(key[-1], key[-1])
+            target = targets[0] if len(targets) == 1 else "target"
+            if len(key) >= 3 and key[0] == "per_target":
+                name, target = f"{key[1]}: {name}", key[1]
+            elif len(key) > 1:
+                name = " / ".join((*key[:-1], name))
+            rows.append([name, *(flat[s].get(key, "") for s in splits),
+                         _metric_meaning(key[-1], target)])
+        parts.append(table(["metric", *splits, "meaning"], rows))
+    others = [s for s in metrics if s not in splits]
+    for name in others:
+        value = metrics[name]
+        if isinstance(value, dict):
+            rows = [[" / ".join(k), _show(v)] for k, v in _flatten(value).items()]
+        else:
+            rows = [[name, _show(value)]]
+        parts.append(f"<h3>{esc(name.capitalize())}</h3>" + table(["", "value"], rows))
+    return "\n".join(parts)
+
+
+# -- tuning ------------------------------------------------------------------------
+def is_tuning_run(run: RunDir) -> bool:
+    return run.file("tuning") is not None
+
+
+def _best_params(run: RunDir) -> dict[str, Any]:
+    best = run.json("tuning/best_params.json")
+    return best if isinstance(best, dict) else {}
+
+
+def _load_study(run: RunDir) -> Any:
+    db = run.file("tuning/study.db")
+    if db is None:
+        raise Unavailable("tuning/study.db is missing")
+    import warnings
+
+    import optuna
+
+    storage = f"sqlite:///{db.resolve()}"
+    try:
+        name = _best_params(run).get("study_name")
+    except Unavailable:
+        name = None
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if not name:
+                names = optuna.study.get_all_study_names(storage)
+                if len(names) != 1:
+                    raise Unavailable(
+                        f"tuning/study.db holds {len(names)} studies and "
+                        "tuning/best_params.json names none (study_name)"
+                    )
+                name = names[0]
+            return optuna.load_study(study_name=str(name), storage=storage)
+    except Unavailable:
+        raise
+    except Exception as exc:
+        reason = f"cannot load study {name!r} from tuning/study.db ({exc})".splitlines()[0]
+        raise Unavailable(reason) from None
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def tuning_section(run: RunDir) -> str:
+    parts = []
+    try:
+        best = _best_params(run)
+    except Unavailable as exc:
+        best = {}
+        parts.append(not_available(str(exc)))
+    objective = str(best.get("metric") or best.get("objective") or "validation RMSE")
+    targets = run.targets()
+    in_units = len(targets) == 1 and any(m in objective.lower() for m in ("rmse", "mae"))
+    unit = f" ({targets[0]} units)" if in_units else ""
+    target_name = f"{objective}{unit}"
+
+    # The best configuration.
+    params = best.get("params", best.get("best_params"))
+    if not isinstance(params, dict):
+        params = {k: v for k, v in best.items() if not isinstance(v, (dict, list))}
+    value = best.get("value", best.get("best_value"))
+    about = {
+        k: v for k, v in best.items()
+        if k not in ("params", "best_params", "value", "best_value")
+        and not isinstance(v, (dict, list)) and k not in params
+    }
+    if params:
+        head = "Best configuration"
+        if isinstance(value, (int, float)):
+            head += f": {objective} {fmt(value)}{unit}"
+        rows = [[k, _show(v)] for k, v in params.items()]
+        parts.append(f"<h3>{esc(head)}</h3>" + table(["parameter", "value"], rows))
+        if about:
+            rows = [[k, _show(v)] for k, v in about.items()]
+            parts.append(table(["about the study", ""], rows))
+    elif not parts:
+        reason = "tuning/best_params.json is missing"
+        parts.append("<h3>Best configuration</h3>" + not_available(reason))
+
+    # Optuna's plots.
+    try:
+        study = _load_study(run)
+    except Unavailable as exc:
+        study = None
+        parts.append("<h3>Optimisation plots</h3>" + not_available(str(exc)))
+    if study is not None:
+        import optuna.visualization.matplotlib as ovm
+
+        n_done = sum(t.state.name == "COMPLETE" for t in study.trials)
+        parts.append(
+            f'<p class="sub">Study {esc(study.study_name)}: {len(study.trials)} trial(s), '
+            f"{n_done} complete, direction {esc(study.direction.name.lower())}.</p>"
+        )
+        # (title, plot, its options, figure size, complete trials it needs to mean anything)
+        figures = [
+            ("Optimisation history", ovm.plot_optimization_history,
+             dict(target_name=target_name, xlabel="trial number"), (10, 4.2), 1),
+            ("Parameter importances", ovm.plot_param_importances,
+             dict(target_name=target_name, xlabel="importance (share of the objective's variance)"),
+             (10, 1.4 + 0.4 * max(3, len(params))), 3),
+            ("Parallel coordinates", ovm.plot_parallel_coordinate,
+             dict(target_name=target_name), (12, 5), 2),
+        ]
+        for title, fn, kw, size, needs in figures:
+            kw = dict(kw)
+            xlabel = kw.pop("xlabel", None)
+            if n_done < needs:
+                reason = f"needs at least {needs} complete trials; the study has {n_done}"
+                parts.append(f"<h3>{esc(title)}</h3>" + not_available(reason))
+                continue
+            try:
+                png = plots.optuna_figure(fn, study, size=size, xlabel=xlabel, **kw)
+                parts.append(f"<h3>{esc(title)}</h3>" + image(png, title))
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                parts.append(f"<h3>{esc(title)}</h3>" + not_available(reason))
+
+    # The best trials.
+    try:
+        trials = run.csv("tuning/trials.csv")
+    except Unavailable as exc:
+        trials = None
+        parts.append("<h3>Best trials</h3>" + not_available(str(exc)))
+    if trials is not None and len(trials) and "value" in trials:
+        df = trials
+        if "state" in df:
+            df = df[df["state"].astype(str).str.upper().str.contains("COMPLETE")]
+        ascending = study is None or study.direction.name.lower() == "minimize"
+        df = df.sort_values("value", ascending=ascending).head(10)
+        keep = [c for c in df.columns if c in ("number", "value") or str(c).startswith("params_")]
+        if "duration" in df:
+            seconds = pd.to_timedelta(df["duration"], errors="coerce").dt.total_seconds()
+            df = df.assign(duration=seconds.round(2))
+            keep.append("duration")
+        header = [
+            "trial" if c == "number" else "duration (s)" if c == "duration" else
+            objective if c == "value" else str(c).removeprefix("params_")
+            for c in keep
+        ]
+        rows = [[_cell(v) for v in r] for r in df[keep].itertuples(index=False)]
+        parts.append(
+            f"<h3>Best trials ({len(df)} of {len(trials)})</h3>" + table(header, rows)
+        )
+    return "\n".join(parts)
+
+
+def _cell(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return value
+
+
+# -- configuration -----------------------------------------------------------------
+def config_section(run: RunDir) -> str:
+    text = run.text("config.yaml")
+    if text is None:
+        cfg = _need(run.config(), "config.yaml")
+        import yaml
+
+        text = yaml.safe_dump(cfg, sort_keys=False)
+    return (
+        "<details><summary>config.yaml (the resolved run configuration)</summary>"
+        f"<pre>{esc(text)}</pre></details>"
+    )
+
+
+BUILDERS = {
+    "data": data_section,
+    "model": model_section,
+    "training": training_section,
+    "predictions": predictions_section,
+    "metrics": metrics_section,
+    "tuning": tuning_section,
+    "config": config_section,
+}
