@@ -43,7 +43,7 @@ from . import __version__
 from .data import Preprocessor, Schema, check_columns, read_table
 from .defaults import RunConfig
 from .errors import DataError, ModelFileError
-from .training.metrics import regression_metrics
+from .metrics import regression_metrics
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "TabularModel", "load"]
 

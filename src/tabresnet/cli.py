@@ -83,7 +83,8 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- commands ------------------------------------------------------------------
-def _print_metrics(metrics: dict, out=sys.stdout) -> None:
+def _print_metrics(metrics: dict, out=None) -> None:
+    out = out or sys.stdout
     rows = [(split, m) for split, m in metrics.items() if isinstance(m, dict) and "rmse" in m]
     if not rows:
         return

@@ -80,10 +80,11 @@ class TabularNetwork(nn.Module):
     def __init__(self, backbone: nn.Module, cardinalities: Sequence[int] = (), embedding_dim: int = 8):
         super().__init__()
         self.cardinalities = [int(c) for c in cardinalities]
+        self.n_cat: int = len(self.cardinalities)  # an int: TorchScript cannot type an empty list
         self.embeddings = CategoricalEmbeddings(self.cardinalities, max(embedding_dim, 1))
         self.backbone = backbone
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        if len(self.cardinalities) > 0:
+        if self.n_cat > 0:
             x_num = torch.cat([x_num, self.embeddings(x_cat)], dim=1)
         return self.backbone(x_num)

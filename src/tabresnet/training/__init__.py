@@ -1,8 +1,8 @@
 """The training layer: prepare data, train with Lightning, write a run directory."""
 
+from ..metrics import regression_metrics
 from .fit import Run, cross_validate, evaluate_splits, fit, resolve_config
 from .loop import TrainResult, train_network
-from .metrics import regression_metrics
 from .module import RegressionModule
 from .prepare import Prepared, Split, prepare
 

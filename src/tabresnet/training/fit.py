@@ -31,8 +31,8 @@ from ..artifact import TabularModel, atomic_write_text, dumps
 from ..data import kfold_indices, read_table
 from ..defaults import RunConfig
 from ..errors import ConfigError
+from ..metrics import regression_metrics
 from .loop import TrainResult, train_network
-from .metrics import regression_metrics
 from .prepare import Prepared, Split, as_targets, prepare
 
 __all__ = ["Run", "cross_validate", "evaluate_splits", "fit", "resolve_config", "write_run"]

@@ -239,26 +239,26 @@ def train_network(
         from lightning.pytorch.callbacks import RichProgressBar
 
         cbs.append(RichProgressBar(leave=False))
-    trainer = L.Trainer(
-        max_epochs=t.max_epochs,
-        accelerator=t.accelerator,
-        devices=_devices(t.devices),
-        strategy=t.strategy,
-        precision=t.precision,
-        gradient_clip_val=t.gradient_clip or None,
-        deterministic=t.deterministic,
-        logger=logger,
-        callbacks=cbs,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        enable_checkpointing=out_dir is not None,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-        default_root_dir=str(out_dir) if out_dir is not None else None,
-    )
     datamodule = TensorDataModule(prepared, t.batch_size, seed=config.seed)
-    start = time.perf_counter()
     with _quiet_lightning():
+        trainer = L.Trainer(
+            max_epochs=t.max_epochs,
+            accelerator=t.accelerator,
+            devices=_devices(t.devices),
+            strategy=t.strategy,
+            precision=t.precision,
+            gradient_clip_val=t.gradient_clip or None,
+            deterministic=t.deterministic,
+            logger=logger,
+            callbacks=cbs,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            enable_checkpointing=out_dir is not None,
+            num_sanity_val_steps=0,
+            log_every_n_steps=1,
+            default_root_dir=str(out_dir) if out_dir is not None else None,
+        )
+        start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
     seconds = time.perf_counter() - start
     frame = pd.DataFrame(history.rows, columns=["epoch", "train_loss", "val_loss", "val_rmse"])

@@ -1,0 +1,90 @@
+"""The model file: safe to load, checked, and never half-written."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+import tabresnet
+from tabresnet.errors import DataError, ModelFileError
+
+TINY = dict(num_blocks=[1], c_hidden=[8], max_epochs=2, progress="none", report=False)
+
+
+@pytest.fixture
+def run_dir(regression_frame, tmp_path):
+    tabresnet.fit(regression_frame, "y", out=tmp_path / "run", **TINY)
+    return tmp_path / "run"
+
+
+def test_model_files_hold_no_pickle(run_dir):
+    meta = json.loads((run_dir / "model.json").read_text())
+    assert meta["format"] == "tabresnet-model"
+    assert set(meta) >= {"config", "schema", "preprocessor", "metrics", "weights_sha256"}
+    raw = (run_dir / "model.safetensors").read_bytes()
+    assert not raw.startswith(b"\x80")  # a pickle stream starts with PROTO 0x80
+    with pytest.raises(pickle.UnpicklingError):
+        pickle.loads(raw)
+
+
+def test_load_from_dir_or_json_path(run_dir, regression_frame):
+    a = tabresnet.load(run_dir).predict(regression_frame)
+    b = tabresnet.load(run_dir / "model.json").predict(regression_frame)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_truncated_weights_rejected(run_dir):
+    w = run_dir / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:-100])
+    with pytest.raises(ModelFileError, match="corrupted or truncated"):
+        tabresnet.load(run_dir)
+
+
+def test_corrupted_json_rejected(run_dir):
+    j = run_dir / "model.json"
+    j.write_text(j.read_text()[:50])
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        tabresnet.load(run_dir)
+
+
+def test_foreign_or_missing_files(tmp_path, run_dir):
+    with pytest.raises(ModelFileError, match="model file not found"):
+        tabresnet.load(tmp_path / "nowhere")
+    (tmp_path / "x.json").write_text('{"hello": 1}')
+    with pytest.raises(ModelFileError, match="not a tabresnet model file"):
+        tabresnet.load(tmp_path / "x.json")
+    (run_dir / "model.safetensors").unlink()
+    with pytest.raises(ModelFileError, match="weights file missing"):
+        tabresnet.load(run_dir)
+
+
+def test_newer_format_version_rejected(run_dir):
+    j = run_dir / "model.json"
+    meta = json.loads(j.read_text())
+    meta["format_version"] = 99
+    j.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="upgrade tabresnet"):
+        tabresnet.load(run_dir)
+
+
+def test_predict_needs_the_feature_columns(run_dir, regression_frame):
+    model = tabresnet.load(run_dir)
+    with pytest.raises(DataError, match="color"):
+        model.predict(regression_frame.drop(columns=["color"]))
+
+
+def test_unseen_category_predicts(run_dir, regression_frame):
+    model = tabresnet.load(run_dir)
+    df = regression_frame.head(5).copy()
+    df["color"] = ["purple", None, "red", "", "grün"]
+    assert np.isfinite(model.predict(df)).all()
+
+
+def test_evaluate(run_dir, regression_frame):
+    m = tabresnet.load(run_dir).evaluate(regression_frame)
+    assert m["n"] == len(regression_frame) and m["rmse"] > 0
+    with pytest.raises(DataError, match="evaluate needs them"):
+        tabresnet.load(run_dir).evaluate(regression_frame.drop(columns=["y"]))

@@ -1,0 +1,92 @@
+"""The `tabresnet` command: happy paths and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tabresnet.cli import main
+
+TINY = ["--num-blocks", "1", "--c-hidden", "8", "--max-epochs", "2", "--progress", "none"]
+
+
+@pytest.fixture
+def csv(regression_frame, tmp_path):
+    path = tmp_path / "data.csv"
+    regression_frame.to_csv(path, index=False)
+    return path
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tabresnet.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_fit_predict_evaluate(csv, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["fit", str(csv), "--target", "y", "--out", str(out), "--no-report", *TINY]) == 0
+    text = capsys.readouterr().out
+    assert "test" in text and "rmse" in text and str(out) in text
+    preds = tmp_path / "p.csv"
+    assert main(["predict", str(out), str(csv), "-o", str(preds)]) == 0
+    frame = pd.read_csv(preds)
+    assert list(frame.columns) == ["y_pred"] and len(frame) == 300
+    assert main(["evaluate", str(out), str(csv)]) == 0
+    assert "rmse" in capsys.readouterr().out
+
+
+def test_flags_are_generated_from_defaults(capsys):
+    assert main(["config", "--lr", "0.01", "--c-hidden", "32", "32", "--num-blocks", "1", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "lr: 0.01" in text and "- 32" in text
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fit", "missing.csv", "--target", "y"], "file not found"),
+        (["fit", "{csv}", "--target", "nope"], "nope"),
+        (["predict", "{tmp}/no-model", "{csv}"], "model file not found"),
+        (["fit", "{csv}", "--target", "y", "--config", "{tmp}/none.yaml"], "config file not found"),
+    ],
+)
+def test_bad_input_one_line_exit_2(args, message, csv, tmp_path):
+    args = [a.format(csv=csv, tmp=tmp_path) for a in args]
+    proc = run_cli(*args, *TINY[:0])
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_non_numeric_target_and_empty_table(tmp_path):
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"a": [1, 2, 3] * 10, "y": ["x", "y", "z"] * 10}).to_csv(bad, index=False)
+    proc = run_cli("fit", bad, "--target", "y")
+    assert proc.returncode == 2 and "numeric" in proc.stderr and "Traceback" not in proc.stderr
+    empty = tmp_path / "empty.csv"
+    empty.write_text("a,y\n")
+    proc = run_cli("fit", empty, "--target", "y")
+    assert proc.returncode == 2 and "empty" in proc.stderr.lower()
+
+
+def test_corrupted_model_cli(csv, tmp_path):
+    out = tmp_path / "run"
+    assert main(["fit", str(csv), "--target", "y", "--out", str(out), "--no-report", *TINY]) == 0
+    w = out / "model.safetensors"
+    w.write_bytes(w.read_bytes()[: len(w.read_bytes()) // 2])
+    proc = run_cli("predict", out, csv)
+    assert proc.returncode == 2 and "corrupted or truncated" in proc.stderr
+
+
+def test_bad_flag_value_is_usage_error():
+    proc = run_cli("fit", "x.csv", "--target", "y", "--optimizer", "lbfgs")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr

@@ -1,0 +1,160 @@
+"""fit / predict / evaluate through the Python API, and the run directory."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import tabresnet
+from tabresnet.defaults import RunConfig
+from tabresnet.errors import ConfigError, DataError
+from tabresnet.training import prepare, train_network
+
+TINY = dict(num_blocks=[1], c_hidden=[16], max_epochs=4, progress="none", report=False)
+
+
+def test_fit_writes_run_directory_and_predicts(regression_frame, tmp_path):
+    run = tabresnet.fit(regression_frame, "y", out=tmp_path / "run", **TINY)
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {
+        "config.yaml",
+        "model.json",
+        "model.safetensors",
+        "metrics.json",
+        "history.csv",
+        "data_summary.json",
+        "predictions_test.csv",
+    } <= files
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics["test"]) >= {"rmse", "mae", "r2", "n"}
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_rmse"]
+    assert len(history) == 4 and history["train_loss"].notna().all()
+    pred = run.model.predict(regression_frame)
+    assert pred.shape == (len(regression_frame),)
+    assert np.isfinite(pred).all()
+    # The loaded model predicts the same numbers from raw columns in any order.
+    loaded = tabresnet.load(tmp_path / "run")
+    shuffled = regression_frame[["color", "y", "b", "a"]].assign(extra=1)
+    np.testing.assert_allclose(loaded.predict(shuffled), pred, rtol=1e-6)
+
+
+def test_training_learns_and_early_stopping_restores_best(regression_frame):
+    cfg = RunConfig().replace(
+        num_blocks=[1], c_hidden=[32], max_epochs=60, patience=5, progress="none", lr=3e-3
+    )
+    prepared = prepare(regression_frame, "y", cfg)
+    result = train_network(prepared, cfg)
+    h = result.history
+    assert h["val_rmse"].iloc[-1] < h["val_rmse"].iloc[0]
+    # Best weights are restored: the final network scores the best epoch's RMSE.
+    from tabresnet.artifact import TabularModel
+
+    tm = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
+    pred = tm.predict_tensors(prepared.val.x_num, prepared.val.x_cat)
+    rmse = float(np.sqrt(np.mean((pred - prepared.val.y_raw) ** 2)))
+    assert rmse == pytest.approx(h["val_rmse"].min(), rel=1e-4)
+    assert rmse == pytest.approx(result.best_val_rmse, rel=1e-4)
+    assert result.best_epoch == int(h.loc[h["val_rmse"].idxmin(), "epoch"])
+
+
+def test_same_seed_same_model_different_seed_different(regression_frame):
+    a = tabresnet.fit(regression_frame, "y", seed=3, **TINY).model.predict(regression_frame)
+    b = tabresnet.fit(regression_frame, "y", seed=3, **TINY).model.predict(regression_frame)
+    c = tabresnet.fit(regression_frame, "y", seed=4, **TINY).model.predict(regression_frame)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_multi_target(regression_frame):
+    df = regression_frame.assign(y2=regression_frame["y"] * -2 + 5)
+    run = tabresnet.fit(df, ["y", "y2"], **TINY)
+    pred = run.model.predict(df)
+    assert pred.shape == (len(df), 2)
+    assert set(run.metrics["test"]["per_target"]) == {"y", "y2"}
+    frame = run.model.predict_frame(df)
+    assert list(frame.columns) == ["y_pred", "y2_pred"]
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
+@pytest.mark.parametrize(
+    "optimizer,scheduler", [("adamw", "cosine"), ("adam", "plateau"), ("sgd", "none")]
+)
+def test_losses_optimisers_schedules(regression_frame, loss, optimizer, scheduler):
+    run = tabresnet.fit(
+        regression_frame,
+        "y",
+        loss=loss,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        gradient_clip=1.0,
+        **TINY,
+    )
+    assert np.isfinite(run.metrics["val"]["rmse"])
+
+
+def test_separate_validation_and_test_tables(regression_frame):
+    train, val, test = regression_frame[:200], regression_frame[200:250], regression_frame[250:]
+    run = tabresnet.fit(train, "y", val_data=val, test_data=test, **TINY)
+    assert run.metrics["val"]["n"] == 50 and run.metrics["test"]["n"] == 50
+
+
+def test_csv_and_parquet_input(regression_frame, tmp_path):
+    regression_frame.to_csv(tmp_path / "d.csv", index=False)
+    regression_frame.to_parquet(tmp_path / "d.parquet", index=False)
+    a = tabresnet.fit(tmp_path / "d.csv", "y", **TINY).model.predict(regression_frame)
+    b = tabresnet.fit(tmp_path / "d.parquet", "y", **TINY).model.predict(regression_frame)
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_cross_validation_reports_folds(regression_frame):
+    run = tabresnet.fit(regression_frame, "y", cv_folds=3, **TINY)
+    cv = run.metrics["cv"]
+    assert cv["folds"] == 3 and len(cv["rmse"]) == 3
+    assert cv["rmse_mean"] == pytest.approx(np.mean(cv["rmse"]))
+
+
+def test_existing_run_is_not_overwritten_without_permission(regression_frame, tmp_path):
+    out = tmp_path / "run"
+    tabresnet.fit(regression_frame, "y", out=out, **TINY)
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="exists and is not empty; pass --overwrite"):
+        tabresnet.fit(regression_frame, "y", out=out, **TINY)
+    assert (out / "model.safetensors").read_bytes() == before
+    # A failing overwrite leaves the old run untouched.
+    with pytest.raises(DataError):
+        tabresnet.fit(regression_frame, "nope", out=out, overwrite=True, **TINY)
+    assert (out / "model.safetensors").read_bytes() == before
+    tabresnet.fit(regression_frame, "y", out=out, overwrite=True, seed=9, **TINY)
+    assert (out / "model.safetensors").read_bytes() != before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_unknown_option_is_a_config_error(regression_frame):
+    with pytest.raises(ConfigError, match="unknown option 'learning_rate'"):
+        tabresnet.fit(regression_frame, "y", learning_rate=0.1)
+    with pytest.raises(ConfigError, match="optimizer must be one of"):
+        tabresnet.fit(regression_frame, "y", optimizer="lbfgs")
+
+
+def test_nan_target_rows_dropped_with_count(regression_frame):
+    df = regression_frame.copy()
+    df.loc[:4, "y"] = np.nan
+    df.loc[5, "y"] = np.inf
+    with pytest.warns(UserWarning, match="6"):
+        run = tabresnet.fit(df, "y", **TINY)
+    total = sum(run.summary["rows"].values())
+    assert total == len(df) - 6
+
+
+def test_model_is_plain_torch_module(regression_frame):
+    run = tabresnet.fit(regression_frame, "y", **TINY)
+    assert isinstance(run.model.network, torch.nn.Module)
+    scripted = torch.jit.script(run.model.network)
+    x_num = torch.randn(3, run.model.preprocessor.n_num)
+    x_cat = torch.zeros(3, len(run.model.preprocessor.cardinalities), dtype=torch.long)
+    torch.testing.assert_close(scripted(x_num, x_cat), run.model.network(x_num, x_cat))
