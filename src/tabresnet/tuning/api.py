@@ -1,0 +1,461 @@
+"""``tune(data, target)``: search the space with Optuna, retrain the best config, write the run.
+
+    tabresnet tune data.csv --target price --trials 50 --timeout 30m --jobs 2
+
+Running the same command again resumes the study: ``--trials N`` is the number
+of *finished* trials (complete or pruned) the study should hold in total,
+those of earlier runs and of other workers included, so a resumed or joining
+worker only adds what is missing. Failed trials are kept but do not count.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd, tempfile
+>>> rng = np.random.default_rng(0)
+>>> df = pd.DataFrame({"a": rng.normal(size=120), "b": rng.normal(size=120)})
+>>> df["y"] = df.a - 2 * df.b
+>>> space = "lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}"
+>>> result = tune(df, "y", trials=2, space=space, out=tempfile.mkdtemp() + "/run",
+...               max_epochs=2, num_blocks=[1], c_hidden=[8], progress="none", report=False)
+>>> sorted(result.best_params), result.n_trials
+(['lr'], 2)
+>>> sorted(p.name for p in (result.dir / "tuning").iterdir())[:3]
+['best_params.json', 'optimization_history.png', 'parallel_coordinate.png']
+>>> parse_duration("30m"), parse_duration("1h"), parse_duration("90")
+(1800.0, 3600.0, 90.0)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from ..artifact import TabularModel
+from ..defaults import RunConfig
+from ..errors import ConfigError, TabResNetError
+from ..training import Prepared, evaluate_splits, prepare, resolve_config, train_network
+from ..training.fit import write_run
+from ..training.prepare import as_targets
+from . import results
+from .objective import CONFIG, PruningCallback, StopFlag, quiet_optuna
+from .progress import TuneProgress, progress_enabled
+from .space import SearchSpace
+from .study import (
+    FINISHED,
+    WorkerSpec,
+    available_cores,
+    count_trials,
+    display_url,
+    fail_stale_trials,
+    make_folds,
+    make_pruner,
+    make_sampler,
+    open_study,
+    run_parallel,
+    run_worker,
+    storage_url,
+)
+
+__all__ = ["TuneResult", "parse_duration", "tune"]
+
+_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: str | float | int | None) -> float | None:
+    """Seconds from ``90``, ``"90s"``, ``"30m"``, ``"1h"`` or ``"1h30m"``; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower().replace(" ", "")
+        parts = re.findall(r"(\d+(?:\.\d+)?)([a-z]*)", text)
+        if not text or "".join(n + u for n, u in parts) != text or any(
+            u not in _UNITS for _, u in parts
+        ):
+            raise ConfigError(
+                f"cannot read the duration {value!r}; write e.g. 90, 90s, 30m, 1h or 1h30m"
+            )
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"timeout must be a positive duration, however: {value!r}")
+    return seconds
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tune` returns.
+
+    Attributes
+    ----------
+    best_params : dict
+        The flat options the search chose (``lr``, ``num_blocks``, ...): pass them
+        to ``fit(**best_params)`` to train the same configuration.
+    best_value : float
+        Best validation RMSE (target units; mean over folds with ``cv``).
+    best_config : RunConfig
+        The complete configuration of the best trial.
+    model : TabularModel
+        The best configuration retrained (train split, early stopping on val).
+    metrics : dict
+        ``{"val": {...}, "test": {...}, "training": {...}, "tuning": {...}}``.
+    study : optuna.Study
+    dir : Path or None
+        The run directory, if one was written.
+    n_trials : int
+        Finished (complete or pruned) trials in the study.
+    counts : dict
+        Trials per state name (``COMPLETE``, ``PRUNED``, ``FAIL``, ...).
+    interrupted : bool
+        The search was stopped early (Ctrl-C or SIGTERM).
+    """
+
+    best_params: dict
+    best_value: float
+    best_config: RunConfig
+    model: TabularModel
+    metrics: dict
+    study: optuna.Study
+    dir: Path | None = None
+    n_trials: int = 0
+    counts: dict = field(default_factory=dict)
+    best_trial: int = -1
+    interrupted: bool = False
+    seconds: float = 0.0
+    _tmp: Any = field(default=None, repr=False)
+
+    def predict(self, data: Any):
+        return self.model.predict(data)
+
+
+def _default_study_name(data: Any, targets: list[str]) -> str:
+    stem = Path(str(data)).stem if isinstance(data, (str, Path)) else "data"
+    name = f"{stem}-{'+'.join(targets)}"
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
+
+
+def _check_run_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output path {out} exists and is not a directory; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / "tuning").is_dir():
+        raise ConfigError(
+            f"output directory {out} is not empty and holds no tuning study; "
+            "choose another --out (the same --out resumes a tuning run)"
+        )
+
+
+def _load_space(space: SearchSpace | str | Path | None) -> SearchSpace:
+    if space is None or isinstance(space, SearchSpace):
+        return space or SearchSpace.load()
+    text = str(space)
+    if isinstance(space, Path) or Path(text).exists() or text.endswith((".yaml", ".yml")):
+        return SearchSpace.load(space)
+    return SearchSpace.from_yaml(text)  # YAML text
+
+
+def _snapshot(study: optuna.Study):
+    def read():
+        trials = study.get_trials(deepcopy=False)
+        done = sum(t.state in FINISHED for t in trials)
+        failed = sum(t.state == TrialState.FAIL for t in trials)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        return done, failed, running, (min(values) if values else None)
+
+    return read
+
+
+def tune(
+    data: Any,
+    target: str | Sequence[str],
+    config: RunConfig | str | Path | dict | None = None,
+    *,
+    trials: int = 20,
+    timeout: str | float | None = None,
+    space: SearchSpace | str | Path | None = None,
+    sampler: str | optuna.samplers.BaseSampler = "tpe",
+    pruner: str | optuna.pruners.BasePruner | None = "median",
+    storage: str | None = None,
+    study_name: str | None = None,
+    jobs: int = 1,
+    cv: int | None = None,
+    out: str | Path | None = None,
+    val_data: Any = None,
+    test_data: Any = None,
+    progress: str = "auto",
+    report: bool = True,
+    **overrides: Any,
+) -> TuneResult:
+    """Tune a residual network's hyperparameters with Optuna.
+
+    Each trial samples a configuration from ``space`` (options it does not
+    list come from ``config`` and ``overrides``, i.e. the defaults of
+    :func:`tabresnet.fit`), trains it, reports the validation RMSE every
+    epoch so that the pruner can stop bad trials early, and scores it by its
+    best validation RMSE. The best configuration is then retrained on the
+    training split (early stopping on validation), evaluated on the test
+    split, and saved as a run directory like ``fit``'s.
+
+    Parameters
+    ----------
+    data, target, val_data, test_data
+        As for :func:`tabresnet.fit`; the test rows are never used while tuning.
+    config : RunConfig, YAML path or dict, optional
+        The fixed options.
+    trials : int
+        Finished (complete or pruned) trials the study should hold in total,
+        counting earlier runs and other workers: resuming adds only the rest.
+    timeout : seconds or str, optional
+        ``90``, ``"90s"``, ``"30m"``, ``"1h"``: no trial starts after it (a
+        running one finishes).
+    space : SearchSpace, YAML path or YAML text, optional
+        Default: ``tabresnet/tuning/default_space.yaml``.
+    sampler : {"tpe", "gp", "random", "cmaes", "qmc"} or an Optuna sampler
+    pruner : {"median", "hyperband", "successive-halving", "none"} or an Optuna pruner
+    storage : str, optional
+        SQLAlchemy URL; ``postgresql://`` uses psycopg 3. Default: SQLite in
+        ``out/tuning/study.db`` (in memory without ``out``).
+    study_name : str, optional
+        Default: from the data file's name and the target.
+    jobs : int
+        Worker processes on this machine, sharing the study; each gets
+        ``cores // jobs`` torch threads.
+    cv : int, optional
+        Score each trial by ``cv``-fold cross-validation on the non-test rows
+        (default: the config's ``cv_folds``; 0 or 1: the validation split).
+    out : path, optional
+        Run directory; the same ``out`` resumes the study.
+    progress : {"auto", "rich", "none"}
+        The live display (``auto``: only on a terminal).
+    report : bool
+        Write ``report.html`` at the end.
+    **overrides
+        Flat options, e.g. ``max_epochs=100``.
+
+    Returns
+    -------
+    TuneResult
+
+    Raises
+    ------
+    ConfigError
+        Bad options, space or storage. ``TabResNetError`` when no trial completed.
+    KeyboardInterrupt
+        Interrupted before any trial completed.
+    """
+    start = time.perf_counter()
+    user_cfg = resolve_config(config, overrides)
+    space_obj = _load_space(space)
+    space_obj.check(user_cfg)
+    seconds = parse_duration(timeout)
+    trials, jobs = int(trials), int(jobs)
+    if trials < 1:
+        raise ConfigError(f"trials must be at least 1, however: {trials}")
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, however: {jobs}")
+    k = int(user_cfg.data.cv_folds if cv is None else cv)
+    k = 0 if k < 2 else k
+    targets = as_targets(target)
+    make_sampler(sampler, 0)  # unknown names and missing packages fail now, not in a worker
+    make_pruner(pruner, user_cfg.train.max_epochs)
+
+    run_dir = Path(out) if out is not None else None
+    if run_dir is not None:
+        _check_run_dir(run_dir)
+    tmp = None
+    if storage is None and run_dir is None and jobs > 1:
+        tmp = tempfile.TemporaryDirectory(prefix="tabresnet-tune-")
+    url = storage_url(storage, run_dir if run_dir is not None else (Path(tmp.name) if tmp else None))
+    name = study_name or _default_study_name(data, targets)
+
+    # Trials train quietly; parallel workers split the cores between them.
+    trial_cfg = user_cfg.replace(progress="none", logger="none")
+    threads = max(1, available_cores() // jobs)
+    if jobs > 1 and user_cfg.train.num_threads == 0:
+        trial_cfg = trial_cfg.replace(num_threads=threads)
+
+    # Prepare the data here first: a data problem is reported before any worker starts.
+    folds = make_folds(data, targets, trial_cfg, val_data, test_data, k)
+    attrs = {"target": targets, "cv": k, "space": space_obj.fingerprint()}
+    study = open_study(url, name, attrs=attrs)
+    fail_stale_trials(study)
+    spec = WorkerSpec(
+        data=data, target=targets, base=trial_cfg.to_dict(), space_text=space_obj.text,
+        space_source=space_obj.source, storage=url, study_name=name, sampler=sampler,
+        pruner=pruner, n_trials=trials,
+        deadline=(time.time() + seconds) if seconds is not None else None,
+        cv=k, val_data=val_data, test_data=test_data,
+    )
+    if url is None and jobs > 1:  # pragma: no cover - guarded above by the temp directory
+        raise ConfigError("parallel jobs need a storage")
+
+    stop = StopFlag(
+        message="interrupted: stopping the running trial(s); finishing with the best trial "
+        "so far (press Ctrl-C again to abort)"
+    )
+    display = TuneProgress(_snapshot(study), trials, spec.deadline, progress_enabled(progress))
+    stop.install()
+    display.start()
+    try:
+        if jobs == 1:
+            run_worker(spec, 0, stop, study=study, folds=folds)
+        else:
+            run_parallel(spec, jobs, stop, threads)
+    finally:
+        stop.restore()
+        display.stop()
+    interrupted = stop.requested
+
+    with quiet_optuna():
+        fail_stale_trials(study)
+        counts = count_trials(study)
+        complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    if not complete:
+        if interrupted:
+            raise KeyboardInterrupt
+        failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))]
+        last = results.fail_reason(failed[-1], study.user_attrs) if failed else "none ran"
+        raise TabResNetError(
+            f"no trial of study {name!r} completed ({counts[TrialState.PRUNED]} pruned, "
+            f"{counts[TrialState.FAIL]} failed; last failure: {last}); "
+            "check the data and the search space"
+        )
+    best = min(complete, key=lambda t: t.value)
+    best_params = dict(best.user_attrs.get(CONFIG) or {})
+    if not best_params:  # a trial from another tool: replay its parameters
+        _, best_params = space_obj.sample(optuna.trial.FixedTrial(best.params), user_cfg)
+    best_cfg = user_cfg.replace(**best_params)
+
+    # -- retrain the best configuration and write the run --------------------------------
+    prepared = folds[0] if k == 0 else prepare(
+        data, targets, trial_cfg, val_data=val_data, test_data=test_data
+    )
+    tuning_info = {
+        "study_name": name,
+        "best_trial": best.number,
+        "best_val_rmse": float(best.value),
+        "cv_folds": k,
+        "trials": {s.name: int(n) for s, n in counts.items()},
+        "interrupted": interrupted,
+    }
+    if progress_enabled(progress):
+        print(f"retraining the best configuration (trial {best.number})", file=sys.stderr)
+    model, metrics = _retrain(prepared, best_cfg, run_dir, progress, {"tuning": tuning_info})
+    n_finished = sum(counts[s] for s in FINISHED)
+    if run_dir is not None:
+        _write_tuning(run_dir, study, best, best_params, url, k)
+        if report:
+            _write_report(run_dir)
+    return TuneResult(
+        best_params=best_params,
+        best_value=float(best.value),
+        best_config=best_cfg,
+        model=model,
+        metrics=metrics,
+        study=study,
+        dir=run_dir,
+        n_trials=n_finished,
+        counts={s.name: int(n) for s, n in counts.items()},
+        best_trial=best.number,
+        interrupted=interrupted,
+        seconds=time.perf_counter() - start,
+        _tmp=tmp,
+    )
+
+
+def _retrain(
+    prepared: Prepared, config: RunConfig, run_dir: Path | None, progress: str, extra: dict
+) -> tuple[TabularModel, dict]:
+    """Train ``config`` once more (same seed and split as its trial) and evaluate it."""
+    # Ctrl-C now ends the retraining early with the best weights so far.
+    stop = StopFlag(message="interrupted: ending the retraining with its best epoch so far "
+                            "(press Ctrl-C again to abort)")
+    staging = None
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".retrain.", dir=run_dir))
+    try:
+        with stop:
+            result = train_network(
+                prepared,
+                config.replace(progress="none" if progress == "none" else config.train.progress),
+                callbacks=[PruningCallback(None, stop)],
+                out_dir=staging,
+            )
+        if result.diverged:
+            warnings.warn("the retrained best configuration diverged; its model is the best "
+                          "epoch before that", stacklevel=3)
+        model = TabularModel(result.network, config, prepared.schema, prepared.preprocessor)
+        metrics = evaluate_splits(model, prepared)
+        metrics["training"] = {
+            "best_epoch": result.best_epoch,
+            "epochs": int(len(result.history)),
+            "seconds": round(result.seconds, 3),
+            "diverged": result.diverged,
+            "interrupted": stop.requested,
+        }
+        metrics.update(extra)
+        model.metrics = metrics
+        if run_dir is not None:
+            write_run(run_dir, model, prepared, result, metrics)
+            for sub in ("logs", "checkpoints"):
+                if (staging / sub).exists():
+                    shutil.rmtree(run_dir / sub, ignore_errors=True)
+                    (staging / sub).rename(run_dir / sub)
+        return model, metrics
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_tuning(
+    run_dir: Path,
+    study: optuna.Study,
+    best: optuna.trial.FrozenTrial,
+    best_params: dict,
+    url: str | None,
+    cv: int,
+) -> None:
+    tuning = run_dir / "tuning"
+    tuning.mkdir(parents=True, exist_ok=True)
+    with quiet_optuna():
+        frame = results.write_trials(study, tuning / "trials.csv")
+        skipped = results.write_plots(study, tuning)
+    states = frame["state"].value_counts().to_dict() if len(frame) else {}
+    results.write_best(
+        tuning / "best_params.json",
+        {
+            "study_name": study.study_name,
+            "storage": display_url(url),
+            "metric": results.METRIC,
+            "value": float(best.value),
+            "trial": best.number,
+            "params": best_params,
+            "optuna_params": best.params,
+            "cv_folds": cv,
+            "trials": {str(k): int(v) for k, v in states.items()},
+            "plots_skipped": skipped,
+        },
+    )
+
+
+def _write_report(run_dir: Path) -> None:
+    try:
+        from ..report import write_report
+    except ImportError:
+        return
+    try:
+        write_report(run_dir)
+    except Exception as exc:  # a failed report must not lose the tuned model
+        warnings.warn(f"report not written: {exc}", stacklevel=3)

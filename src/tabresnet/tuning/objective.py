@@ -1,0 +1,277 @@
+"""One trial: sample a run config from the space, train it with pruning, return the val RMSE.
+
+The objective is deliberately small (optuna-examples' shape): every
+``trial.suggest_*`` happens in :meth:`SearchSpace.sample`, training is
+:func:`tabresnet.training.train_network` with :class:`PruningCallback`, and the
+value is the best validation RMSE in target units (the mean over folds with
+``cv``).
+
+A trial that cannot give a value is *failed*, never fatal: divergence (NaN or
+inf loss), running out of memory, an exception, or a stop request (Ctrl-C)
+raise :class:`TrialFailed`, whose reason is stored as the trial's
+``fail_reason`` user attribute; the study goes on with the next trial.
+
+>>> flag = StopFlag()
+>>> flag.requested, flag.request("test"), flag.requested
+(False, None, True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import math
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import optuna
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from ..defaults import RunConfig
+from ..training import Prepared, train_network
+from .space import SearchSpace
+
+__all__ = [
+    "FAIL_REASON",
+    "Objective",
+    "PruningCallback",
+    "StopFlag",
+    "TrialFailed",
+    "quiet_optuna",
+    "worker_id",
+]
+
+log = logging.getLogger("tabresnet.tuning")
+
+# Trial user attributes.
+FAIL_REASON = "fail_reason"
+WORKER = "worker"  # "host:pid" of the process running the trial
+CONFIG = "config"  # the flat options the space set (JSON)
+
+_OOM_TYPES: tuple[type[BaseException], ...] = tuple(
+    t for t in (getattr(torch, "OutOfMemoryError", None), MemoryError) if t is not None
+)
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, stored on each trial it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextlib.contextmanager
+def quiet_optuna(level: int = logging.ERROR):
+    """Silence Optuna's per-trial log lines; tune reports progress itself."""
+    logger = logging.getLogger("optuna")
+    old = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
+class TrialFailed(Exception):
+    """A trial gave no value; ``str(exc)`` is the reason stored on the trial."""
+
+
+class StopFlag:
+    """Stop cleanly on the first SIGINT or SIGTERM, abort on the second.
+
+    The first signal sets :attr:`requested`: the running trial stops at its
+    next batch and is recorded as failed ("interrupted"), no new trial starts,
+    and ``tune`` finishes with the best trial so far. A second signal restores
+    the default handlers and raises ``KeyboardInterrupt``.
+
+    Parameters
+    ----------
+    message : str, optional
+        Printed (to stderr) on the first signal.
+    """
+
+    def __init__(self, message: str = ""):
+        self.requested = False
+        self.reason = ""
+        self.message = message
+        self.on_request: list[Callable[[], None]] = []
+        self._old: dict[int, Any] = {}
+
+    def request(self, reason: str = "stop requested") -> None:
+        if not self.requested:
+            self.requested = True
+            self.reason = reason
+            for callback in self.on_request:
+                callback()
+
+    def install(self, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) -> StopFlag:
+        """Handle ``signals`` (main thread only; elsewhere a no-op)."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in signals:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        self._old.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            self.restore()
+            raise KeyboardInterrupt
+        name = signal.Signals(signum).name
+        if self.message:
+            import sys
+
+            print(self.message, file=sys.stderr, flush=True)
+        self.request(f"interrupted ({name})")
+
+    def __enter__(self) -> StopFlag:
+        return self.install()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.restore()
+
+
+class PruningCallback(Callback):
+    """Report ``val_rmse`` to the trial after every validation; stop when Optuna prunes.
+
+    Our own small callback rather than optuna-integration's, which raises
+    ``TrialPruned`` from inside ``Trainer.fit``: here the Trainer is asked to
+    stop (``trainer.should_stop``) so that it winds down normally, and the
+    objective raises ``TrialPruned`` afterwards. It also ends training at the
+    next batch when the :class:`StopFlag` is set (Ctrl-C).
+
+    Parameters
+    ----------
+    trial : optuna.Trial or None
+        ``None`` only watches the stop flag (folds after the first with ``cv``).
+    stop : StopFlag, optional
+    monitor : str
+        The logged metric to report.
+    """
+
+    def __init__(self, trial: Any, stop: StopFlag | None = None, monitor: str = "val_rmse"):
+        self.trial = trial
+        self.stop = stop
+        self.monitor = monitor
+        self.pruned_at: int | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.stop is not None and self.stop.requested:
+            trainer.should_stop = True
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        if self.stop is not None and self.stop.requested:
+            trainer.should_stop = True
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if self.trial is None or value is None:
+            return
+        value = float(value)
+        if not math.isfinite(value):  # divergence: the objective fails the trial
+            return
+        epoch = int(trainer.current_epoch)
+        self.trial.report(value, step=epoch)
+        if self.trial.should_prune():
+            self.pruned_at = epoch
+            trainer.should_stop = True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, _OOM_TYPES):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+class Objective:
+    """``objective(trial) -> float``: the best validation RMSE of one sampled config.
+
+    Parameters
+    ----------
+    folds : list of Prepared
+        One prepared split, or ``k`` folds for cross-validation (the value is
+        their mean; only the first fold reports to the pruner, so intermediate
+        values stay comparable across trials).
+    base : RunConfig
+        Values of the options the space does not set.
+    space : SearchSpace
+    stop : StopFlag, optional
+    """
+
+    def __init__(
+        self,
+        folds: Sequence[Prepared],
+        base: RunConfig,
+        space: SearchSpace,
+        stop: StopFlag | None = None,
+    ):
+        self.folds = list(folds)
+        self.base = base
+        self.space = space
+        self.stop = stop or StopFlag()
+        self.last_failed = False
+
+    def _fail(self, trial: Any, reason: str) -> TrialFailed:
+        self.last_failed = True
+        trial.set_user_attr(FAIL_REASON, reason)
+        log.warning("trial %d failed: %s", trial.number, reason)
+        return TrialFailed(reason)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        self.last_failed = False
+        trial.set_user_attr(WORKER, worker_id())
+        try:
+            config, overrides = self.space.sample(trial, self.base)
+        except (ValueError, TypeError) as exc:
+            raise self._fail(trial, f"invalid config: {_first_line(exc)}") from None
+        trial.set_user_attr(CONFIG, overrides)
+
+        scores: list[float] = []
+        epochs: list[int] = []
+        start = time.perf_counter()
+        for i, prepared in enumerate(self.folds):
+            callback = PruningCallback(trial if i == 0 else None, self.stop)
+            try:
+                result = train_network(prepared, config, callbacks=[callback])
+            except optuna.TrialPruned:
+                raise
+            except Exception as exc:
+                if _is_oom(exc):
+                    del exc
+                    gc.collect()
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    raise self._fail(trial, "out of memory") from None
+                raise self._fail(trial, f"{type(exc).__name__}: {_first_line(exc)}") from None
+            if self.stop.requested:
+                raise self._fail(trial, f"{self.stop.reason or 'interrupted'} before it finished")
+            if callback.pruned_at is not None:
+                trial.set_user_attr("epochs", callback.pruned_at + 1)
+                raise optuna.TrialPruned(f"pruned at epoch {callback.pruned_at}")
+            if result.diverged or not math.isfinite(result.best_val_rmse):
+                at = len(result.history) - 1
+                raise self._fail(trial, f"diverged: the training loss became NaN or inf (epoch {at})")
+            scores.append(float(result.best_val_rmse))
+            epochs.append(int(len(result.history)))
+        trial.set_user_attr("epochs", max(epochs))
+        trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
+        if len(scores) > 1:
+            trial.set_user_attr("fold_rmse", scores)
+        return float(sum(scores) / len(scores))
