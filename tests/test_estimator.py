@@ -255,3 +255,40 @@ def test_unfitted_estimator_refuses_predict_and_save(tmp_path):
         ResNetRegressor().predict(np.zeros((2, 3)))
     with pytest.raises(NotFittedError):
         ResNetRegressor().save(tmp_path)
+
+
+# -- TunedResNetRegressor ---------------------------------------------------------------
+
+SPACE = {"lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}}
+
+
+def test_tuning_defaults_are_tunes_own():
+    from tabresnet.estimator import TUNING_DEFAULTS
+    from tabresnet.tuning import tune
+
+    tune_defaults = {k: p.default for k, p in inspect.signature(tune).parameters.items()}
+    renamed = {"n_trials": "trials", "search_space": "space"}
+    for name, value in TUNING_DEFAULTS.items():
+        assert tune_defaults[renamed.get(name, name)] == value, name
+    assert {
+        k: v for k, v in TunedResNetRegressor().get_params().items() if k in TUNING_DEFAULTS
+    } == (TUNING_DEFAULTS)
+
+
+def test_tuned_fit_pipeline_save_and_load(tmp_path):
+    X, y = linear_data(80)
+    est = TunedResNetRegressor(n_trials=3, search_space=SPACE, sampler="random", **FAST)
+    pipe = make_pipeline(StandardScaler(), est).fit(X, y)
+    tuned = pipe[-1]
+    assert list(tuned.best_params_) == ["lr"] and len(tuned.trials_) == 3
+    assert tuned.best_value_ == pytest.approx(tuned.trials_["value"].min())
+    assert tuned.config_.train.lr == tuned.best_params_["lr"]
+    assert tuned.config_.model.c_hidden == [8]  # the fixed options stay fixed
+    Xs = pipe[0].transform(X)
+    pred = pipe.predict(X)
+    np.testing.assert_array_equal(tabresnet.load(tuned.save(tmp_path / "m")).predict(Xs), pred)
+    # Same seed, same search and model; YAML text is accepted as the space.
+    again = clone(est).set_params(
+        search_space="lr: {type: float, low: 1.0e-3, high: 3.0e-2, log: true}"
+    )
+    np.testing.assert_array_equal(again.fit(Xs, y).predict(Xs), pred)

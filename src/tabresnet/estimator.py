@@ -50,6 +50,7 @@ __all__ = [
     "MIN_VAL_ROWS",
     "OVERRIDES",
     "ResNetRegressor",
+    "TUNING_DEFAULTS",
     "TunedResNetRegressor",
     "estimator_defaults",
 ]
@@ -478,54 +479,67 @@ ResNetRegressor.__doc__ = _with_parameters(ResNetRegressor.__doc__)
 
 # -- tuning ------------------------------------------------------------------------
 
-_TUNING_PARAMETERS = (
-    inspect.Parameter("n_trials", inspect.Parameter.KEYWORD_ONLY, default=20),
-    inspect.Parameter("timeout", inspect.Parameter.KEYWORD_ONLY, default=None),
-    inspect.Parameter("search_space", inspect.Parameter.KEYWORD_ONLY, default=None),
-    inspect.Parameter("sampler", inspect.Parameter.KEYWORD_ONLY, default="tpe"),
-    inspect.Parameter("pruner", inspect.Parameter.KEYWORD_ONLY, default="median"),
-)
+#: The tuning arguments and their defaults: those of :func:`tabresnet.tuning.tune`
+#: (a test checks they agree), written out so that importing the estimator does
+#: not import Optuna and Lightning.
+TUNING_DEFAULTS: dict[str, Any] = {
+    "n_trials": 20,  # tune(trials=...)
+    "timeout": None,
+    "search_space": None,  # tune(space=...)
+    "sampler": "tpe",
+    "pruner": "median",
+    "cv": None,
+}
 
 
 class TunedResNetRegressor(_ResNetBase):
     """A :class:`ResNetRegressor` whose hyperparameters Optuna searches inside ``fit``.
 
-    ``fit`` splits a validation set off the training rows, runs
-    :func:`tabresnet.tuning.tune` on the rest (each trial scored by its
-    validation RMSE) and keeps the best trial's model.
+    ``fit`` splits a validation set off the training rows (as
+    :class:`ResNetRegressor` does), runs :func:`tabresnet.tuning.tune` with
+    every trial scored by its validation RMSE, and keeps the best
+    configuration retrained on the same split. Nothing is written to disk.
 
     Parameters
     ----------
     n_trials : int, default=20
-        Number of trials.
-    timeout : float or None, default=None
-        Stop starting trials after this many seconds.
-    search_space : dict or None, default=None
-        The search space, in :func:`tabresnet.tuning.tune`'s format; ``None`` is
-        the project's default space.
-    sampler : str, default="tpe"
-        Optuna sampler (seeded with ``seed``).
-    pruner : str, default="median"
-        Optuna pruner.
+        Number of finished (complete or pruned) trials.
+    timeout : float, str or None, default=None
+        No trial starts after this many seconds (``90``, ``"30m"``, ``"1h"``).
+    search_space : dict, str, path, SearchSpace or None, default=None
+        The options to search, in the format of ``default_space.yaml`` (see
+        :class:`tabresnet.tuning.SearchSpace`): a dict such as
+        ``{"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}``,
+        YAML text or a YAML file. ``None``: the shipped default space.
+    sampler : {"tpe", "gp", "random", "cmaes", "qmc"} or optuna sampler, default="tpe"
+        Seeded with ``seed``.
+    pruner : {"median", "hyperband", "successive-halving", "none"} or optuna pruner, \
+default="median"
+        Stops unpromising trials early.
+    cv : int or None, default=None
+        Score each trial by ``cv``-fold cross-validation on the training rows
+        instead of the validation split (None, 0 or 1: the split).
     {generated_parameters}
 
-    The options searched by the space take the space's values; the others are
-    fixed at the values given here.
+    Options the search space lists take the sampled values; the others keep
+    the values given here.
 
     Attributes
     ----------
     model_ : TabularModel
-        The best trial's model.
+        The best configuration, retrained.
     config_ : RunConfig
-        Its configuration.
+        Its complete configuration.
     best_params_ : dict
-        The best trial's searched values (flat option names).
+        The searched options of the best trial (flat names); pass them to
+        :class:`ResNetRegressor` to train the same configuration.
     best_value_ : float
-        Its validation RMSE in target units (lower is better; note: not a
-        higher-is-better ``best_score_`` as in ``GridSearchCV``).
+        The best trial's validation RMSE in target units, lower is better (not
+        a higher-is-better ``best_score_`` as in ``GridSearchCV``).
     trials_ : DataFrame
-        One row per trial (``study.trials_dataframe()``); the study itself is
-        not kept, since it may hold a database connection.
+        One row per trial (``study.trials_dataframe()``). The study itself is
+        not kept: an estimator must pickle, and a study may hold a database
+        connection.
     n_features_in_ : int
         Number of columns seen in :meth:`fit`.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -537,9 +551,28 @@ class TunedResNetRegressor(_ResNetBase):
     --------
     ResNetRegressor : one configuration, no search.
     tabresnet.tune : the same search from a table, writing a run directory.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(120, 2))
+    >>> y = X[:, 0] - 2 * X[:, 1]
+    >>> est = TunedResNetRegressor(
+    ...     n_trials=2, search_space={"lr": {"type": "float", "low": 1e-3, "high": 1e-2}},
+    ...     max_epochs=3, num_blocks=(1,), c_hidden=(8,)).fit(X, y)
+    >>> sorted(est.best_params_), len(est.trials_), est.predict(X[:3]).shape
+    (['lr'], 2, (3,))
     """
 
-    __init__ = _make_init(_signature(_TUNING_PARAMETERS))
+    __init__ = _make_init(
+        _signature(
+            tuple(
+                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value)
+                for name, value in TUNING_DEFAULTS.items()
+            )
+        )
+    )
 
     def fit(self, X: Any, y: Any) -> TunedResNetRegressor:
         """Search the hyperparameters on ``X``, ``y`` and keep the best model.
@@ -560,20 +593,27 @@ class TunedResNetRegressor(_ResNetBase):
         frame, targets, cfg = self._fit_data(X, y)
         train, val = self._split(len(frame), cfg)
         val_frame = frame.iloc[val]
+        space = self.search_space
+        if isinstance(space, dict):
+            import yaml
+
+            space = yaml.safe_dump(space, sort_keys=False)
         result = tune(
             frame.iloc[train],
             targets,
             cfg,
             trials=self.n_trials,
             timeout=self.timeout,
-            space=self.search_space,
+            space=space,
             sampler=self.sampler,
             pruner=self.pruner,
+            cv=self.cv,
             val_data=val_frame,
             # NOTE: the estimator makes no test split; the validation rows stand
-            # in so that tune does not cut one off the training rows.
+            # in for one, so that tune cuts none off the training rows.
             test_data=val_frame,
             progress=self.progress,
+            report=False,
         )
         self.model_ = result.model
         self.config_ = result.best_config
