@@ -237,7 +237,8 @@ def tune(
     out : path, optional
         Run directory; the same ``out`` resumes the study.
     progress : {"auto", "rich", "none"}
-        The live display (``auto``: only on a terminal).
+        The live display (``auto``: only on a terminal); also the config's
+        ``progress`` option, used by the final retraining.
     report : bool
         Write ``report.html`` at the end.
     **overrides
@@ -255,7 +256,8 @@ def tune(
         Interrupted before any trial completed.
     """
     start = time.perf_counter()
-    user_cfg = resolve_config(config, overrides)
+    # ``progress`` is both the live display and the run config option of that name.
+    user_cfg = resolve_config(config, {**overrides, "progress": progress})
     space_obj = _load_space(space)
     space_obj.check(user_cfg)
     seconds = parse_duration(timeout)
@@ -351,7 +353,7 @@ def tune(
     }
     if progress_enabled(progress):
         print(f"retraining the best configuration (trial {best.number})", file=sys.stderr)
-    model, metrics = _retrain(prepared, best_cfg, run_dir, progress, {"tuning": tuning_info})
+    model, metrics = _retrain(prepared, best_cfg, run_dir, {"tuning": tuning_info})
     n_finished = sum(counts[s] for s in FINISHED)
     if run_dir is not None:
         _write_tuning(run_dir, study, best, best_params, url, k)
@@ -375,7 +377,7 @@ def tune(
 
 
 def _retrain(
-    prepared: Prepared, config: RunConfig, run_dir: Path | None, progress: str, extra: dict
+    prepared: Prepared, config: RunConfig, run_dir: Path | None, extra: dict
 ) -> tuple[TabularModel, dict]:
     """Train ``config`` once more (same seed and split as its trial) and evaluate it."""
     # Ctrl-C now ends the retraining early with the best weights so far.
@@ -389,7 +391,7 @@ def _retrain(
         with stop:
             result = train_network(
                 prepared,
-                config.replace(progress="none" if progress == "none" else config.train.progress),
+                config,
                 callbacks=[PruningCallback(None, stop)],
                 out_dir=staging,
             )

@@ -82,7 +82,7 @@ def run_tune(args: argparse.Namespace) -> int:
     target = args.target if len(args.target) > 1 else args.target[0]
     out = Path(args.out) if args.out else Path("runs") / f"tune-{Path(args.data).stem}"
     overrides = flag_overrides(args)
-    progress = overrides.get("progress", "auto")
+    progress = overrides.pop("progress", "auto")
     result = tune(
         args.data,
         target,

@@ -1,0 +1,283 @@
+"""tabresnet.tuning in-process: the space, pruning, failures, resume, results, the CLI.
+
+Tiny models (one block of width 8, a few epochs) on 100 synthetic rows; the
+processes-and-signals tests live in test_tuning_processes.py, the PostgreSQL
+ones in test_tuning_pg.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import tabresnet
+from tabresnet.cli import main
+from tabresnet.defaults import RunConfig, flat_fields
+from tabresnet.errors import ConfigError, TabResNetError
+from tabresnet.tuning import SearchSpace, TuneResult, parse_duration, tune
+from tabresnet.tuning import objective as objective_mod
+from tabresnet.tuning import study as study_mod
+from tabresnet.tuning.space import DERIVED
+from tabresnet.tuning.study import fail_stale_trials, open_study, storage_url
+
+TINY = dict(max_epochs=4, num_blocks=[1], c_hidden=[8], batch_size=32, progress="none")
+SPACE = """
+lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+optimizer: [adamw, sgd]
+gradient_clip: {type: float, low: 0.5, high: 2.0, when: {optimizer: sgd}}
+"""
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=100), "b": rng.normal(size=100)})
+    df["y"] = 3 * df.a - df.b + rng.normal(scale=0.1, size=100)
+    return df
+
+
+def run_tune(data, out, **kw) -> TuneResult:
+    args = dict(trials=3, space=SPACE, out=out, report=False, **TINY)
+    args.update(kw)
+    return tune(data, "y", **args)
+
+
+# -- the search space -------------------------------------------------------------
+def test_default_space_names_are_options_and_sample_valid_configs():
+    space = SearchSpace.load()
+    fields = flat_fields()
+    assert all(name in fields or name in DERIVED for name in space.names)
+    assert {"block", "norm", "activation", "n_groups", "blocks", "width", "dropout", "init",
+            "lr", "weight_decay", "batch_size", "optimizer", "scheduler"} <= set(space.names)
+    space.check(RunConfig(), samples=64)
+
+
+def test_space_conditional_parameters():
+    space = SearchSpace.load()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(40):
+        trial = study.ask()
+        cfg, flat = space.sample(trial, RunConfig())
+        n = trial.params["n_groups"]
+        assert len(cfg.model.c_hidden) == len(cfg.model.num_blocks) == n
+        # Per-group widths and depths exist only up to the sampled number of groups.
+        assert {f"log2_width_{g}" for g in range(1, 4)} & set(trial.params) == {
+            f"log2_width_{g}" for g in range(1, n + 1)
+        }
+        assert all(w in (32, 64, 128, 256, 512) for w in cfg.model.c_hidden)
+        # gradient_clip is sampled for SGD only; otherwise the run config's 0.0 stays.
+        assert ("gradient_clip" in trial.params) == (cfg.train.optimizer == "sgd")
+        if cfg.train.optimizer != "sgd":
+            assert cfg.train.gradient_clip == 0.0
+        assert cfg == RunConfig().replace(**flat)
+        study.tell(trial, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("dropuot: [0.1]", r"unknown option 'dropuot'.*did you mean 'dropout'"),
+        ("val_size: [0.1, 0.2]", r"cannot search val_size: the data are prepared once"),
+        ("activation: [relu, nope]", r"entry activation: unknown activation 'nope'"),
+        ("lr: {type: float, low: 0.1, high: 0.01}", r"low must not exceed high"),
+        ("lr: {type: float, low: 0, high: 0.1, log: true}", r"needs low > 0"),
+        ("width: {type: pow2, low: 10, high: 64}", r"powers of two"),
+        ("lr: {type: float, low: 1.0e-3, high: 0.1, per_group: true}", r"per_group is only"),
+        ("gradient_clip: {type: float, low: 0.5, high: 2.0, when: {optimizer: sgd}}\n"
+         "optimizer: [adam, sgd]", r"list optimizer before gradient_clip"),
+        ("lr: {type: normal}", r"type must be one of"),
+        ("[1, 2]", r"must be a non-empty YAML mapping"),
+    ],
+)
+def test_space_errors_are_one_line(text, match):
+    with pytest.raises(ConfigError, match=match) as info:
+        SearchSpace.from_yaml(text)
+    assert "\n" not in str(info.value)
+
+
+def test_space_that_does_not_fit_the_config_fails_before_any_trial(frame):
+    # Two groups of blocks but one width (TINY's c_hidden=[8]): caught before training.
+    text = "lr: [0.001, 0.01]\nnum_blocks: {type: fixed, value: [1, 1]}"
+    with pytest.raises(ConfigError, match="gives an invalid run config: num_blocks and c_hidden"):
+        tune(frame, "y", space=text, **TINY)
+
+
+def test_parse_duration():
+    assert parse_duration(90) == 90.0
+    assert parse_duration("90s") == 90.0
+    assert parse_duration("30m") == 1800.0
+    assert parse_duration("1h") == 3600.0
+    assert parse_duration("1h30m") == 5400.0
+    assert parse_duration(None) is None
+    for bad in ("ten", "5 parsecs", "-3", "0"):
+        with pytest.raises(ConfigError, match="duration|positive"):
+            parse_duration(bad)
+
+
+def test_storage_urls(tmp_path):
+    assert storage_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert storage_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert storage_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert storage_url(None, tmp_path) == f"sqlite:///{tmp_path.resolve()}/tuning/study.db"
+    assert storage_url(None) is None
+
+
+# -- a whole run ---------------------------------------------------------------------
+def test_tune_writes_a_run_and_resumes(frame, tmp_path):
+    out = tmp_path / "run"
+    result = run_tune(frame, out, trials=3)
+    assert result.n_trials == 3 and result.dir == out
+    assert set(result.best_params) <= {"lr", "optimizer", "gradient_clip"}
+    assert result.best_config == RunConfig().replace(**TINY, **result.best_params)
+    assert result.best_value == min(
+        t.value for t in result.study.trials if t.state == TrialState.COMPLETE
+    )
+    assert set(result.metrics) >= {"val", "test", "tuning"}
+    # The same model file as fit, loadable, predicting from raw columns.
+    model = tabresnet.load(out)
+    assert model.predict(frame).shape == (100,)
+    np.testing.assert_allclose(model.predict(frame), result.model.predict(frame), rtol=1e-5)
+    for name in ("config.yaml", "metrics.json", "history.csv", "predictions_test.csv",
+                 "tuning/study.db", "tuning/trials.csv", "tuning/best_params.json",
+                 "tuning/optimization_history.png", "tuning/param_importances.png",
+                 "tuning/parallel_coordinate.png"):
+        assert (out / name).is_file(), name
+    best = json.loads((out / "tuning/best_params.json").read_text())
+    assert best["study_name"] == "data-y" and best["params"] == result.best_params
+    # Every epoch reported to the pruner.
+    complete = [t for t in result.study.trials if t.state == TrialState.COMPLETE]
+    assert all(len(t.intermediate_values) == t.user_attrs["epochs"] for t in complete)
+
+    # Again: the study resumes; --trials counts all finished trials, so 2 more run.
+    first = {t.number: t.value for t in complete}
+    again = run_tune(frame, out, trials=5)
+    assert again.n_trials == 5
+    assert {t.number: t.value for t in again.study.trials if t.number in first} == first
+    trials = pd.read_csv(out / "tuning/trials.csv")
+    assert list(trials["number"]) == [0, 1, 2, 3, 4]
+    # Nothing to add: no new trial runs, the best is retrained once more.
+    assert run_tune(frame, out, trials=4).n_trials == 5
+
+
+def test_resume_with_another_target_is_refused(frame, tmp_path):
+    out = tmp_path / "run"
+    run_tune(frame, out, trials=1)
+    frame["z"] = frame["y"]
+    with pytest.raises(ConfigError, match="was run with target"):
+        tune(frame, "z", space=SPACE, out=out, study_name="data-y", report=False, **TINY)
+
+
+def test_out_that_is_not_a_tuning_run_is_refused(frame, tmp_path):
+    (tmp_path / "other.txt").write_text("x")
+    with pytest.raises(ConfigError, match="holds no tuning study"):
+        run_tune(frame, tmp_path)
+
+
+# -- pruning and failures ------------------------------------------------------------------
+class PruneOdd(optuna.pruners.BasePruner):
+    """Prune odd-numbered trials once they have reported two epochs."""
+
+    def prune(self, study, trial):
+        return trial.number % 2 == 1 and len(trial.intermediate_values) >= 2
+
+
+def test_pruned_trials_stop_early_and_count_as_finished(frame):
+    result = run_tune(frame, None, trials=4, pruner=PruneOdd(), max_epochs=6)
+    states = {t.number: t.state for t in result.study.trials}
+    assert states == {0: TrialState.COMPLETE, 1: TrialState.PRUNED,
+                      2: TrialState.COMPLETE, 3: TrialState.PRUNED}
+    pruned = result.study.trials[1]
+    assert sorted(pruned.intermediate_values) == [0, 1] and pruned.user_attrs["epochs"] == 2
+    assert result.dir is None  # no out: nothing written, the study stayed in memory
+
+
+def test_diverged_oom_and_crashing_trials_fail_with_a_reason(frame, tmp_path, monkeypatch):
+    real = objective_mod.train_network
+    calls = []
+
+    def flaky(prepared, config, callbacks=(), out_dir=None):
+        calls.append(1)
+        if len(calls) == 1:
+            result = real(prepared, config, callbacks=callbacks, out_dir=out_dir)
+            result.diverged = True
+            return result
+        if len(calls) == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        if len(calls) == 3:
+            raise RuntimeError("boom\nsecond line")
+        return real(prepared, config, callbacks=callbacks, out_dir=out_dir)
+
+    monkeypatch.setattr(objective_mod, "train_network", flaky)
+    out = tmp_path / "run"
+    result = run_tune(frame, out, trials=2)
+    states = [t.state for t in result.study.trials]
+    assert states == [TrialState.FAIL] * 3 + [TrialState.COMPLETE] * 2
+    reasons = [t.user_attrs["fail_reason"] for t in result.study.trials[:3]]
+    assert reasons[0].startswith("diverged: the training loss became NaN or inf")
+    assert reasons[1] == "out of memory"
+    assert reasons[2] == "RuntimeError: boom"
+    table = pd.read_csv(out / "tuning/trials.csv")
+    assert list(table["fail_reason"].fillna("")) == [*reasons, "", ""]
+    assert result.counts == {"FAIL": 3, "COMPLETE": 2}
+
+
+def test_a_study_where_every_trial_fails_raises(frame, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("nothing works")
+
+    monkeypatch.setattr(objective_mod, "train_network", broken)
+    monkeypatch.setattr(study_mod, "MAX_CONSECUTIVE_FAILURES", 3)
+    with pytest.raises(TabResNetError, match="no trial .* completed.*ValueError: nothing works"):
+        run_tune(frame, None, trials=5)
+
+
+def test_cross_validation_scores_the_mean_of_the_folds(frame):
+    result = run_tune(frame, None, trials=1, cv=3)
+    trial = result.study.trials[0]
+    assert len(trial.user_attrs["fold_rmse"]) == 3
+    assert trial.value == pytest.approx(np.mean(trial.user_attrs["fold_rmse"]))
+    assert result.metrics["tuning"]["cv_folds"] == 3
+
+
+def test_a_trial_of_a_worker_without_heartbeat_is_failed(tmp_path, monkeypatch):
+    # A worker on another machine: no process to look at, only its heartbeat.
+    monkeypatch.setattr(study_mod, "HEARTBEAT_INTERVAL", 1)
+    monkeypatch.setattr(study_mod, "GRACE_PERIOD", 1)
+    study = open_study(storage_url(tmp_path / "s.db"), "hb")
+    trial = study.ask()
+    trial.set_user_attr("worker", "elsewhere:4242")
+    study._storage.record_heartbeat(trial._trial_id)
+    assert fail_stale_trials(study) == []
+    time.sleep(2.5)
+    assert fail_stale_trials(study) == [trial.number]
+    frozen = study.trials[0]
+    assert frozen.state == TrialState.FAIL
+    assert "elsewhere:4242 sent no heartbeat" in frozen.user_attrs["fail_reason"]
+
+
+# -- the command -------------------------------------------------------------------------
+def test_cli_tune_and_show_space(frame, tmp_path, capsys):
+    assert main(["tune", "--show-space"]) == 0
+    assert "n_groups" in capsys.readouterr().out
+    data = tmp_path / "houses.csv"
+    frame.to_csv(data, index=False)
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    out = tmp_path / "run"
+    args = ["tune", str(data), "--target", "y", "--trials", "2", "--space", str(space),
+            "--out", str(out), "--no-report", "--timeout", "10m", "--max-epochs", "3",
+            "--num-blocks", "1", "--c-hidden", "8", "--sampler", "random", "--pruner", "none"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "study houses-y: 2 complete" in text and "run directory" in text
+    assert json.loads((out / "tuning/best_params.json").read_text())["study_name"] == "houses-y"
+    assert main(["tune", str(data), "--target", "y", "--timeout", "soon"]) == 2
+    assert "cannot read the duration 'soon'" in capsys.readouterr().err
+    assert main(["tune", str(data)]) == 2
