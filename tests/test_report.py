@@ -27,6 +27,8 @@ from tabresnet.report import add_report_parser, run_report, write_report
 from tabresnet.report.plots import PNG_SIGNATURE
 
 REPO = Path(__file__).resolve().parents[1]
+# Tests on the real fitted run share one worker under xdist, so the fit runs once.
+ON_FITTED_RUN = pytest.mark.xdist_group("report-fitted-run")
 IMG_RE = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
@@ -149,8 +151,8 @@ def fitted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         from tabresnet import fit
     except ImportError:
         return make_run(out)
-    fit(price_frame(), target="price", out=out, max_epochs=4, num_blocks=[1], c_hidden=[16],
-        progress="none")
+    fit(price_frame(), target="price", out=out, max_epochs=8, lr=1e-2, num_blocks=[1],
+        c_hidden=[16], progress="none")
     return out
 
 
@@ -204,6 +206,7 @@ def section_of(html: str, anchor: str) -> str:
 
 
 # -- the complete report ---------------------------------------------------------------
+@ON_FITTED_RUN
 def test_fit_writes_the_report(fitted_run: Path) -> None:
     html = (fitted_run / "report.html").read_text(encoding="utf-8")
     for anchor in ("data", "model", "training", "predictions", "metrics", "config"):
@@ -211,6 +214,7 @@ def test_fit_writes_the_report(fitted_run: Path) -> None:
     assert '<section id="tuning">' not in html
 
 
+@ON_FITTED_RUN
 def test_report_has_every_section(tuning_run: Path, tuning_report: str) -> None:
     html = tuning_report
     assert (tuning_run / "report.html").is_file()
@@ -236,6 +240,7 @@ def test_report_has_every_section(tuning_run: Path, tuning_report: str) -> None:
     assert "test RMSE" in html.split('<section id="data">')[0]  # the key numbers
 
 
+@ON_FITTED_RUN
 def test_every_image_is_a_decodable_png(tuning_report: str) -> None:
     import matplotlib.image as mpimg
 
@@ -250,6 +255,7 @@ def test_every_image_is_a_decodable_png(tuning_report: str) -> None:
         assert pixels.std() > 0.01  # not a blank picture
 
 
+@ON_FITTED_RUN
 def test_report_is_self_contained(tuning_report: str) -> None:
     assert "<script" not in tuning_report
     for attr in re.findall(r'(?:src|href)="([^"]*)"', tuning_report):
@@ -257,6 +263,7 @@ def test_report_is_self_contained(tuning_report: str) -> None:
     assert "@import" not in tuning_report and "url(" not in tuning_report
 
 
+@ON_FITTED_RUN
 def test_plots_leave_pyplot_style_alone(tuning_run: Path, tmp_path: Path) -> None:
     import matplotlib
 
@@ -427,6 +434,7 @@ def test_cli_hooks(hand_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 # -- in a real browser -------------------------------------------------------------------
+@ON_FITTED_RUN
 @pytest.mark.browser
 def test_report_in_headless_chromium(chromium_path: str, tuning_run: Path,
                                      tuning_report: str, tmp_path: Path) -> None:

@@ -276,8 +276,10 @@ def _match_fonts(fig: Any) -> None:
     for ax in fig.axes:
         for loc in ("left", "center", "right"):
             if ax.get_title(loc):
+                # The padding keeps the title clear of tick labels drawn at the top
+                # edge (the parallel-coordinate plot puts category names there).
                 ax.set_title(ax.get_title(loc), loc=loc, fontsize=_RC["axes.titlesize"],
-                             fontweight="bold")
+                             fontweight="bold", y=1.0, pad=14)
         ax.xaxis.label.set_fontsize(_RC["axes.labelsize"])
         ax.yaxis.label.set_fontsize(_RC["axes.labelsize"])
         ax.tick_params(labelsize=9)

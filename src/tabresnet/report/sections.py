@@ -172,6 +172,8 @@ def model_section(run: RunDir) -> str:
 
 
 def _show(value: Any) -> str:
+    if value is None:
+        return "default"
     if isinstance(value, list):
         return "[" + ", ".join(str(v) for v in value) + "]"
     return fmt(value) if not isinstance(value, str) else value
