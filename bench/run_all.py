@@ -1,0 +1,351 @@
+"""Benchmark tabresnet against the field: one command reruns everything.
+
+    python bench/run_all.py                      # the full run (about half an hour on 2 cores)
+    python bench/run_all.py --quick              # smoke run: 1,000 rows, 1 seed, tiny budgets
+    python bench/run_all.py --datasets diabetes concrete --seeds 0 1 2 --tune-budget 60
+
+Every competitor in ``bench.baselines.COMPETITORS`` is trained on the same
+64/16/20 split of each dataset for each seed, one after the other in this one
+process, so the wall times are comparable as ratios within one run (the
+machine may be shared; absolute seconds are not). A competitor whose library or
+API is missing is reported as "skipped: not available" and the rest go on.
+
+Writes ``bench/results/field.json`` (every fit, written as it finishes),
+``bench/results/field.md`` (the table), ``docs/img/field_rmse.png`` and
+``docs/img/field_time.png``, and replaces the generated block of the
+"Against the field" section of ``docs/benchmarks.md``. ``--quick`` writes under
+``bench/results/quick/`` and leaves ``docs/`` alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.baselines import COMPETITORS, Settings, SplitData, Unavailable  # noqa: E402
+from bench.datasets import DATASETS, load, split, subsample  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+IMG = ROOT / "docs" / "img"
+BEGIN, END = "<!-- field-results:begin -->", "<!-- field-results:end -->"
+SECTION = "## Against the field (issue 7)"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: subsample, one seed, tiny budgets; writes bench/results/quick/")
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="split/init seeds (default 0 1 2; --quick: 0)")
+    p.add_argument("--tune-budget", type=float, default=None,
+                   help="seconds of tabresnet.tune per dataset and seed (default 60, --quick: 8)")
+    p.add_argument("--competitors", nargs="+", default=list(COMPETITORS), metavar="NAME",
+                   help="a subset of: " + "; ".join(COMPETITORS))
+    p.add_argument("--max-rows", type=int, default=None,
+                   help="subsample every table to at most this many rows (--quick: 1000)")
+    # One thread each by default: on a shared 2-core machine two OpenMP threads
+    # ran LightGBM 7-17x slower than one (oversubscription), which would time the
+    # neighbours' load rather than the models.
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads per competitor: torch, LightGBM, OpenMP/BLAS (default 1)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results folder (default bench/results, --quick: bench/results/quick)")
+    p.add_argument("--no-docs", action="store_true", help="do not touch docs/")
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    unknown = sorted(set(args.competitors) - set(COMPETITORS))
+    if unknown:
+        p.error(f"unknown competitor(s) {unknown}; valid: {list(COMPETITORS)}")
+    if args.seeds is None:
+        args.seeds = [0] if args.quick else [0, 1, 2]
+    if args.tune_budget is None:
+        args.tune_budget = 8.0 if args.quick else 60.0
+    if args.max_rows is None and args.quick:
+        args.max_rows = 1000
+    if args.out is None:
+        args.out = RESULTS / "quick" if args.quick else RESULTS
+    if args.quick:
+        args.no_docs = True
+    return args
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        cpu = next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                   if line.startswith("Model name")) or cpu
+    except Exception:  # lscpu missing: keep platform's answer
+        pass
+    import os
+
+    import sklearn
+    import torch
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__,
+                "scikit-learn": sklearn.__version__}
+    for mod in ("lightgbm", "rtdl_revisiting_models", "tabresnet"):
+        try:
+            versions[mod] = getattr(__import__(mod), "__version__", "installed")
+        except ImportError:
+            versions[mod] = "missing"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
+        commit = ""
+    return {"cpu": cpu, "cores": os.cpu_count(), "versions": versions, "commit": commit}
+
+
+def run(args: argparse.Namespace, log=print) -> dict:
+    """Fit every competitor on every dataset and seed; returns (and saves) the records."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(args.threads)
+    # OpenMP/BLAS pools of scikit-learn (HistGradientBoosting), numpy and friends.
+    with threadpool_limits(limits=args.threads):
+        return _run(args, log)
+
+
+def _run(args: argparse.Namespace, log) -> dict:
+    settings = Settings(threads=args.threads, tune_budget=args.tune_budget, quick=args.quick)
+    if args.quick:
+        settings.max_epochs, settings.patience, settings.max_seconds = 5, 3, 20.0
+    args.out.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python bench/run_all.py", *getattr(args, "argv", [])])
+    report = {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": command,
+        "machine": machine(),
+        "settings": {k: v for k, v in vars(settings).items()},
+        "seeds": args.seeds,
+        "records": [],
+    }
+    started = time.perf_counter()
+    for name in args.datasets:
+        X, y, _ = load(name)
+        if args.max_rows:
+            X, y = subsample(X, y, args.max_rows)
+        for seed in args.seeds:
+            data = SplitData.from_indices(X, y, name, seed, *split(len(X), seed))
+            for comp in args.competitors:
+                rec = {"dataset": name, "seed": seed, "model": comp, "rows": len(X)}
+                try:
+                    score = COMPETITORS[comp](data, settings)
+                except Unavailable as exc:
+                    rec.update(status="skipped", reason=str(exc))
+                    log(f"{name:9s} seed {seed}  {comp:30s} skipped: not available ({exc})")
+                except Exception as exc:  # one broken competitor must not end the run
+                    rec.update(status="error", reason=f"{type(exc).__name__}: {exc}")
+                    log(f"{name:9s} seed {seed}  {comp:30s} error: {rec['reason']}")
+                    log(traceback.format_exc(limit=3))
+                else:
+                    rec.update(status="ok", test_rmse=score.test_rmse, val_rmse=score.val_rmse,
+                               seconds=score.seconds, **score.info)
+                    log(f"{name:9s} seed {seed}  {comp:30s} test RMSE {score.test_rmse:12.4f}"
+                        f"  val {score.val_rmse:12.4f}  {score.seconds:7.1f} s")
+                report["records"].append(rec)
+                report["total_seconds"] = time.perf_counter() - started
+                _write_json(args.out / ("field_quick.json" if args.quick else "field.json"),
+                            report)
+    return report
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=float) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+# -- tables and plots ---------------------------------------------------------------------------
+def summarise(report: dict) -> pd.DataFrame:
+    """One row per dataset and competitor: mean/std test RMSE, val RMSE, seconds, ratio to best."""
+    df = pd.DataFrame(report["records"])
+    ok = df[df.status == "ok"] if "status" in df else df.iloc[:0]
+    rows = []
+    for (name, model), g in ok.groupby(["dataset", "model"], sort=False):
+        rows.append({"dataset": name, "model": model, "seeds": len(g),
+                     "test_rmse": g.test_rmse.mean(), "test_std": g.test_rmse.std(ddof=0),
+                     "val_rmse": g.val_rmse.mean(), "seconds": g.seconds.mean()})
+    for _, r in df[df.status != "ok"].drop_duplicates(["dataset", "model"]).iterrows():
+        if not ((ok.dataset == r.dataset) & (ok.model == r.model)).any():
+            rows.append({"dataset": r.dataset, "model": r.model, "seeds": 0, "status": r.status})
+    out = pd.DataFrame(rows)
+    if "test_rmse" not in out:
+        return out
+    best = out.groupby("dataset").test_rmse.transform("min")
+    out["ratio"] = out.test_rmse / best
+    return out
+
+
+def markdown(report: dict, summary: pd.DataFrame) -> str:
+    m = report["machine"]
+    lines = [
+        f"Run of {report['date']} (commit {m.get('commit') or '?'}), "
+        f"`{report['command']}`, {report.get('total_seconds', 0) / 60:.1f} min in all, "
+        f"on {m['cpu']} with {m['cores']} cores (shared with other work: compare seconds "
+        "as ratios within this run, not with other runs).",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
+        "",
+        "Test RMSE in the target's units, mean ± standard deviation over seeds "
+        f"{', '.join(map(str, report['seeds']))}; *× best* divides by the best mean on that "
+        "dataset; seconds are mean wall time per fit (preprocessing, training, prediction).",
+        "",
+    ]
+    order = {name: i for i, name in enumerate(COMPETITORS)}
+    for name in [d for d in DATASETS if d in set(summary.get("dataset", []))]:
+        sub = summary[summary.dataset == name].copy()
+        sub["o"] = sub.model.map(order)
+        rows = int(next(r["rows"] for r in report["records"] if r["dataset"] == name))
+        lines += [f"**{name}** ({rows:,} rows)", "",
+                  "| model | test RMSE | × best | val RMSE | seconds |",
+                  "|---|---:|---:|---:|---:|"]
+        for _, r in sub.sort_values("o").iterrows():
+            if r.get("seeds", 0) == 0 or pd.isna(r.get("test_rmse")):
+                note = "not available" if r.get("status") == "skipped" else "error"
+                lines.append(f"| {r.model} | {note} | | | |")
+                continue
+            bold = "**" if r.ratio == 1 else ""
+            lines.append(
+                f"| {r.model} | {bold}{_fmt(r.test_rmse)} ± {_fmt(r.test_std)}{bold} | "
+                f"{r.ratio:.3f} | {_fmt(r.val_rmse)} | {r.seconds:.1f} |"
+            )
+        lines.append("")
+    lines += verdict(summary)
+    return "\n".join(lines)
+
+
+def verdict(summary: pd.DataFrame) -> list[str]:
+    """Plain sentences: where each tabresnet entry loses (or wins), and by how much."""
+    if "test_rmse" not in summary:
+        return []
+    ok = summary.dropna(subset=["test_rmse"])
+    out = ["Where tabresnet stands (test RMSE of its mean over seeds against the best "
+           "other competitor):", ""]
+    for name in [d for d in DATASETS if d in set(ok.dataset)]:
+        sub = ok[ok.dataset == name].set_index("model")
+        others = sub[~sub.index.str.startswith("tabresnet")]
+        if others.empty:
+            continue
+        rival = others.test_rmse.idxmin()
+        for ours in [m for m in sub.index if m.startswith("tabresnet")]:
+            ratio = sub.test_rmse[ours] / others.test_rmse[rival]
+            diff = sub.test_rmse[ours] - others.test_rmse[rival]
+            word = "loses to" if ratio > 1 else "beats"
+            out.append(
+                f"- {name}: {ours} {word} {rival} by {abs(ratio - 1):.1%} "
+                f"({_fmt(abs(diff))} in target units; {_fmt(sub.test_rmse[ours])} vs "
+                f"{_fmt(others.test_rmse[rival])}), at {sub.seconds[ours]:.1f} s vs "
+                f"{sub.seconds[rival]:.1f} s per fit."
+            )
+    return [*out, ""]
+
+
+def _fmt(x: float) -> str:
+    if not np.isfinite(x):
+        return "nan"
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}" if abs(x) < 10 else f"{x:.2f}"
+
+
+def plot(summary: pd.DataFrame, img_dir: Path) -> list[Path]:
+    """Test RMSE relative to the best per dataset (bars) and RMSE vs seconds (scatter)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = summary.dropna(subset=["test_rmse"]) if "test_rmse" in summary else summary.iloc[:0]
+    if ok.empty:
+        return []
+    img_dir.mkdir(parents=True, exist_ok=True)
+    names = [d for d in DATASETS if d in set(ok.dataset)]
+    models = [m for m in COMPETITORS if m in set(ok.model)]
+    colors = {m: plt.cm.tab10(i) for i, m in enumerate(COMPETITORS)}
+
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names) + 2.2, 3.6), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        sub = ok[ok.dataset == name].set_index("model")
+        ms = [m for m in models if m in sub.index]
+        best = sub.test_rmse.min()
+        ax.barh(range(len(ms)), [sub.test_rmse[m] / best for m in ms],
+                xerr=[sub.test_std[m] / best for m in ms], color=[colors[m] for m in ms])
+        ax.set_yticks(range(len(ms)), ms if ax is axes[0][0] else [""] * len(ms))
+        ax.invert_yaxis()
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.set_xlim(left=0.9)
+        ax.set_title(name)
+        ax.set_xlabel("test RMSE / best")
+    fig.tight_layout()
+    rmse_png = img_dir / "field_rmse.png"
+    fig.savefig(rmse_png, dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names) + 2.2, 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        sub = ok[ok.dataset == name]
+        for _, r in sub.iterrows():
+            ax.scatter(r.seconds, r.ratio, color=colors[r.model], label=r.model, s=30)
+        ax.set_xscale("log")
+        ax.set_title(name)
+        ax.set_xlabel("seconds per fit (log)")
+        ax.set_ylabel("test RMSE / best")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.8, 1))
+    time_png = img_dir / "field_time.png"
+    fig.savefig(time_png, dpi=110)
+    plt.close(fig)
+    return [rmse_png, time_png]
+
+
+def update_doc(table: str, doc: Path = DOC) -> bool:
+    """Replace the generated block of the "Against the field" section; False if absent."""
+    if not doc.exists():
+        return False
+    text = doc.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        return False
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    doc.write_text(f"{head}{BEGIN}\n{table.rstrip()}\n{END}{tail}", encoding="utf-8")
+    return True
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    report = run(args)
+    summary = summarise(report)
+    table = markdown(report, summary)
+    (args.out / ("field_quick.md" if args.quick else "field.md")).write_text(
+        table + "\n", encoding="utf-8")
+    pngs = plot(summary, args.out if args.no_docs else IMG)
+    print()
+    print(table)
+    if not args.no_docs:
+        print("docs/benchmarks.md updated" if update_doc(table)
+              else f"docs/benchmarks.md has no {BEGIN} block; the table is in {args.out}")
+    print(f"wrote {args.out} {' '.join(str(p) for p in pngs)} "
+          f"in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
