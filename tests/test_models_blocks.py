@@ -639,6 +639,21 @@ def test_config_zero_init_zeroes_every_branch():
         assert torch.equal(b(x), x)
 
 
+@pytest.mark.parametrize("arch", ["resnet", "resnet_regression", "preact_resnet_regression"])
+@pytest.mark.parametrize("init", ["chapter", "kaiming_in", "torch", "zero_residual"])
+@pytest.mark.parametrize("block", ["ResNetBlock", "PreActResNetBlock"])
+def test_config_zero_init_survives_every_init(arch, init, block):
+    # "chapter" redraws every Linear and resets every norm after the blocks
+    # are built; zero_init=True must still give zero branches.
+    cfg = ModelConfig(
+        arch=arch, block=block, num_blocks=[2], c_hidden=[8], zero_init=True, init=init, dropout=0.0
+    )
+    net = cfg.build(3)
+    x = torch.randn(4, 8)
+    for b in net.blocks:
+        assert torch.equal(b.net(x), torch.zeros(4, 8))
+
+
 def test_config_is_deterministic_under_a_seed():
     cfg = ModelConfig(num_blocks=[1, 1], c_hidden=[8, 16], init="torch")
     torch.manual_seed(3)

@@ -30,6 +30,18 @@ def _check_positive(**kwargs: int) -> None:
             raise ValueError(f"{name} must be a positive int, however: {name}={value!r}")
 
 
+def _initialise(model: nn.Module, init, zero_init: bool) -> None:
+    get_init(init)(model)
+    if zero_init:
+        # The blocks zeroed their branches when built, but an init that redraws
+        # every Linear or resets every norm ("chapter", "kaiming_in") undoes
+        # that; zero_init=True asks for zero branches whatever the init.
+        for m in model.modules():
+            zero = getattr(m, "zero_init_branch", None)
+            if callable(zero):
+                zero()
+
+
 class ResNetRegression(nn.Module):
     """A single-width residual network for regression (the chapter's first network).
 
@@ -92,7 +104,7 @@ class ResNetRegression(nn.Module):
             [block(hidden_dim, act_fn, **block_kwargs) for _ in range(num_blocks)]
         )
         self.output_layer = nn.Linear(hidden_dim, output_dim)
-        get_init(init)(self)
+        _initialise(self, init, block_kwargs.get("zero_init", False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_layer(x)
@@ -213,7 +225,7 @@ class ResNet(nn.Module):
         # about 1.4 for one output) and the residual stream grows block by
         # block; trained as in the chapter it ends far from gradient boosting
         # (bench/init_comparison.py). The default zeroes each branch and the head.
-        get_init(init)(self)
+        _initialise(self, init, kwargs.get("zero_init", False))
 
     def _create_network(self, input_dim: int, block_kwargs: dict) -> None:
         c_hidden = self.hparams.c_hidden
