@@ -219,8 +219,11 @@ def test_cross_val_score_and_grid_search():
     X, y = linear_data(90)
     scores = cross_val_score(ResNetRegressor(**FAST), X, y, cv=2)
     assert scores.shape == (2,) and np.isfinite(scores).all()
-    grid = GridSearchCV(ResNetRegressor(**FAST), {"dropout": [0.0, 0.2]}, cv=2).fit(X, y)
+    grid = GridSearchCV(ResNetRegressor(**FAST), {"dropout": np.array([0.0, 0.2])}, cv=2)
+    grid.fit(X, y)
     assert grid.best_params_["dropout"] in (0.0, 0.2)
+    # numpy scalars from the grid reach the model file as plain numbers
+    assert type(grid.best_estimator_.config_.model.dropout) is float
     assert grid.best_estimator_.predict(X).shape == (90,)
 
 

@@ -42,7 +42,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .defaults import DataConfig, ModelConfig, RunConfig, TrainConfig, flat_defaults
+from .defaults import DataConfig, ModelConfig, RunConfig, TrainConfig, flat_defaults, flat_fields
 from .errors import DataError
 
 __all__ = [
@@ -85,11 +85,12 @@ def estimator_defaults() -> dict[str, Any]:
     >>> d["num_blocks"], d["progress"], "test_size" in d
     ((2, 2), 'none', False)
     """
+    defaults = flat_defaults()
     out = {}
-    for name, value in flat_defaults().items():
+    for name in flat_fields():
         if name in EXCLUDED:
             continue
-        value = OVERRIDES.get(name, value)
+        value = OVERRIDES.get(name, defaults[name])
         out[name] = tuple(value) if isinstance(value, list) else value
     return out
 
@@ -129,7 +130,8 @@ def _parameters_doc() -> str:
     for name, default in estimator_defaults().items():
         kind, text = docs.get(name, ("", ["See :class:`tabresnet.defaults.RunConfig`."]))
         kind = kind.replace("list of", "tuple of")
-        out.append(f"    {name} : {kind}, default={default!r}")
+        shown = f'"{default}"' if isinstance(default, str) else repr(default)
+        out.append(f"    {name} : {kind}, default={shown}")
         if name == "val_size":
             text = [
                 "Fraction of the training rows held out to choose the epoch (early",
@@ -179,6 +181,13 @@ def _make_init(signature: inspect.Signature):
 # -- input handling ----------------------------------------------------------------
 
 
+def _plain(value: Any) -> Any:
+    """Tuples as lists and numpy scalars (from a GridSearchCV grid) as Python numbers."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _is_table(X: Any) -> bool:
     """DataFrames, and object arrays holding strings, keep per-column types."""
     if isinstance(X, pd.DataFrame):
@@ -216,11 +225,7 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
     def _run_config(self) -> RunConfig:
         from .training import resolve_config
 
-        values = {
-            name: list(v) if isinstance(v, tuple) else v
-            for name in estimator_defaults()
-            for v in [getattr(self, name)]
-        }
+        values = {name: _plain(getattr(self, name)) for name in estimator_defaults()}
         return resolve_config(None, values)
 
     def _columns(self) -> list[str]:
@@ -442,10 +447,8 @@ class ResNetRegressor(_ResNetBase):
         -------
         self
         """
-        # NOTE: training before artifact: importing tabresnet.artifact first hits a
-        # circular import (artifact -> training.metrics -> training -> artifact).
-        from .training import evaluate_splits, prepare, train_network  # isort: skip
-        from .artifact import TabularModel  # isort: skip
+        from .artifact import TabularModel
+        from .training import evaluate_splits, prepare, train_network
 
         frame, targets, cfg = self._fit_data(X, y)
         train, val = self._split(len(frame), cfg)
