@@ -235,10 +235,9 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
             return [str(n) for n in names]
         return [f"x{i}" for i in range(self.n_features_in_)]
 
-    def _frame(self, X: Any, y: Any = None, reset: bool = False) -> Any:
+    def _frame(self, X: Any, y: Any = None, fitting: bool = False) -> Any:
         """Validate ``X`` (and ``y`` when fitting) into a DataFrame with :meth:`_columns`."""
         name = type(self).__name__
-        fitting = reset
         if _is_table(X):
             if fitting:
                 X, y = validate_data(self, X, y, reset=True, skip_check_array=True)
@@ -256,17 +255,22 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
             kw = {"dtype": np.float64, "ensure_all_finite": "allow-nan"}
             if fitting:
                 X, y = validate_data(
-                    self, X, y, reset=True, multi_output=True, y_numeric=True,
-                    ensure_min_samples=2, **kw,
-                )  # fmt: skip
+                    self,
+                    X,
+                    y,
+                    reset=True,
+                    multi_output=True,
+                    y_numeric=True,
+                    ensure_min_samples=2,
+                    **kw,
+                )
             else:
                 X = validate_data(self, X, reset=False, **kw)
             frame = pd.DataFrame(X, columns=self._columns(), copy=False)
         if not fitting:
             return frame
-        y = check_array(
-            y, ensure_2d=False, dtype=np.float64, input_name="y", estimator=self
-        )  # NaN and inf raise here, as sklearn's regressors do
+        # NaN and inf in y raise here, as in sklearn's own regressors.
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y", estimator=self)
         if y.ndim not in (1, 2):  # pragma: no cover - check_array refuses > 2 dimensions
             raise ValueError(f"y must be 1-D or 2-D, however: shape {y.shape}")
         check_consistent_length(frame, y)
@@ -276,7 +280,7 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
         """Check the parameters and the data; the training table and its target names."""
         cfg = self._run_config()
         y_in = y
-        frame, y = self._frame(X, y, reset=True)
+        frame, y = self._frame(X, y, fitting=True)
         self._y_ndim = y.ndim
         y2 = y.reshape(len(y), -1)
         self.n_outputs_ = int(y2.shape[1])
@@ -313,7 +317,7 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
             1-D when ``fit`` got a 1-D ``y``, else 2-D; float64.
         """
         check_is_fitted(self)
-        frame = self._frame(X, reset=False)
+        frame = self._frame(X)
         pred = np.asarray(self.model_.predict(frame), dtype=np.float64)
         return pred.reshape(len(frame), -1) if self._y_ndim == 2 else pred.reshape(-1)
 
