@@ -112,7 +112,8 @@ def make_run(path: Path, *, targets: tuple[str, ...] = ("price",), tuning: bool 
     return path
 
 
-def make_study(tdir: Path, n_trials: int, name: str = "price-search") -> None:
+def make_study(tdir: Path, n_trials: int, name: str = "price-search", extra: int = 0) -> None:
+    """An Optuna study in ``tdir/study.db`` with 4 (+ ``extra``) parameters, as tune leaves it."""
     import optuna
 
     tdir.mkdir()
@@ -125,7 +126,9 @@ def make_study(tdir: Path, n_trials: int, name: str = "price-search") -> None:
         width = trial.suggest_categorical("c_hidden", [32, 64, 128])
         dropout = trial.suggest_float("dropout", 0.0, 0.5)
         block = trial.suggest_categorical("block", ["ResNetBlock", "PreActResNetBlock"])
-        return (np.log10(lr) + 2.5) ** 2 + dropout + 64 / width + (block == "ResNetBlock") * 0.3
+        noise = sum(trial.suggest_float(f"x{i}", 0, 0.1) for i in range(extra))
+        return ((np.log10(lr) + 2.5) ** 2 + dropout + 64 / width + (block == "ResNetBlock") * 0.3
+                + noise)
 
     study.optimize(objective, n_trials=n_trials)
     study.trials_dataframe().to_csv(tdir / "trials.csv", index=False)
@@ -364,6 +367,32 @@ def test_too_few_trials_for_importances(copy_run: Path) -> None:
     assert "Not available:</strong> needs at least 3 complete trials; the study has 1" in tuning
     assert "needs at least 2 complete trials" in tuning  # parallel coordinates
     assert "Optimisation history" in tuning and len(images(tuning)) == 1
+
+
+@pytest.mark.usefixtures("quick_plots")
+def test_parallel_coordinates_keep_the_most_important_parameters(copy_run: Path) -> None:
+    make_study(copy_run / "tuning", n_trials=8, extra=4)
+    tuning = section_of(write_report(copy_run).read_text(), "tuning")
+    assert "Parallel coordinates (the 6 most important of 8 parameters)" in tuning
+    assert "Not available" not in tuning
+    assert '<div class="wide"><table>' in tuning  # the wide trials table scrolls on its own
+
+
+@pytest.mark.usefixtures("quick_plots")
+def test_saved_plots_stand_in_for_an_unreachable_study(copy_run: Path) -> None:
+    from matplotlib.figure import Figure
+
+    from tabresnet.report.plots import figure_png
+
+    tdir = copy_run / "tuning"
+    tdir.mkdir()
+    (tdir / "best_params.json").write_text(json.dumps(
+        {"study_name": "s", "storage": "postgresql://db/x", "params": {"lr": 0.01}}))
+    (tdir / "optimization_history.png").write_bytes(figure_png(Figure(figsize=(2, 1))))
+    (tdir / "param_importances.png").write_bytes(b"not a png")
+    tuning = section_of(write_report(copy_run).read_text(), "tuning")
+    assert "these are the plots saved when tuning ended" in tuning
+    assert len(images(tuning)) == 1 and "tuning/optimization_history.png" in tuning
 
 
 @pytest.mark.usefixtures("quick_plots")

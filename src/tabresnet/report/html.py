@@ -152,6 +152,8 @@ pre { background: #f6f8fa; border: 1px solid #dde1e8; padding: 10px; overflow: a
 details summary { cursor: pointer; color: #2456a6; margin: 6px 0; }
 .na { color: #7a4b00; background: #fff7e6; border: 1px solid #f3d9a4; border-radius: 4px;
   padding: 8px 12px; }
+.wide { overflow-x: auto; max-width: 100%; }
+.wide table { margin-bottom: 4px; }
 .cols { display: flex; flex-wrap: wrap; gap: 28px; align-items: flex-start; }
 footer { margin-top: 40px; font-size: 12px; color: #5a6475; }
 """

@@ -333,6 +333,16 @@ def _load_study(run: RunDir) -> Any:
         optuna.logging.set_verbosity(verbosity)
 
 
+# Optuna's plots: (title, function name, saved PNG that tune writes, complete trials needed).
+_OPTUNA_PLOTS = [
+    ("Optimisation history", "plot_optimization_history", "optimization_history.png", 1),
+    ("Parameter importances", "plot_param_importances", "param_importances.png", 3),
+    ("Parallel coordinates", "plot_parallel_coordinate", "parallel_coordinate.png", 2),
+]
+# More axes than this make a parallel-coordinate plot a tangle of overlapping labels.
+PARALLEL_MAX_PARAMS = 6
+
+
 def tuning_section(run: RunDir) -> str:
     parts = []
     try:
@@ -344,18 +354,14 @@ def tuning_section(run: RunDir) -> str:
     targets = run.targets()
     in_units = len(targets) == 1 and any(m in objective.lower() for m in ("rmse", "mae"))
     unit = f" ({targets[0]} units)" if in_units else ""
-    target_name = f"{objective}{unit}"
 
     # The best configuration.
     params = best.get("params", best.get("best_params"))
     if not isinstance(params, dict):
         params = {k: v for k, v in best.items() if not isinstance(v, (dict, list))}
     value = best.get("value", best.get("best_value"))
-    about = {
-        k: v for k, v in best.items()
-        if k not in ("params", "best_params", "value", "best_value")
-        and not isinstance(v, (dict, list)) and k not in params
-    }
+    skip = {"params", "best_params", "value", "best_value", "optuna_params", "plots_skipped"}
+    about = {k: v for k, v in best.items() if k not in skip and k not in params}
     if params:
         head = "Best configuration"
         if isinstance(value, (int, float)):
@@ -369,71 +375,112 @@ def tuning_section(run: RunDir) -> str:
         reason = "tuning/best_params.json is missing"
         parts.append("<h3>Best configuration</h3>" + not_available(reason))
 
-    # Optuna's plots.
     try:
         study = _load_study(run)
     except Unavailable as exc:
         study = None
-        parts.append("<h3>Optimisation plots</h3>" + not_available(str(exc)))
+        parts.append(_saved_plots(run, str(exc)))
     if study is not None:
-        import optuna.visualization.matplotlib as ovm
+        parts.append(_optuna_plots(study, objective + unit))
+    parts.append(_best_trials(run, objective, study))
+    return "\n".join(parts)
 
-        n_done = sum(t.state.name == "COMPLETE" for t in study.trials)
-        parts.append(
-            f'<p class="sub">Study {esc(study.study_name)}: {len(study.trials)} trial(s), '
-            f"{n_done} complete, direction {esc(study.direction.name.lower())}.</p>"
-        )
-        # (title, plot, its options, figure size, complete trials it needs to mean anything)
-        figures = [
-            ("Optimisation history", ovm.plot_optimization_history,
-             dict(target_name=target_name, xlabel="trial number"), (10, 4.2), 1),
-            ("Parameter importances", ovm.plot_param_importances,
-             dict(target_name=target_name, xlabel="importance (share of the objective's variance)"),
-             (10, 1.4 + 0.4 * max(3, len(params))), 3),
-            ("Parallel coordinates", ovm.plot_parallel_coordinate,
-             dict(target_name=target_name), (12, 5), 2),
-        ]
-        for title, fn, kw, size, needs in figures:
-            kw = dict(kw)
-            xlabel = kw.pop("xlabel", None)
-            if n_done < needs:
-                reason = f"needs at least {needs} complete trials; the study has {n_done}"
-                parts.append(f"<h3>{esc(title)}</h3>" + not_available(reason))
-                continue
-            try:
-                png = plots.optuna_figure(fn, study, size=size, xlabel=xlabel, **kw)
-                parts.append(f"<h3>{esc(title)}</h3>" + image(png, title))
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                parts.append(f"<h3>{esc(title)}</h3>" + not_available(reason))
 
-    # The best trials.
+def _optuna_plots(study: Any, target_name: str) -> str:
+    import warnings
+
+    import optuna
+    import optuna.visualization.matplotlib as ovm
+
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    n_done = len(complete)
+    names = sorted({p for t in complete for p in t.params})
+    parts = [
+        f'<p class="sub">Study {esc(study.study_name)}: {len(study.trials)} trial(s), '
+        f"{n_done} complete, direction {esc(study.direction.name.lower())}.</p>"
+    ]
+    shown = names
+    if len(names) > PARALLEL_MAX_PARAMS and n_done >= 3:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                shown = list(optuna.importance.get_param_importances(study))
+        except Exception:  # fall back to the first names
+            pass
+    shown = shown[:PARALLEL_MAX_PARAMS]
+    options = {
+        "plot_optimization_history": dict(xlabel="trial number", size=(10, 4.2)),
+        "plot_param_importances": dict(
+            xlabel="importance (share of the objective's variance)",
+            size=(10, 1.4 + 0.35 * max(3, len(names))),
+        ),
+        "plot_parallel_coordinate": dict(params=shown, size=(12, 5)),
+    }
+    for title, fn, _, needs in _OPTUNA_PLOTS:
+        if fn == "plot_parallel_coordinate" and len(shown) < len(names):
+            title += f" (the {len(shown)} most important of {len(names)} parameters)"
+        head = f"<h3>{esc(title)}</h3>"
+        if n_done < needs:
+            reason = f"needs at least {needs} complete trials; the study has {n_done}"
+            parts.append(head + not_available(reason))
+            continue
+        try:
+            png = plots.optuna_figure(getattr(ovm, fn), study, target_name=target_name,
+                                      **options[fn])
+            parts.append(head + image(png, title))
+        except Exception as exc:
+            parts.append(head + not_available(f"{type(exc).__name__}: {exc}".splitlines()[0]))
+    return "\n".join(parts)
+
+
+def _saved_plots(run: RunDir, why: str) -> str:
+    """The PNGs that ``tune`` saved beside the study, for when the study cannot be opened."""
+    from .plots import png_size
+
+    parts = [f"<h3>Optimisation plots</h3>{not_available(why)}"]
+    for title, _, filename, _ in _OPTUNA_PLOTS:
+        path = run.file(f"tuning/{filename}")
+        if path is None:
+            continue
+        png = path.read_bytes()
+        try:
+            png_size(png)
+        except ValueError:
+            continue
+        parts.append(f"<h3>{esc(title)}</h3>"
+                     + image(png, title, caption=f"tuning/{filename}, as saved by tune."))
+    if len(parts) > 1:
+        parts[0] = (f'<p class="sub">The study itself cannot be opened ({esc(why)}); '
+                    "these are the plots saved when tuning ended.</p>")
+    return "\n".join(parts)
+
+
+def _best_trials(run: RunDir, objective: str, study: Any) -> str:
     try:
         trials = run.csv("tuning/trials.csv")
     except Unavailable as exc:
-        trials = None
-        parts.append("<h3>Best trials</h3>" + not_available(str(exc)))
-    if trials is not None and len(trials) and "value" in trials:
-        df = trials
-        if "state" in df:
-            df = df[df["state"].astype(str).str.upper().str.contains("COMPLETE")]
-        ascending = study is None or study.direction.name.lower() == "minimize"
-        df = df.sort_values("value", ascending=ascending).head(10)
-        keep = [c for c in df.columns if c in ("number", "value") or str(c).startswith("params_")]
-        if "duration" in df:
-            seconds = pd.to_timedelta(df["duration"], errors="coerce").dt.total_seconds()
-            df = df.assign(duration=seconds.round(2))
-            keep.append("duration")
-        header = [
-            "trial" if c == "number" else "duration (s)" if c == "duration" else
-            objective if c == "value" else str(c).removeprefix("params_")
-            for c in keep
-        ]
-        rows = [[_cell(v) for v in r] for r in df[keep].itertuples(index=False)]
-        parts.append(
-            f"<h3>Best trials ({len(df)} of {len(trials)})</h3>" + table(header, rows)
-        )
-    return "\n".join(parts)
+        return "<h3>Best trials</h3>" + not_available(str(exc))
+    if trials is None or not len(trials) or "value" not in trials:
+        return ""
+    df = trials
+    if "state" in df:
+        df = df[df["state"].astype(str).str.upper().str.contains("COMPLETE")]
+    ascending = study is None or study.direction.name.lower() == "minimize"
+    df = df.sort_values("value", ascending=ascending).head(10)
+    keep = [c for c in df.columns if c in ("number", "value") or str(c).startswith("params_")]
+    for extra in ("epochs", "duration"):
+        if extra in df:
+            keep.append(extra)
+    if "duration" in df:
+        seconds = pd.to_timedelta(df["duration"], errors="coerce").dt.total_seconds()
+        df = df.assign(duration=seconds.round(2))
+    names = {"number": "trial", "duration": "duration (s)", "value": objective}
+    header = [names.get(c, str(c).removeprefix("params_")) for c in keep]
+    rows = [[_cell(v) for v in r] for r in df[keep].itertuples(index=False)]
+    return (
+        f"<h3>Best trials ({len(df)} of {len(trials)})</h3>"
+        + '<div class="wide">' + table(header, rows) + "</div>"
+    )
 
 
 def _cell(value: Any) -> Any:
