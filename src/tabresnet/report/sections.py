@@ -151,7 +151,7 @@ def model_section(run: RunDir) -> str:
         + table(["module", "type", "parameters"], _param_rows(net))
     )
     parts.append(
-        "<details><summary>Module tree (print(network))</summary>"
+        "<details open><summary>Module tree (print(network))</summary>"
         f"<pre>{esc(net)}</pre></details>"
     )
     try:
