@@ -90,3 +90,30 @@ def test_corrupted_model_cli(csv, tmp_path):
 def test_bad_flag_value_is_usage_error():
     proc = run_cli("fit", "x.csv", "--target", "y", "--optimizer", "lbfgs")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_ddp_on_cpu_two_processes(csv, tmp_path):
+    """`--devices 2 --strategy ddp` trains with two gloo processes; rank 0 writes the run."""
+    out = tmp_path / "ddp"
+    proc = run_cli(
+        "fit",
+        csv,
+        "--target",
+        "y",
+        "--out",
+        out,
+        "--no-report",
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        *TINY,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("run directory:") == 1  # printed by rank 0 only
+    assert (out / "model.safetensors").is_file()
+    history = pd.read_csv(out / "history.csv")
+    assert len(history) == 2 and history["val_rmse"].notna().all()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -91,7 +91,7 @@ class RegressionModule(L.LightningModule):
             if not math.isfinite(value):
                 # Divergence: stop now rather than train on NaN (tuning records the reason).
                 self.trainer.should_stop = True
-            self.log("train_loss", value)
+            self.log("train_loss", value, sync_dist=True)
 
     def on_train_epoch_end(self) -> None:
         self._log_train_loss()  # only where no validation ran this epoch
@@ -117,8 +117,8 @@ class RegressionModule(L.LightningModule):
         rmse = torch.sqrt(mse.mean())
         if not torch.isfinite(rmse):
             rmse = torch.tensor(float("inf"))
-        self.log("val_loss", val_loss.item())
-        self.log("val_rmse", rmse.item(), prog_bar=True)
+        self.log("val_loss", val_loss.item(), sync_dist=True)
+        self.log("val_rmse", rmse.item(), prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):
         hp = self.hparams
