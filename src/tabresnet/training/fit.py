@@ -8,7 +8,7 @@
 >>> run = fit(df, "y", out=tempfile.mkdtemp() + "/run", max_epochs=2,
 ...           num_blocks=[1], c_hidden=[8], progress="none", report=False)
 >>> sorted(run.metrics)
-['test', 'val']
+['test', 'training', 'val']
 >>> (run.dir / "model.safetensors").is_file()
 True
 """
