@@ -162,10 +162,10 @@ def draw_graph(model: nn.Module, input_dim: int, path: str | os.PathLike) -> Pat
     >>> import shutil, tempfile
     >>> from tabresnet.models import ResNet
     >>> model = ResNet(3, 1, num_blocks=[1], c_hidden=[4])
-    >>> out = Path(tempfile.mkdtemp()) / "net.svg"
-    >>> if shutil.which("dot"):
-    ...     _ = draw_graph(model, 3, out)
-    ...     assert "<svg" in out.read_text()
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     if shutil.which("dot"):
+    ...         out = draw_graph(model, 3, Path(tmp) / "net.svg")
+    ...         assert "<svg" in out.read_text()
     """
     import graphviz  # lazily: only drawing needs it
     from torchviz import make_dot
