@@ -158,3 +158,18 @@ def test_model_is_plain_torch_module(regression_frame):
     x_num = torch.randn(3, run.model.preprocessor.n_num)
     x_cat = torch.zeros(3, len(run.model.preprocessor.cardinalities), dtype=torch.long)
     torch.testing.assert_close(scripted(x_num, x_cat), run.model.network(x_num, x_cat))
+
+
+@pytest.mark.parametrize(
+    "logger, pattern", [("csv", "metrics.csv"), ("tensorboard", "events.out.tfevents*")]
+)
+def test_loggers_write_their_files(regression_frame, tmp_path, logger, pattern):
+    tabresnet.fit(regression_frame, "y", out=tmp_path / "run", logger=logger, **TINY)
+    assert list((tmp_path / "run" / "logs").rglob(pattern))
+    assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_checkpoint_loads_with_weights_only(regression_frame, tmp_path):
+    tabresnet.fit(regression_frame, "y", out=tmp_path / "run", **TINY)
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=True)
+    assert any(k.startswith("network.") for k in ckpt["state_dict"])
