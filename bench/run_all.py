@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -93,8 +94,6 @@ def machine() -> dict:
                    if line.startswith("Model name")) or cpu
     except Exception:  # lscpu missing: keep platform's answer
         pass
-    import os
-
     import sklearn
     import torch
 
@@ -110,7 +109,8 @@ def machine() -> dict:
                                 capture_output=True, text=True, timeout=10).stdout.strip()
     except Exception:
         commit = ""
-    return {"cpu": cpu, "cores": os.cpu_count(), "versions": versions, "commit": commit}
+    return {"cpu": cpu, "cores": os.cpu_count(), "versions": versions, "commit": commit,
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
 def run(args: argparse.Namespace, log=print) -> dict:
@@ -128,6 +128,7 @@ def _run(args: argparse.Namespace, log) -> dict:
     settings = Settings(threads=args.threads, tune_budget=args.tune_budget, quick=args.quick)
     if args.quick:
         settings.max_epochs, settings.patience, settings.max_seconds = 5, 3, 20.0
+        settings.tune_hard_factor = 10.0  # start-up dominates tiny trials; let one finish
     args.out.mkdir(parents=True, exist_ok=True)
     command = " ".join(["python bench/run_all.py", *getattr(args, "argv", [])])
     report = {
@@ -163,6 +164,7 @@ def _run(args: argparse.Namespace, log) -> dict:
                         f"  val {score.val_rmse:12.4f}  {score.seconds:7.1f} s")
                 report["records"].append(rec)
                 report["total_seconds"] = time.perf_counter() - started
+                report["machine"]["load_average_now"] = [round(x, 2) for x in os.getloadavg()]
                 _write_json(args.out / ("field_quick.json" if args.quick else "field.json"),
                             report)
     return report
@@ -200,8 +202,10 @@ def markdown(report: dict, summary: pd.DataFrame) -> str:
     lines = [
         f"Run of {report['date']} (commit {m.get('commit') or '?'}), "
         f"`{report['command']}`, {report.get('total_seconds', 0) / 60:.1f} min in all, "
-        f"on {m['cpu']} with {m['cores']} cores (shared with other work: compare seconds "
-        "as ratios within this run, not with other runs).",
+        f"on {m['cpu']} with {m['cores']} cores, shared with other work (1-minute load "
+        f"average {_load(m, 'load_average_at_start')} at the start, "
+        f"{_load(m, 'load_average_now')} at the end): compare seconds as ratios within "
+        "this run, not with other runs.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
         "",
         "Test RMSE in the target's units, mean ± standard deviation over seeds "
@@ -256,6 +260,11 @@ def verdict(summary: pd.DataFrame) -> list[str]:
                 f"{sub.seconds[rival]:.1f} s per fit."
             )
     return [*out, ""]
+
+
+def _load(m: dict, key: str) -> str:
+    values = m.get(key) or []
+    return f"{values[0]:.1f}" if values else "?"
 
 
 def _fmt(x: float) -> str:
