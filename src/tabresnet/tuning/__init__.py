@@ -8,7 +8,30 @@ configuration, the retrained model, its metrics, the study). See
 ``docs/architecture.md`` for the run directory it writes.
 """
 
-from .api import TuneResult, parse_duration, tune
-from .space import SearchSpace
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Loaded on first use: the ``tabresnet`` command builds its parser from
+# tabresnet.tuning.cli without importing Optuna and Lightning.
+_LAZY = {
+    "tune": "api",
+    "TuneResult": "api",
+    "parse_duration": "api",
+    "SearchSpace": "space",
+}
 
 __all__ = ["SearchSpace", "TuneResult", "parse_duration", "tune"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -353,7 +353,9 @@ def tune(
     }
     if progress_enabled(progress):
         print(f"retraining the best configuration (trial {best.number})", file=sys.stderr)
-    model, metrics = _retrain(prepared, best_cfg, run_dir, {"tuning": tuning_info})
+    model, metrics = _retrain(
+        prepared, best_cfg, run_dir, {"tuning": tuning_info}, trial_cfg.train.num_threads
+    )
     n_finished = sum(counts[s] for s in FINISHED)
     if run_dir is not None:
         _write_tuning(run_dir, study, best, best_params, url, k)
@@ -377,9 +379,18 @@ def tune(
 
 
 def _retrain(
-    prepared: Prepared, config: RunConfig, run_dir: Path | None, extra: dict
+    prepared: Prepared,
+    config: RunConfig,
+    run_dir: Path | None,
+    extra: dict,
+    threads: int = 0,
 ) -> tuple[TabularModel, dict]:
-    """Train ``config`` once more (same seed and split as its trial) and evaluate it."""
+    """Train ``config`` once more (same seed and split as its trial) and evaluate it.
+
+    It runs with the trials' thread count: with ``--jobs K`` that is
+    ``cores // K``, which on small tables beats more threads fighting over
+    the cores (and reproduces the trial's numbers).
+    """
     # Ctrl-C now ends the retraining early with the best weights so far.
     stop = StopFlag(message="interrupted: ending the retraining with its best epoch so far "
                             "(press Ctrl-C again to abort)")
@@ -391,7 +402,7 @@ def _retrain(
         with stop:
             result = train_network(
                 prepared,
-                config,
+                config.replace(num_threads=threads) if threads else config,
                 callbacks=[PruningCallback(None, stop)],
                 out_dir=staging,
             )

@@ -17,9 +17,12 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from .study import PRUNERS, SAMPLERS
 
-__all__ = ["add_tune_parser", "run_tune"]
+__all__ = ["PRUNERS", "SAMPLERS", "add_tune_parser", "run_tune"]
+
+# Here, not in study.py, so that building the parser imports neither Optuna nor Lightning.
+SAMPLERS = ("tpe", "gp", "random", "cmaes", "qmc")
+PRUNERS = ("median", "hyperband", "successive-halving", "none")
 
 
 def add_tune_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

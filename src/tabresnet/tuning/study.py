@@ -44,6 +44,7 @@ from ..defaults import RunConfig
 from ..errors import ConfigError
 from ..training import Prepared, prepare
 from ..training.prepare import as_targets
+from .cli import PRUNERS, SAMPLERS
 from .objective import (
     FAIL_REASON,
     WORKER,
@@ -75,8 +76,6 @@ __all__ = [
 
 log = logging.getLogger("tabresnet.tuning")
 
-SAMPLERS = ("tpe", "gp", "random", "cmaes", "qmc")
-PRUNERS = ("median", "hyperband", "successive-halving", "none")
 # A live worker writes a heartbeat every HEARTBEAT_INTERVAL seconds; a RUNNING
 # trial without one for GRACE_PERIOD seconds is taken as lost and failed.
 HEARTBEAT_INTERVAL = 10
@@ -453,7 +452,11 @@ def run_worker(
             done = sum(counts[s] for s in FINISHED)
             if done + counts[TrialState.RUNNING] >= spec.n_trials:
                 break
-            if spec.deadline is not None and time.time() >= spec.deadline:
+            # Past the deadline no trial starts, unless the study has no complete
+            # one yet (worker start-up may eat a short budget): tune needs a best.
+            if spec.deadline is not None and time.time() >= spec.deadline and counts[
+                TrialState.COMPLETE
+            ]:
                 break
             study.optimize(objective, n_trials=1, catch=(TrialFailed,))
             ran += 1

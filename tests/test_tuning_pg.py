@@ -1,0 +1,77 @@
+"""Workers on one PostgreSQL study: separate processes, as on separate machines.
+
+Needs a PostgreSQL server (``TABRESNET_PG_URL``; scripts/test.sh starts one on
+loopback). Skipped without one, except under CI, where that fails.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from tabresnet.tuning.objective import quiet_optuna
+from tabresnet.tuning.study import display_url, open_study, storage_url
+
+pytestmark = pytest.mark.postgres
+
+SPACE = "lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n"
+
+
+def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(pg_url, tmp_path):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=100), "b": rng.normal(size=100)})
+    df["y"] = 3 * df.a - df.b
+    data = tmp_path / "table.csv"
+    df.to_csv(data, index=False)
+    (tmp_path / "space.yaml").write_text(SPACE)
+    study_name = f"shared-{uuid.uuid4().hex[:8]}"
+    # The plain postgresql:// form, as users write it: tune selects psycopg 3.
+    url = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    n_trials = 8
+
+    def worker(i: int) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "tabresnet.cli", "tune", str(data), "--target", "y",
+               "--storage", url, "--study", study_name, "--trials", str(n_trials),
+               "--space", str(tmp_path / "space.yaml"), "--out", str(tmp_path / f"w{i}"),
+               "--max-epochs", "3", "--num-blocks", "1", "--c-hidden", "8",
+               "--num-threads", "1", "--progress", "none", "--no-report",
+               "--sampler", "random", "--pruner", "none"]
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    procs = [worker(0), worker(1)]  # started together: both race to create the study
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, text in zip(procs, outputs):
+        assert p.returncode == 0, text
+
+    with quiet_optuna():
+        study = optuna.load_study(study_name=study_name, storage=storage_url(url))
+    trials = study.trials
+    # Numbers 0..n-1, each trial run by exactly one of the two processes, none left running.
+    assert [t.number for t in trials] == list(range(len(trials)))
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    # --trials is the study's total: two workers stop together at 8 (a worker checks
+    # before each trial, counting running ones; at most one extra in a tie).
+    assert n_trials <= len(trials) <= n_trials + 1
+    per_worker = pd.Series([t.user_attrs["worker"] for t in trials]).value_counts()
+    assert len(per_worker) == 2 and per_worker.sum() == len(trials)
+    # Each worker retrained the study's best and wrote it into its own run directory.
+    for i in range(2):
+        assert (tmp_path / f"w{i}" / "model.json").is_file()
+        assert f"study {study_name}: {len(trials)} complete" in outputs[i]
+
+
+def test_storage_errors_are_one_line(pg_url):
+    bad = pg_url.rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(Exception, match="cannot open storage .*no_such_database") as info:
+        open_study(storage_url(bad), "x")
+    assert "\n" not in str(info.value)
+    assert "***" in display_url("postgresql+psycopg://u:secret@h/db")

@@ -1,0 +1,127 @@
+"""tabresnet tune across processes: --jobs, a worker killed with SIGKILL, Ctrl-C (SIGINT).
+
+Each test starts real processes (``python -m tabresnet.cli tune`` or spawned
+workers), so each costs the start-up of torch and Lightning; the trials are
+tiny models on 100 rows.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from tabresnet.tuning import tune
+from tabresnet.tuning.objective import quiet_optuna
+
+SPACE = "lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n"
+TINY = ["--num-blocks", "1", "--c-hidden", "8", "--batch-size", "32", "--num-threads", "1",
+        "--progress", "none", "--no-report", "--sampler", "random", "--pruner", "none"]
+
+
+@pytest.fixture
+def csv(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=100), "b": rng.normal(size=100)})
+    df["y"] = 3 * df.a - df.b + rng.normal(scale=0.1, size=100)
+    path = tmp_path / "table.csv"
+    df.to_csv(path, index=False)
+    (tmp_path / "space.yaml").write_text(SPACE)
+    return path
+
+
+def start(csv: Path, out: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "tabresnet.cli", "tune", str(csv), "--target", "y",
+           "--space", str(csv.parent / "space.yaml"), "--out", str(out), *TINY, *extra]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
+
+
+def trials(out: Path) -> list[optuna.trial.FrozenTrial]:
+    db = out / "tuning" / "study.db"
+    if not db.is_file():
+        return []
+    try:
+        with quiet_optuna():
+            return optuna.load_study(study_name="table-y", storage=f"sqlite:///{db}").trials
+    except Exception:  # not created yet, or locked for a moment
+        return []
+
+
+def wait_for(condition, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"tune exited early ({proc.returncode}):\n{proc.stdout.read()}")
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail(f"timed out waiting:\n{proc.stdout.read()}")
+
+
+def states(ts):
+    return [t.state for t in ts]
+
+
+def test_killed_worker_loses_only_its_trial_and_ctrl_c_keeps_the_rest(csv, tmp_path):
+    out = tmp_path / "run"
+    slow = ["--max-epochs", "40", "--patience", "40"]  # trials of a second or two
+
+    # 1. A worker killed with SIGKILL mid-trial.
+    proc = start(csv, out, "--trials", "100", *slow)
+    wait_for(lambda: (s := states(trials(out))).count(TrialState.COMPLETE) >= 1
+             and s[-1] == TrialState.RUNNING, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    before = trials(out)
+    killed = before[-1]
+    assert killed.state == TrialState.RUNNING  # left behind by the dead process
+    done_before = {t.number: t.value for t in before if t.state == TrialState.COMPLETE}
+
+    # 2. Resume: the lost trial is failed with a reason; then Ctrl-C stops cleanly.
+    proc = start(csv, out, "--trials", "100", *slow)
+    wait_for(lambda: states(trials(out)).count(TrialState.COMPLETE) >= len(done_before) + 1
+             and states(trials(out))[-1] == TrialState.RUNNING, proc)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, output
+    assert "(interrupted)" in output and "run directory" in output
+
+    after = trials(out)
+    by_number = {t.number: t for t in after}
+    assert by_number[killed.number].state == TrialState.FAIL
+    assert "ended (killed or crashed)" in by_number[killed.number].user_attrs["fail_reason"]
+    interrupted = after[-1]
+    assert interrupted.state == TrialState.FAIL
+    assert interrupted.user_attrs["fail_reason"] == "interrupted (SIGINT) before it finished"
+    assert TrialState.RUNNING not in states(after)
+    # Finished trials survive both, unchanged.
+    assert {n: by_number[n].value for n in done_before} == done_before
+    assert (out / "model.json").is_file() and (out / "tuning" / "trials.csv").is_file()
+
+
+def test_jobs_share_one_study_and_the_trial_count(csv, tmp_path):
+    out = tmp_path / "run"
+    result = tune(str(csv), "y", trials=6, jobs=2, space=str(csv.parent / "space.yaml"),
+                  out=out, max_epochs=3, num_blocks=[1], c_hidden=[8], batch_size=32,
+                  sampler="random", pruner="none", progress="none", report=False)
+    all_trials = result.study.trials
+    assert result.n_trials == len(all_trials) == 6  # none lost, none surplus
+    assert all(t.state == TrialState.COMPLETE for t in all_trials)
+    workers = {t.user_attrs["worker"] for t in all_trials}
+    assert len(workers) == 2 and f":{os.getpid()}" not in " ".join(workers)
+    # Each worker ran torch with half of the cores.
+    table = pd.read_csv(out / "tuning" / "trials.csv")
+    assert sorted(table["number"]) == list(range(6))
