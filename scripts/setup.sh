@@ -42,4 +42,6 @@ if [ $dev = 1 ]; then
 else
   $PY -m pip install -q -e .
 fi
+# pyenv serves console scripts through shims that must be regenerated.
+command -v pyenv >/dev/null && pyenv rehash 2>/dev/null || true
 echo "setup: done ($($PY -c 'import tabresnet, torch; print("tabresnet", tabresnet.__version__, "torch", torch.__version__)'))"
