@@ -24,6 +24,7 @@ from tabresnet.errors import ConfigError, TabResNetError
 from tabresnet.tuning import SearchSpace, TuneResult, parse_duration, tune
 from tabresnet.tuning import objective as objective_mod
 from tabresnet.tuning import study as study_mod
+from tabresnet.tuning.progress import TuneProgress
 from tabresnet.tuning.space import DERIVED
 from tabresnet.tuning.study import fail_stale_trials, open_study, storage_url
 
@@ -246,6 +247,7 @@ def test_cross_validation_scores_the_mean_of_the_folds(frame):
     assert result.metrics["tuning"]["cv_folds"] == 3
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_a_trial_of_a_worker_without_heartbeat_is_failed(tmp_path, monkeypatch):
     # A worker on another machine: no process to look at, only its heartbeat.
     monkeypatch.setattr(study_mod, "HEARTBEAT_INTERVAL", 1)
@@ -281,3 +283,17 @@ def test_cli_tune_and_show_space(frame, tmp_path, capsys):
     assert main(["tune", str(data), "--target", "y", "--timeout", "soon"]) == 2
     assert "cannot read the duration 'soon'" in capsys.readouterr().err
     assert main(["tune", str(data)]) == 2
+
+
+def test_progress_display_shows_trials_best_and_time(capsys):
+    snapshots = iter([(1, 0, 1, 2.5), (3, 1, 1, 1.25)])
+    display = TuneProgress(lambda: next(snapshots, (3, 1, 1, 1.25)), planned=5,
+                           deadline=time.time() + 600, enabled=True, interval=0.05)
+    display.start()
+    time.sleep(0.3)
+    display.stop()
+    err = capsys.readouterr().err
+    assert "3/5" in err and "best 1.25" in err and "1 failed" in err
+    assert "elapsed" in err and "left" in err
+    TuneProgress(lambda: (0, 0, 0, None), planned=5, enabled=False).start().stop()
+    assert capsys.readouterr().err == ""  # off: nothing drawn

@@ -252,6 +252,12 @@ class Objective:
                 result = train_network(prepared, config, callbacks=[callback])
             except optuna.TrialPruned:
                 raise
+            except SystemExit:
+                # Lightning answers SIGTERM with SIGTERMException (a SystemExit)
+                # at its next batch; with a stop requested that is our stop.
+                if not self.stop.requested:
+                    raise
+                raise self._fail(trial, f"{self.stop.reason} before it finished") from None
             except Exception as exc:
                 if _is_oom(exc):
                     del exc

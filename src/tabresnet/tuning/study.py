@@ -471,14 +471,15 @@ def run_worker(
 
 
 def _worker_main(spec: WorkerSpec, rank: int, threads: int) -> None:
-    """Entry point of a spawned worker: SIGTERM from the parent stops it cleanly."""
+    """Entry point of a spawned worker: SIGUSR1 (or SIGTERM) stops it cleanly."""
     # Ctrl-C reaches the whole process group; the parent alone decides and
-    # forwards SIGTERM, so one key press is one stop request, not two.
+    # forwards SIGUSR1, so one key press is one stop request, not two. SIGUSR1
+    # rather than SIGTERM: Lightning turns SIGTERM into SystemExit mid-fit.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
 
     torch.set_num_threads(max(1, threads))
-    stop = StopFlag().install((signal.SIGTERM,))
+    stop = StopFlag().install((signal.SIGUSR1, signal.SIGTERM))
     run_worker(spec, rank, stop)
 
 
@@ -492,8 +493,9 @@ def available_cores() -> int:
 def run_parallel(spec: WorkerSpec, jobs: int, stop: StopFlag, threads: int) -> None:
     """Run ``jobs`` spawned worker processes on the shared study and wait for them.
 
-    The first stop request sends each worker SIGTERM (it stops its trial and
-    exits); a second one (KeyboardInterrupt) kills them.
+    The first stop request sends each worker SIGUSR1 (it fails its running
+    trial as interrupted and exits); a second one (KeyboardInterrupt)
+    terminates them.
     """
     ctx = multiprocessing.get_context("spawn")
     procs = [
@@ -504,7 +506,7 @@ def run_parallel(spec: WorkerSpec, jobs: int, stop: StopFlag, threads: int) -> N
     def forward() -> None:
         for p in procs:
             if p.pid is not None and p.is_alive():
-                os.kill(p.pid, signal.SIGTERM)
+                os.kill(p.pid, signal.SIGUSR1)
 
     stop.on_request.append(forward)
     try:
