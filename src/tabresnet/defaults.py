@@ -115,7 +115,7 @@ class TrainConfig:
     accelerator, devices, strategy, precision : str
         Passed to ``lightning.Trainer``.
     num_threads : int
-        Torch intra-op threads; 0 leaves torch's default.
+        Torch intra-op threads; 0 picks half the cores, at most 4.
     logger : {"csv", "tensorboard", "none"}
     progress : {"auto", "rich", "none"}
         ``auto`` shows a Rich progress bar on a terminal and nothing otherwise.

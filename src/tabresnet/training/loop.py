@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import sys
 import time
 import warnings
@@ -157,6 +158,20 @@ def _devices(value: str | int):
     return int(text) if text.isdigit() else text
 
 
+def resolve_threads(requested: int) -> int:
+    """Torch threads for training: ``requested``, or for 0 half the cores, at most 4.
+
+    Steps of tabular networks are small (a few 100k multiply-adds per row), so
+    extra threads buy little and, on a shared or busy machine, cost a lot: on 2
+    cores with other work running, 2 threads trained 4-6x slower than 1
+    (docs/benchmarks.md, "Threads"). Half the cores leaves room for the data
+    work and for other processes.
+    """
+    if requested > 0:
+        return int(requested)
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
 def _progress_enabled(mode: str) -> bool:
     if mode == "none":
         return False
@@ -189,8 +204,21 @@ def train_network(
     TrainResult
     """
     t = config.train
-    if t.num_threads > 0:
-        torch.set_num_threads(t.num_threads)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(resolve_threads(t.num_threads))
+    try:
+        return _train(prepared, config, callbacks, out_dir)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(
+    prepared: Prepared,
+    config: RunConfig,
+    callbacks: Sequence[Callback],
+    out_dir: str | Path | None,
+) -> TrainResult:
+    t = config.train
     L.seed_everything(config.seed, workers=False, verbose=False)
     network = config.model.build_tabular(
         prepared.preprocessor.n_num,
