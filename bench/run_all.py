@@ -68,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None,
                    help="results folder (default bench/results, --quick: bench/results/quick)")
     p.add_argument("--no-docs", action="store_true", help="do not touch docs/")
+    p.add_argument("--from-json", type=Path, default=None, metavar="FIELD_JSON",
+                   help="fit nothing: rebuild the table, plots and doc block from this file")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     unknown = sorted(set(args.competitors) - set(COMPETITORS))
@@ -178,17 +180,24 @@ def _write_json(path: Path, obj) -> None:
 
 # -- tables and plots ---------------------------------------------------------------------------
 def summarise(report: dict) -> pd.DataFrame:
-    """One row per dataset and competitor: mean/std test RMSE, val RMSE, seconds, ratio to best."""
+    """One row per dataset and competitor: mean/std test RMSE, val RMSE, seconds, ratio to best.
+
+    Means are over the seeds that produced a result; ``failed`` counts the
+    others and ``reason`` keeps the first failure's message.
+    """
     df = pd.DataFrame(report["records"])
-    ok = df[df.status == "ok"] if "status" in df else df.iloc[:0]
+    if "status" not in df:
+        return pd.DataFrame()
     rows = []
-    for (name, model), g in ok.groupby(["dataset", "model"], sort=False):
-        rows.append({"dataset": name, "model": model, "seeds": len(g),
-                     "test_rmse": g.test_rmse.mean(), "test_std": g.test_rmse.std(ddof=0),
-                     "val_rmse": g.val_rmse.mean(), "seconds": g.seconds.mean()})
-    for _, r in df[df.status != "ok"].drop_duplicates(["dataset", "model"]).iterrows():
-        if not ((ok.dataset == r.dataset) & (ok.model == r.model)).any():
-            rows.append({"dataset": r.dataset, "model": r.model, "seeds": 0, "status": r.status})
+    for (name, model), g in df.groupby(["dataset", "model"], sort=False):
+        ok, bad = g[g.status == "ok"], g[g.status != "ok"]
+        row = {"dataset": name, "model": model, "seeds": len(ok), "failed": len(bad),
+               "status": "ok" if len(ok) else bad.status.iloc[0],
+               "reason": bad.reason.iloc[0] if len(bad) and "reason" in bad else ""}
+        if len(ok):
+            row.update(test_rmse=ok.test_rmse.mean(), test_std=ok.test_rmse.std(ddof=0),
+                       val_rmse=ok.val_rmse.mean(), seconds=ok.seconds.mean())
+        rows.append(row)
     out = pd.DataFrame(rows)
     if "test_rmse" not in out:
         return out
@@ -222,13 +231,14 @@ def markdown(report: dict, summary: pd.DataFrame) -> str:
                   "| model | test RMSE | × best | val RMSE | seconds |",
                   "|---|---:|---:|---:|---:|"]
         for _, r in sub.sort_values("o").iterrows():
-            if r.get("seeds", 0) == 0 or pd.isna(r.get("test_rmse")):
-                note = "not available" if r.get("status") == "skipped" else "error"
+            if r.seeds == 0:
+                note = "not available" if r.status == "skipped" else f"failed: {r.reason}"
                 lines.append(f"| {r.model} | {note} | | | |")
                 continue
             bold = "**" if r.ratio == 1 else ""
+            partial = f" ({r.seeds} of {r.seeds + r.failed} seeds: {r.reason})" if r.failed else ""
             lines.append(
-                f"| {r.model} | {bold}{_fmt(r.test_rmse)} ± {_fmt(r.test_std)}{bold} | "
+                f"| {r.model} | {bold}{_fmt(r.test_rmse)} ± {_fmt(r.test_std)}{bold}{partial} | "
                 f"{r.ratio:.3f} | {_fmt(r.val_rmse)} | {r.seconds:.1f} |"
             )
         lines.append("")
@@ -270,7 +280,7 @@ def _load(m: dict, key: str) -> str:
 def _fmt(x: float) -> str:
     if not np.isfinite(x):
         return "nan"
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}" if abs(x) < 10 else f"{x:.2f}"
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
 
 
 def plot(summary: pd.DataFrame, img_dir: Path) -> list[Path]:
@@ -288,17 +298,28 @@ def plot(summary: pd.DataFrame, img_dir: Path) -> list[Path]:
     models = [m for m in COMPETITORS if m in set(ok.model)]
     colors = {m: plt.cm.tab10(i) for i, m in enumerate(COMPETITORS)}
 
+    # One row per model in every panel; bars past CLIP (the chapter's ResNet,
+    # several times worse) are cut there and labelled, so the close race among
+    # the rest stays readable.
+    clip = 1.8
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names) + 2.2, 3.6), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         sub = ok[ok.dataset == name].set_index("model")
-        ms = [m for m in models if m in sub.index]
         best = sub.test_rmse.min()
-        ax.barh(range(len(ms)), [sub.test_rmse[m] / best for m in ms],
-                xerr=[sub.test_std[m] / best for m in ms], color=[colors[m] for m in ms])
-        ax.set_yticks(range(len(ms)), ms if ax is axes[0][0] else [""] * len(ms))
+        for i, m in enumerate(models):
+            if m not in sub.index:
+                ax.text(1.0, i, "  n/a", va="center", fontsize=7, color="0.4")
+                continue
+            ratio, err = sub.test_rmse[m] / best, sub.test_std[m] / best
+            ax.barh(i, min(ratio, clip) - 0.9, left=0.9, color=colors[m],
+                    xerr=err if ratio < clip else None)
+            if ratio >= clip:
+                ax.text(clip, i, f" {ratio:.1f}x", va="center", ha="right", fontsize=7,
+                        color="white")
+        ax.set_yticks(range(len(models)), models if ax is axes[0][0] else [""] * len(models))
         ax.invert_yaxis()
         ax.axvline(1.0, color="k", lw=0.8)
-        ax.set_xlim(left=0.9)
+        ax.set_xlim(0.9, clip)
         ax.set_title(name)
         ax.set_xlabel("test RMSE / best")
     fig.tight_layout()
@@ -312,12 +333,13 @@ def plot(summary: pd.DataFrame, img_dir: Path) -> list[Path]:
         for _, r in sub.iterrows():
             ax.scatter(r.seconds, r.ratio, color=colors[r.model], label=r.model, s=30)
         ax.set_xscale("log")
+        ax.set_ylim(0.95, min(clip, max(1.05, sub.ratio.max() * 1.05)))
         ax.set_title(name)
         ax.set_xlabel("seconds per fit (log)")
-        ax.set_ylabel("test RMSE / best")
+        ax.set_ylabel(f"test RMSE / best (cut at {clip})")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0, 0.8, 1))
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
     time_png = img_dir / "field_time.png"
     fig.savefig(time_png, dpi=110)
     plt.close(fig)
@@ -340,9 +362,13 @@ def update_doc(table: str, doc: Path = DOC) -> bool:
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    report = run(args)
+    if args.from_json is not None:  # redo the tables, plots and doc from a finished run
+        report = json.loads(args.from_json.read_text(encoding="utf-8"))
+    else:
+        report = run(args)
     summary = summarise(report)
     table = markdown(report, summary)
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / ("field_quick.md" if args.quick else "field.md")).write_text(
         table + "\n", encoding="utf-8")
     pngs = plot(summary, args.out if args.no_docs else IMG)
