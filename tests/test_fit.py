@@ -173,3 +173,27 @@ def test_checkpoint_loads_with_weights_only(regression_frame, tmp_path):
     tabresnet.fit(regression_frame, "y", out=tmp_path / "run", **TINY)
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=True)
     assert any(k.startswith("network.") for k in ckpt["state_dict"])
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "plateau"])
+def test_schedules_change_the_learning_rate(regression_frame, scheduler):
+    from tabresnet.training.module import RegressionModule
+
+    seen: list[float] = []
+
+    class LrSpy(__import__("lightning").Callback):
+        def on_train_epoch_start(self, trainer, pl_module: RegressionModule):
+            seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    cfg = RunConfig().replace(
+        num_blocks=[1],
+        c_hidden=[8],
+        max_epochs=12,
+        patience=100,
+        progress="none",
+        scheduler=scheduler,
+        lr=0.5,
+    )
+    train_network(prepare(regression_frame, "y", cfg), cfg, callbacks=[LrSpy()])
+    assert seen[0] == pytest.approx(0.5)
+    assert min(seen) < 0.5

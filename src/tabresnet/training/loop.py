@@ -235,6 +235,7 @@ def _train(
         weight_decay=t.weight_decay,
         scheduler=t.scheduler,
         max_epochs=t.max_epochs,
+        gradient_clip=t.gradient_clip,
     )
     best = BestWeights()
     history = History()
@@ -275,7 +276,6 @@ def _train(
             devices=_devices(t.devices),
             strategy=t.strategy,
             precision=t.precision,
-            gradient_clip_val=t.gradient_clip or None,
             deterministic=t.deterministic,
             logger=logger,
             callbacks=cbs,
