@@ -218,7 +218,7 @@ def tune(
         counting earlier runs and other workers: resuming adds only the rest.
     timeout : seconds or str, optional
         ``90``, ``"90s"``, ``"30m"``, ``"1h"``: no trial starts after it (a
-        running one finishes).
+        running one finishes), unless the study has no complete trial yet.
     space : SearchSpace, YAML path or YAML text, optional
         Default: ``tabresnet/tuning/default_space.yaml``.
     sampler : {"tpe", "gp", "random", "cmaes", "qmc"} or an Optuna sampler

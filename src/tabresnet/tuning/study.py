@@ -450,7 +450,7 @@ def run_worker(
             fail_stale_trials(study)
             counts = count_trials(study)
             done = sum(counts[s] for s in FINISHED)
-            if done + counts[TrialState.RUNNING] >= spec.n_trials:
+            if done >= spec.n_trials:
                 break
             # Past the deadline no trial starts, unless the study has no complete
             # one yet (worker start-up may eat a short budget): tune needs a best.
@@ -458,6 +458,11 @@ def run_worker(
                 TrialState.COMPLETE
             ]:
                 break
+            if done + counts[TrialState.RUNNING] >= spec.n_trials:
+                # The other workers' running trials fill the study; wait, since
+                # one of them may yet fail and leave a place to fill.
+                time.sleep(0.5)
+                continue
             study.optimize(objective, n_trials=1, catch=(TrialFailed,))
             ran += 1
             failures = failures + 1 if objective.last_failed else 0

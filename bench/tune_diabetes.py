@@ -1,0 +1,294 @@
+"""Tuning benchmark on scikit-learn's diabetes table: one command reruns it.
+
+    python bench/tune_diabetes.py                 # about 25 minutes on 2 cores
+    python bench/tune_diabetes.py --quick         # smoke run: seconds-long budgets, no docs
+
+What it measures, all on one 64/16/20 split (``bench.datasets.split``, seed 0)
+and in this one process, one run after the other:
+
+1. ``tabresnet.tune`` with the default search space (TPE, median pruning,
+   ``--jobs 2``, each trial scored by 4-fold cross-validation on the 353
+   non-test rows) for a 10-minute budget (the retraining of the best
+   configuration included), then the test MSE of the retrained model; beside
+   it LightGBM with early stopping on the same validation rows
+   (``bench.baselines.lightgbm_early_stopping``) and the book's figures.
+2. Trials per minute with median pruning and without (``--pruner none``),
+   ``--side-budget`` seconds each, one worker.
+3. Trials per minute with ``--jobs 2`` and ``--jobs 1`` (random sampler, no
+   pruning, so both draw from the same distribution of configurations),
+   ``--side-budget`` seconds each; ``--jobs 1`` twice, with all cores' torch
+   threads (tune's rule, ``cores // jobs``) and with one thread.
+
+Ratios are from one run on a machine that may be shared; absolute seconds are
+not comparable across machines. Writes ``bench/results/tune_diabetes.json`` and
+replaces the "## Tuning (issue 4)" section of ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(ROOT))
+
+
+import numpy as np  # noqa: E402
+
+from bench.baselines import Settings, SplitData, lightgbm_early_stopping  # noqa: E402
+from bench.datasets import load, split  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "tune_diabetes.json"
+DOC = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Tuning (issue 4)"
+# Chapter figures (24 cores): best validation MSE while tuning, by 2-fold CV,
+# after retraining; largest parallel speed-up.
+BOOK = {"val_mse_tuning": 4509.5, "val_mse_cv2": 5621.7, "mse_retrained": 31357.0,
+        "max_parallel_speedup": 1.55, "cores": 24}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--budget", type=float, default=600.0,
+                   help="seconds for the main tuning run, retraining included (default 600)")
+    p.add_argument("--side-budget", type=float, default=100.0,
+                   help="seconds of each pruning / jobs comparison run (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="split, init and sampler seed")
+    p.add_argument("--jobs", type=int, default=2, help="workers of the main run (default 2)")
+    p.add_argument("--cv", type=int, default=4,
+                   help="score the main run's trials by K-fold CV on the non-test rows "
+                        "(default 4; 0: the 71 validation rows)")
+    p.add_argument("--quick", action="store_true", help="tiny budgets; leaves docs/ alone")
+    p.add_argument("--no-docs", action="store_true", help="do not touch docs/benchmarks.md")
+    p.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.budget, args.side_budget, args.no_docs = 60.0, 20.0, True
+    if args.out is None:
+        args.out = RESULTS.with_name("tune_diabetes_quick.json") if args.quick else RESULTS
+    return args
+
+
+def data_split(seed: int) -> SplitData:
+    X, y, name = load("diabetes")
+    return SplitData.from_indices(X, y, name, seed, *split(len(X), seed))
+
+
+def tune_run(data: SplitData, out: Path, seconds: float, **kw):
+    import tabresnet
+
+    return tabresnet.tune(
+        data.frame("train"), data.target,
+        val_data=data.frame("val"), test_data=data.frame("test"),
+        trials=100_000, timeout=seconds, out=out, progress="none", report=False,
+        seed=data.seed, **kw,
+    )
+
+
+def rate(result, seconds: float) -> dict:
+    """Trial counts; ``per_minute`` over the search itself, from the first trial's
+    start to the last one's end (worker start-up and the retraining excluded)."""
+    c = result.counts
+    finished = c.get("COMPLETE", 0) + c.get("PRUNED", 0)
+    done = [t for t in result.study.get_trials(deepcopy=False) if t.datetime_complete]
+    search = (max(t.datetime_complete for t in done)
+              - min(t.datetime_start for t in done)).total_seconds()
+    return {
+        "trials": finished,
+        "complete": c.get("COMPLETE", 0),
+        "pruned": c.get("PRUNED", 0),
+        "failed": c.get("FAIL", 0),
+        "seconds": round(seconds, 1),
+        "search_seconds": round(search, 1),
+        "per_minute": round(finished / search * 60, 2),
+        "best_val_rmse": round(result.best_value, 3),
+    }
+
+
+def references(data: SplitData) -> dict:
+    """Least squares and ``tabresnet.fit`` with its defaults, on the same split."""
+    from sklearn.linear_model import LinearRegression
+
+    import tabresnet
+
+    lin = LinearRegression().fit(data.X_train, data.y_train)
+    run = tabresnet.fit(data.frame("train"), data.target, val_data=data.frame("val"),
+                        test_data=data.frame("test"), progress="none", report=False,
+                        logger="none", num_threads=1, seed=data.seed)
+
+    def mse(pred, y):
+        return round(float(((np.asarray(pred) - np.asarray(y)) ** 2).mean()), 1)
+
+    return {
+        "linear_regression": {"val_mse": mse(lin.predict(data.X_val), data.y_val),
+                              "test_mse": mse(lin.predict(data.X_test), data.y_test)},
+        "fit_defaults": {"val_mse": round(run.metrics["val"]["rmse"] ** 2, 1),
+                         "test_mse": round(run.metrics["test"]["rmse"] ** 2, 1)},
+    }
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    data = data_split(args.seed)
+    out: dict = {
+        "dataset": "diabetes (scikit-learn, 442 rows, 10 numeric columns)",
+        "split": "64/16/20 train/validation/test (bench.datasets.split)",
+        "rows": {"train": len(data.y_train), "val": len(data.y_val), "test": len(data.y_test)},
+        "seed": args.seed,
+        "cores": cores,
+        "machine": f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+        "book": BOOK,
+        "quick": args.quick,
+    }
+    if hasattr(os, "getloadavg"):
+        out["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    work = Path(tempfile.mkdtemp(prefix="tune-diabetes-"))
+
+    # 1. The tuned model within the budget (the retraining counts against it).
+    start = time.perf_counter()
+    main_run = tune_run(data, work / "main", args.budget * 0.95, jobs=args.jobs, cv=args.cv)
+    wall = time.perf_counter() - start
+    test = main_run.metrics["test"]
+    out["tuned"] = {
+        "jobs": args.jobs, "cv": args.cv, "sampler": "tpe", "pruner": "median",
+        "budget_s": args.budget,
+        "wall_s": round(wall, 1), **rate(main_run, wall),
+        "best_val_mse": round(main_run.best_value ** 2, 1),
+        "test_mse": round(test["rmse"] ** 2, 1), "test_rmse": round(test["rmse"], 3),
+        "test_r2": round(test["r2"], 4),
+        "best_params": main_run.best_params,
+        "retrained_val_rmse": round(main_run.metrics["val"]["rmse"], 3),
+        "retrained_val_mse": round(main_run.metrics["val"]["rmse"] ** 2, 1),
+    }
+    print(json.dumps(out["tuned"], indent=1), flush=True)
+
+    lgb = lightgbm_early_stopping(data, Settings(threads=cores))
+    out["lightgbm"] = {"test_mse": round(lgb.test_rmse ** 2, 1), "test_rmse": round(lgb.test_rmse, 3),
+                       "val_mse": round(lgb.val_rmse ** 2, 1), "seconds": round(lgb.seconds, 2),
+                       **lgb.info}
+    print("lightgbm", out["lightgbm"], flush=True)
+    out["references"] = references(data)
+    print("references", out["references"], flush=True)
+
+    # 2. Pruning: trials per minute with and without, one worker, one thread.
+    for name, pruner in (("median_pruning", "median"), ("no_pruning", "none")):
+        t0 = time.perf_counter()
+        r = tune_run(data, work / name, args.side_budget, pruner=pruner, sampler="tpe",
+                     num_threads=1)
+        out.setdefault("pruning", {})[name] = rate(r, time.perf_counter() - t0)
+        print(name, out["pruning"][name], flush=True)
+    p = out["pruning"]
+    p["speedup"] = round(p["median_pruning"]["per_minute"] / p["no_pruning"]["per_minute"], 2)
+
+    # 3. Parallel workers: --jobs 2 (cores // 2 threads each) against --jobs 1 with
+    # the same rule (all cores) and with one thread, the faster on small tables.
+    for key, jobs, threads in (("jobs_2", 2, 0), ("jobs_1", 1, 0), ("jobs_1_thread_1", 1, 1)):
+        t0 = time.perf_counter()
+        r = tune_run(data, work / key, args.side_budget, jobs=jobs, sampler="random",
+                     pruner="none", num_threads=threads)
+        out.setdefault("parallel", {})[key] = rate(r, time.perf_counter() - t0)
+        print(key, out["parallel"][key], flush=True)
+    q = out["parallel"]
+    q["speedup"] = round(q["jobs_2"]["per_minute"] / q["jobs_1"]["per_minute"], 2)
+    q["speedup_vs_1_thread"] = round(
+        q["jobs_2"]["per_minute"] / q["jobs_1_thread_1"]["per_minute"], 2
+    )
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    if not args.no_docs:
+        write_section(out)
+        print(f"updated {DOC} ({SECTION})")
+    return out
+
+
+def render(r: dict) -> str:
+    t, lg, b, p, q = r["tuned"], r["lightgbm"], r["book"], r["pruning"], r["parallel"]
+    ref = r["references"]
+    params = ", ".join(f"{k}={_short(v)}" for k, v in t["best_params"].items())
+    cv = f"`--cv {t['cv']}`" if t.get("cv") else "validation split"
+    cv_note = f", mean of {t['cv']} folds" if t.get("cv") else ""
+    load = r.get("load_average")
+    load_note = f", load average {load[0]:.1f}" if load else ""
+    lin, fd = ref["linear_regression"], ref["fit_defaults"]
+    return f"""{SECTION}
+
+`python bench/tune_diabetes.py` (about 25 minutes; `--quick` for a smoke run) on
+scikit-learn's diabetes table ({r['rows']['train']}/{r['rows']['val']}/{r['rows']['test']} rows,
+the 64/16/20 split of `bench.datasets.split`, seed {r['seed']} for the split, the
+initialisation and the samplers), {r['cores']} cores, {r['date']}.
+Raw numbers: `bench/results/tune_diabetes.json`.
+
+| | validation MSE | test MSE (RMSE) |
+| --- | ---: | ---: |
+| `tabresnet tune`, default space, TPE + median pruning, `--jobs {t['jobs']}`, {cv}, {t['budget_s'] / 60:.0f}-minute budget ({t['trials']} trials: {t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed) | {t['best_val_mse']:,.1f} (best trial{cv_note}); {t['retrained_val_mse']:,.1f} retrained | **{t['test_mse']:,.1f}** ({t['test_rmse']:.1f}) |
+| LightGBM, early stopping on the same validation rows | {lg['val_mse']:,.1f} | {lg['test_mse']:,.1f} ({lg['test_rmse']:.1f}) |
+| `tabresnet fit` with its defaults (no tuning) | {fd['val_mse']:,.1f} | {fd['test_mse']:,.1f} ({fd['test_mse'] ** 0.5:.1f}) |
+| least squares (scikit-learn `LinearRegression`) | {lin['val_mse']:,.1f} | {lin['test_mse']:,.1f} ({lin['test_mse'] ** 0.5:.1f}) |
+| The book (its own split, {b['cores']} cores) | {b['val_mse_tuning']:,.1f} while tuning; {b['val_mse_cv2']:,.1f} by 2-fold CV | {b['mse_retrained']:,.0f} after retraining |
+
+The best configuration: {params}. It was retrained once more on the training
+rows (same seed, early stopping on validation) and saved as a run directory like
+`fit`'s; the whole run, retraining included, took {t['wall_s']:.0f} s.
+
+**The aim (test MSE at most 3,000) is not met.** The 88 test rows of this split
+are harder than the 71 validation rows for every non-linear model here (tuned
+network, untuned network, LightGBM: validation MSE 2,500-2,900, test MSE
+3,200-3,700), while least squares scores about the same on both; a lower
+validation error does not carry over, and with 88 rows a test MSE has a
+standard error of several hundred. Cross-validated scoring (four trainings per
+trial) was meant to pick more robustly than the validation rows alone: in an
+earlier run with the same seed and budget scored on the 71 validation rows
+(`--cv 0`), the best of 94 trials reached validation MSE 2,366.9 and test MSE
+3,373.5, so on this split neither choice gets below LightGBM. Every one of them
+is far ahead of the book's retrained 31,357.
+
+| throughput (one run, {r['cores']} cores{load_note}) | trials / minute | ratio |
+| --- | ---: | ---: |
+| median pruning, 1 worker (1 thread), {p['median_pruning']['search_seconds']:.0f} s ({p['median_pruning']['pruned']} of {p['median_pruning']['trials']} pruned) | {p['median_pruning']['per_minute']:.1f} | {p['speedup']:.2f}x |
+| no pruning, 1 worker (1 thread), {p['no_pruning']['search_seconds']:.0f} s | {p['no_pruning']['per_minute']:.1f} | 1 |
+| `--jobs 2` (random sampler, no pruning), {q['jobs_2']['search_seconds']:.0f} s | {q['jobs_2']['per_minute']:.1f} | {q['speedup']:.2f}x |
+| `--jobs 1` (same; {r['cores']} torch threads), {q['jobs_1']['search_seconds']:.0f} s | {q['jobs_1']['per_minute']:.1f} | 1 |
+| `--jobs 1 --num-threads 1`, {q['jobs_1_thread_1']['search_seconds']:.0f} s | {q['jobs_1_thread_1']['per_minute']:.1f} | 1 (`--jobs 2`: {q['speedup_vs_1_thread']:.2f}x) |
+
+Trials per minute count finished (complete or pruned) trials over the search,
+from the first trial's start to the last one's end; worker start-up and the
+retraining are left out. Pruning gains little here: early stopping (patience
+16) already ends a poor trial after a few dozen epochs, the median pruner may
+cut only after 5 finished trials and 10 epochs, and a trial of a small network
+on {r['rows']['train']} rows costs mostly the Trainer's fixed set-up. The parallel speed-up
+is small, most likely because the machine's cores were shared with other work
+(the load average); each
+worker is a process with `cores // jobs` torch threads on one SQLite study. The
+book reports at most {b['max_parallel_speedup']}x from {b['cores']} cores.
+"""
+
+
+def _short(v):
+    return f"{v:.3g}" if isinstance(v, float) else v
+
+
+def write_section(r: dict) -> None:
+    text = DOC.read_text(encoding="utf-8") if DOC.is_file() else "# Benchmarks\n"
+    section = render(r).rstrip() + "\n"
+    start = text.find(SECTION)
+    if start < 0:
+        text = text.rstrip() + "\n\n" + section
+    else:
+        nxt = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section + ("\n" + text[nxt + 1:] if nxt >= 0 else "")
+    DOC.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
