@@ -125,3 +125,23 @@ def test_jobs_share_one_study_and_the_trial_count(csv, tmp_path):
     # Each worker ran torch with half of the cores.
     table = pd.read_csv(out / "tuning" / "trials.csv")
     assert sorted(table["number"]) == list(range(6))
+
+
+def test_ctrl_c_stops_all_jobs_cleanly(csv, tmp_path):
+    out = tmp_path / "run"
+    proc = start(csv, out, "--jobs", "2", "--trials", "100", "--max-epochs", "40",
+                 "--patience", "40")
+    wait_for(lambda: states(trials(out)).count(TrialState.COMPLETE) >= 2
+             and states(trials(out)).count(TrialState.RUNNING) == 2, proc)
+    proc.send_signal(signal.SIGINT)  # to the parent only: it stops the workers
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+    assert "(interrupted)" in output
+    after = trials(out)
+    assert TrialState.RUNNING not in states(after)
+    stopped = [t for t in after if t.state == TrialState.FAIL]
+    assert len(stopped) <= 2  # a worker between two trials just stops
+    assert all(t.user_attrs["fail_reason"] == "interrupted (stop sent by tune) before it finished"
+               for t in stopped)
+    assert len({t.user_attrs["worker"] for t in after}) == 2
+    assert (out / "model.json").is_file()

@@ -125,7 +125,8 @@ class StopFlag:
         if self.requested:
             self.restore()
             raise KeyboardInterrupt
-        name = signal.Signals(signum).name
+        # SIGUSR1 is what tune's parent process sends its workers on Ctrl-C.
+        name = "stop sent by tune" if signum == signal.SIGUSR1 else signal.Signals(signum).name
         if self.message:
             import sys
 
