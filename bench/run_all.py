@@ -238,7 +238,8 @@ def markdown(report: dict, summary: pd.DataFrame) -> str:
             bold = "**" if r.ratio == 1 else ""
             partial = f" ({r.seeds} of {r.seeds + r.failed} seeds: {r.reason})" if r.failed else ""
             lines.append(
-                f"| {r.model} | {bold}{_fmt(r.test_rmse)} ± {_fmt(r.test_std)}{bold}{partial} | "
+                f"| {r.model} | {bold}{_fmt(r.test_rmse)} ± {_fmt(r.test_std, r.test_rmse)}"
+                f"{bold}{partial} | "
                 f"{r.ratio:.3f} | {_fmt(r.val_rmse)} | {r.seconds:.1f} |"
             )
         lines.append("")
@@ -263,12 +264,17 @@ def verdict(summary: pd.DataFrame) -> list[str]:
             ratio = sub.test_rmse[ours] / others.test_rmse[rival]
             diff = sub.test_rmse[ours] - others.test_rmse[rival]
             word = "loses to" if ratio > 1 else "beats"
+            spread = max(sub.test_std[ours], others.test_std[rival])
+            noise = " (within the seed-to-seed spread)" if abs(diff) < spread else ""
             out.append(
-                f"- {name}: {ours} {word} {rival} by {abs(ratio - 1):.1%} "
-                f"({_fmt(abs(diff))} in target units; {_fmt(sub.test_rmse[ours])} vs "
-                f"{_fmt(others.test_rmse[rival])}), at {sub.seconds[ours]:.1f} s vs "
-                f"{sub.seconds[rival]:.1f} s per fit."
+                f"- {name}: {ours} {word} {rival} by {abs(ratio - 1):.1%}{noise} "
+                f"({_fmt(abs(diff), others.test_rmse[rival])} in target units; "
+                f"{_fmt(sub.test_rmse[ours])} vs {_fmt(others.test_rmse[rival])}), "
+                f"at {sub.seconds[ours]:.1f} s vs {sub.seconds[rival]:.1f} s per fit."
             )
+    failed = summary[(summary.seeds == 0) & summary.model.str.startswith("tabresnet")]
+    for _, r in failed.iterrows():
+        out.append(f"- {r.dataset}: {r.model} gave no model ({r.reason}).")
     return [*out, ""]
 
 
@@ -277,10 +283,12 @@ def _load(m: dict, key: str) -> str:
     return f"{values[0]:.1f}" if values else "?"
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float, like: float | None = None) -> str:
+    """Thousands without decimals, smaller numbers with two; ``like`` picks the scale."""
     if not np.isfinite(x):
         return "nan"
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
+    scale = abs(x if like is None else like)
+    return f"{x:,.0f}" if scale >= 1000 else f"{x:.2f}" if scale >= 0.1 else f"{x:.3g}"
 
 
 def plot(summary: pd.DataFrame, img_dir: Path) -> list[Path]:
@@ -308,7 +316,7 @@ def plot(summary: pd.DataFrame, img_dir: Path) -> list[Path]:
         best = sub.test_rmse.min()
         for i, m in enumerate(models):
             if m not in sub.index:
-                ax.text(1.0, i, "  n/a", va="center", fontsize=7, color="0.4")
+                ax.text(1.0, i, "  no result", va="center", fontsize=7, color="0.4")
                 continue
             ratio, err = sub.test_rmse[m] / best, sub.test_std[m] / best
             ax.barh(i, min(ratio, clip) - 0.9, left=0.9, color=colors[m],
