@@ -121,7 +121,10 @@ def test_jobs_share_one_study_and_the_trial_count(csv, tmp_path):
     assert result.n_trials == len(all_trials) == 6  # none lost, none surplus
     assert all(t.state == TrialState.COMPLETE for t in all_trials)
     workers = {t.user_attrs["worker"] for t in all_trials}
-    assert len(workers) == 2 and f":{os.getpid()}" not in " ".join(workers)
+    # Both worker processes share the study; with trials this small one of them
+    # may finish all six before the other has imported torch, so only the
+    # parent's absence is certain (test_ctrl_c_stops_all_jobs_cleanly sees both).
+    assert 1 <= len(workers) <= 2 and f":{os.getpid()}" not in " ".join(workers)
     # Each worker ran torch with half of the cores.
     table = pd.read_csv(out / "tuning" / "trials.csv")
     assert sorted(table["number"]) == list(range(6))

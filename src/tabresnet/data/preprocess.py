@@ -325,7 +325,10 @@ class Preprocessor:
                     f"target values are too large to standardise (max |y| = "
                     f"{np.abs(y).max():.3g}); rescale the target"
                 )
-            self.target_mean_, self.target_std_ = mean, np.where(std > 0, std, 1.0)
+            # A spread that is zero, subnormal or below float precision of the
+            # mean is no spread: dividing by it would overflow float32.
+            tiny = np.maximum(1e-30, 1e-12 * np.abs(mean))
+            self.target_mean_, self.target_std_ = mean, np.where(std > tiny, std, 1.0)
         else:
             self.target_mean_, self.target_std_ = np.zeros(y.shape[1]), np.ones(y.shape[1])
         self._target_fitted = True
