@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_file
 
 from . import __version__
 from .data import Preprocessor, Schema, check_columns, read_table
@@ -282,7 +283,7 @@ def load(path: str | Path) -> TabularModel:
             [int(c) for c in net_meta["cardinalities"]],
             int(net_meta["output_dim"]),
         )
-        state = load_file(str(weights))
+        state = load_safetensors(raw)  # the bytes already checked: one read
         network.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

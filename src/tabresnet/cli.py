@@ -56,8 +56,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         flag = "--" + name.replace("_", "-")
         default = defaults[name]
         kwargs: dict[str, Any] = {"dest": f"opt_{name}", "default": argparse.SUPPRESS}
-        tp = f.type if not isinstance(f.type, str) else None
-        text = f.type if isinstance(f.type, str) else str(tp)
+        text = str(f.type)  # an annotation string (from __future__ import annotations)
         if isinstance(default, bool):
             kwargs.update(type=_bool, metavar="BOOL")
         elif isinstance(default, list):
@@ -130,7 +129,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .artifact import atomic_write_text, load
+    from .artifact import atomic_write_bytes, atomic_write_text, load
 
     model = load(args.model)
     frame = model.predict_frame(args.data)
@@ -143,8 +142,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
             buf = io.BytesIO()
             frame.to_parquet(buf, index=False)
-            from .artifact import atomic_write_bytes
-
             atomic_write_bytes(out, buf.getvalue())
         else:
             atomic_write_text(out, frame.to_csv(index=False))

@@ -214,8 +214,9 @@ def fit(
     if out_path is not None:
         _check_out(out_path, overwrite)
     start = time.perf_counter()
-    prepared = prepare(data, target, cfg, val_data=val_data, test_data=test_data)
-    cv = cross_validate(data, target, cfg) if cfg.data.cv_folds > 1 else None
+    frame = read_table(data)  # once, for the split and the folds alike
+    prepared = prepare(frame, target, cfg, val_data=val_data, test_data=test_data)
+    cv = cross_validate(frame, target, cfg) if cfg.data.cv_folds > 1 else None
 
     staging: Path | None = None
     if out_path is not None:
