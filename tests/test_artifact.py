@@ -88,3 +88,28 @@ def test_evaluate(run_dir, regression_frame):
     assert m["n"] == len(regression_frame) and m["rmse"] > 0
     with pytest.raises(DataError, match="evaluate needs them"):
         tabresnet.load(run_dir).evaluate(regression_frame.drop(columns=["y"]))
+
+
+def test_a_bag_saves_as_format_2_and_a_single_network_stays_format_1(run_dir, tmp_path,
+                                                                     regression_frame):
+    from tabresnet.artifact import TabularModel
+    from tabresnet.models import MeanEnsemble
+
+    single = tabresnet.load(run_dir)
+    assert json.loads((run_dir / "model.json").read_text())["format_version"] == 1
+    members = [single.network, single.config.model.build_tabular(
+        single.preprocessor.n_num, list(single.preprocessor.cardinalities), 1)]
+    bag = TabularModel(MeanEnsemble(members), single.config, single.schema,
+                       single.preprocessor)
+    bag.save(tmp_path / "bag")
+    meta = json.loads((tmp_path / "bag" / "model.json").read_text())
+    assert meta["format_version"] == 2 and meta["network"]["members"] == 2
+    loaded = tabresnet.load(tmp_path / "bag")
+    assert loaded.n_members == 2 and "members=2" in repr(loaded)
+    np.testing.assert_allclose(loaded.predict(regression_frame), bag.predict(regression_frame),
+                               rtol=1e-6)
+    # The member count and the weights must agree.
+    meta["network"]["members"] = 3
+    (tmp_path / "bag" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="inconsistent"):
+        tabresnet.load(tmp_path / "bag")

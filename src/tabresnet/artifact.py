@@ -6,6 +6,11 @@ A saved model is two files in one directory::
                         preprocessing state, metrics, the weights' SHA-256
     model.safetensors   the network's tensors
 
+A bag of networks (``tune`` with cross-validation saves one network per fold,
+averaged; :class:`tabresnet.models.MeanEnsemble`) shares the schema and the
+preprocessing; ``model.json`` then says ``"members": k`` under ``network`` and
+has format version 2, which tabresnet 0.1 without bags refuses cleanly.
+
 Nothing is pickled, so loading a model file never runs code. Both files are
 written to temporary names and renamed, the weights first: a crash leaves the
 old model (or nothing), never a half-written one.
@@ -45,11 +50,14 @@ from .data import Preprocessor, Schema, check_columns, read_table
 from .defaults import RunConfig
 from .errors import DataError, ModelFileError
 from .metrics import regression_metrics
+from .models import MeanEnsemble
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "TabularModel", "load"]
 
 FORMAT = "tabresnet-model"
-FORMAT_VERSION = 1
+# The newest format this version reads. A single network is still written as
+# version 1 (readable by every release); a bag of networks needs version 2.
+FORMAT_VERSION = 2
 MODEL_JSON = "model.json"
 WEIGHTS = "model.safetensors"
 
@@ -176,20 +184,28 @@ class TabularModel:
         )
 
     # -- persistence ----------------------------------------------------------------
+    @property
+    def n_members(self) -> int:
+        """Networks averaged: 1, or k for a bag (:class:`~tabresnet.models.MeanEnsemble`)."""
+        return len(self.network.members) if isinstance(self.network, MeanEnsemble) else 1
+
     def to_json_dict(self, weights_sha256: str) -> dict:
+        network = {
+            "n_num": int(self.preprocessor.n_num),
+            "cardinalities": [int(c) for c in self.preprocessor.cardinalities],
+            "output_dim": len(self.targets),
+        }
+        if isinstance(self.network, MeanEnsemble):
+            network["members"] = self.n_members
         return {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": 2 if "members" in network else 1,
             "tabresnet_version": __version__,
             "torch_version": torch.__version__.split("+")[0],
             "config": self.config.to_dict(),
             "schema": self.schema.to_dict(),
             "preprocessor": self.preprocessor.to_dict(),
-            "network": {
-                "n_num": int(self.preprocessor.n_num),
-                "cardinalities": [int(c) for c in self.preprocessor.cardinalities],
-                "output_dim": len(self.targets),
-            },
+            "network": network,
             "metrics": self.metrics,
             "weights": WEIGHTS,
             "weights_sha256": weights_sha256,
@@ -217,9 +233,10 @@ class TabularModel:
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.network.parameters())
+        bag = f", members={self.n_members}" if self.n_members > 1 else ""
         return (
             f"TabularModel(targets={self.targets}, features={len(self.schema.feature_columns)}, "
-            f"parameters={n})"
+            f"parameters={n}{bag})"
         )
 
 
@@ -278,11 +295,16 @@ def load(path: str | Path) -> TabularModel:
         schema = Schema.from_dict(meta["schema"])
         pre = Preprocessor.from_dict(meta["preprocessor"])
         net_meta = meta["network"]
-        network = config.model.build_tabular(
+        widths = (
             int(net_meta["n_num"]),
             [int(c) for c in net_meta["cardinalities"]],
             int(net_meta["output_dim"]),
         )
+        members = int(net_meta.get("members", 0))
+        if members:
+            network = MeanEnsemble([config.model.build_tabular(*widths) for _ in range(members)])
+        else:
+            network = config.model.build_tabular(*widths)
         state = load_safetensors(raw)  # the bytes already checked: one read
         network.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:

@@ -11,6 +11,7 @@ torch.Size([4, 1])
 
 from .blocks import PreActResNetBlock, ResNetBlock
 from .config import ARCHS, ModelConfig
+from .ensemble import MeanEnsemble
 from .networks import PreActResNetRegression, ResNet, ResNetRegression
 from .registry import (
     ACTIVATIONS,
@@ -33,6 +34,7 @@ __all__ = [
     "INITS",
     "NORMS",
     "CategoricalEmbeddings",
+    "MeanEnsemble",
     "ModelConfig",
     "PreActResNetBlock",
     "PreActResNetRegression",
