@@ -115,15 +115,24 @@ def learning_curves(
     """
     import matplotlib
 
-    if "epoch" in history:
-        epochs = pd.to_numeric(history["epoch"], errors="coerce").to_numpy()
-    else:
-        epochs = np.arange(len(history), dtype=float)
     losses = [c for c in ("train_loss", "val_loss") if c in history]
     has_rmse = "val_rmse" in history and history["val_rmse"].notna().any()
     if not losses and not has_rmse:
         raise ValueError("history.csv has none of train_loss, val_loss, val_rmse")
-    marker = "o" if len(history) <= 30 else None
+    # A bag's history has a ``member`` column: one curve per member.
+    if "member" in history and history["member"].nunique() > 1:
+        groups = [(f"member {m}", g) for m, g in history.groupby("member", sort=True)]
+    else:
+        groups = [("", history)]
+    bag = len(groups) > 1
+    marker = "o" if max(len(g) for _, g in groups) <= 30 else None
+    colours = matplotlib.colormaps["tab10"].colors
+
+    def epochs_of(frame: pd.DataFrame) -> np.ndarray:
+        if "epoch" in frame:
+            return pd.to_numeric(frame["epoch"], errors="coerce").to_numpy()
+        return np.arange(len(frame), dtype=float)
+
     with matplotlib.rc_context(_RC):
         fig = _figure(11, 4.2)
         axes = fig.subplots(1, 2 if (losses and has_rmse) else 1, squeeze=False)[0]
@@ -131,11 +140,16 @@ def learning_curves(
             ax = axes[0]
             labels = {"train_loss": "training", "val_loss": "validation"}
             values = []
-            for col in losses:
-                y = pd.to_numeric(history[col], errors="coerce").to_numpy(dtype=float)
-                ok = np.isfinite(y)
-                ax.plot(epochs[ok], y[ok], marker=marker, ms=3, label=labels[col])
-                values.append(y[ok])
+            for j, (name, frame) in enumerate(groups):
+                epochs = epochs_of(frame)
+                for k, col in enumerate(losses):
+                    y = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+                    ok = np.isfinite(y)
+                    style = {"color": colours[j % len(colours)], "ls": "-" if k == 0 else "--",
+                             "lw": 1.2} if bag else {}
+                    label = f"{name} {labels[col]}".strip()
+                    ax.plot(epochs[ok], y[ok], marker=marker, ms=3, label=label, **style)
+                    values.append(y[ok])
             allv = np.concatenate(values) if values else np.array([])
             # Losses fall by orders of magnitude early on; a log axis keeps the
             # later epochs, where the curves are compared, readable.
@@ -144,20 +158,29 @@ def learning_curves(
             ax.set_title("Loss per epoch")
             ax.set_xlabel("epoch")
             ax.set_ylabel(_loss_label(loss, standardised))
-            ax.legend(loc="best")
+            ax.legend(loc="best", fontsize="small" if bag else None)
         if has_rmse:
             ax = axes[-1]
-            y = pd.to_numeric(history["val_rmse"], errors="coerce").to_numpy(dtype=float)
-            ok = np.isfinite(y)
-            ax.plot(epochs[ok], y[ok], marker=marker, ms=3, color="tab:green",
-                    label="validation RMSE")
-            best = int(np.nanargmin(np.where(ok, y, np.nan)))
-            ax.axvline(epochs[best], color="grey", ls="--", lw=1,
-                       label=f"best: epoch {epochs[best]:g}, RMSE {y[best]:.4g}")
-            ax.set_title("Validation RMSE per epoch")
+            for j, (name, frame) in enumerate(groups):
+                epochs = epochs_of(frame)
+                y = pd.to_numeric(frame["val_rmse"], errors="coerce").to_numpy(dtype=float)
+                ok = np.isfinite(y)
+                if not ok.any():
+                    continue
+                colour = colours[j % len(colours)] if bag else "tab:green"
+                best = int(np.nanargmin(np.where(ok, y, np.nan)))
+                ax.plot(epochs[ok], y[ok], marker=marker, ms=3, color=colour,
+                        label=f"{name}: best {y[best]:.4g} at epoch {epochs[best]:g}" if bag
+                        else "validation RMSE")
+                if bag:
+                    ax.plot([epochs[best]], [y[best]], marker="*", ms=10, color=colour)
+                else:
+                    ax.axvline(epochs[best], color="grey", ls="--", lw=1,
+                               label=f"best: epoch {epochs[best]:g}, RMSE {y[best]:.4g}")
+            ax.set_title("Validation RMSE per epoch" + (" (each member on its fold)" if bag else ""))
             ax.set_xlabel("epoch")
             ax.set_ylabel(f"RMSE ({target} units)")
-            ax.legend(loc="best")
+            ax.legend(loc="best", fontsize="small" if bag else None)
         for ax in axes:
             ax.xaxis.get_major_locator().set_params(integer=True)
         return figure_png(fig)

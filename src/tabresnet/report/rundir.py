@@ -236,6 +236,12 @@ class NetworkInfo:
     n_num: int
     n_cat: int
     source: str
+    members: int = 1
+
+    @property
+    def single(self) -> Any:
+        """One network: the first member of a bag, else the network itself."""
+        return self.network.members[0] if self.members > 1 else self.network
 
 
 def _input_widths(network: Any) -> tuple[int, int]:
@@ -290,8 +296,9 @@ def _load_network(run: RunDir) -> NetworkInfo:
         try:
             obj = load(run.path)
             net = obj.network
-            n_num, n_cat = _input_widths(net)
-            return NetworkInfo(net, n_num, n_cat, "tabresnet.artifact.load")
+            members = len(net.members) if hasattr(net, "members") else 1
+            n_num, n_cat = _input_widths(net.members[0] if members > 1 else net)
+            return NetworkInfo(net, n_num, n_cat, "tabresnet.artifact.load", members)
         except Exception as exc:  # fall back to building it here
             reasons.append(f"tabresnet.artifact.load failed: {exc}".splitlines()[0])
     try:

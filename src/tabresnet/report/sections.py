@@ -63,7 +63,10 @@ def key_numbers(run: RunDir) -> str:
     except Unavailable:
         history = None
     if history is not None and len(history):
-        cards.append((fmt(len(history)), "epochs trained"))
+        label = "epochs trained"
+        if "member" in history and history["member"].nunique() > 1:
+            label += f" ({history['member'].nunique()} members)"
+        cards.append((fmt(len(history)), label))
     if not cards:
         return ""
     inner = "".join(
@@ -140,14 +143,21 @@ def model_section(run: RunDir) -> str:
         parts.append("<h3>Module tree</h3>" + not_available(f"the network: {exc}"))
         parts.append("<h3>Autograd graph</h3>" + not_available(f"the network: {exc}"))
         return "\n".join(parts)
-    net = info.network
-    total = sum(p.numel() for p in net.parameters())
-    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in info.network.parameters())
+    net = info.single
+    trainable = sum(p.numel() for p in info.network.parameters() if p.requires_grad)
+    bag = ""
+    if info.members > 1:
+        bag = (
+            f" The model averages {info.members} networks of the same shape, one trained on "
+            "each cross-validation fold (a bag); the table, tree and graph below show the "
+            "first of them."
+        )
     parts.append(
         f"<h3>Parameters: {esc(fmt(total))}</h3>"
         f'<p class="sub">{esc(fmt(trainable))} trainable; inputs: {info.n_num} numeric '
         f"feature(s) after preprocessing, {info.n_cat} embedded categorical column(s); "
-        f"rebuilt from {esc(info.source)}.</p>"
+        f"rebuilt from {esc(info.source)}.{esc(bag)}</p>"
         + table(["module", "type", "parameters"], _param_rows(net))
     )
     parts.append(
@@ -193,7 +203,13 @@ def training_section(run: RunDir) -> str:
     png = plots.learning_curves(history, target=target, loss=train.get("loss"),
                                 standardised=standardised)
     text = f"{len(history)} epoch(s)"
-    if "val_rmse" in history and history["val_rmse"].notna().any():
+    if "member" in history and history["member"].nunique() > 1:
+        groups = history.groupby("member", sort=True)
+        text = f"{len(history)} epoch(s) over {groups.ngroups} bag members (one per fold)"
+        if "val_rmse" in history and history["val_rmse"].notna().any():
+            bests = ", ".join(fmt(float(g["val_rmse"].min())) for _, g in groups)
+            text += f"; best validation RMSE of each member on its own fold: {bests}"
+    elif "val_rmse" in history and history["val_rmse"].notna().any():
         best = history["val_rmse"].idxmin()
         epoch = history["epoch"][best] if "epoch" in history else best
         text += f"; best validation RMSE {fmt(float(history['val_rmse'][best]))} at epoch {epoch}"
