@@ -297,3 +297,88 @@ def test_progress_display_shows_trials_best_and_time(capsys):
     assert "elapsed" in err and "left" in err
     TuneProgress(lambda: (0, 0, 0, None), planned=5, enabled=False).start().stop()
     assert capsys.readouterr().err == ""  # off: nothing drawn
+
+
+# -- the defaults first, the time limit, the bag -------------------------------------------
+def test_params_for_gives_back_the_config_it_came_from():
+    space = SearchSpace.load()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    for _ in range(30):
+        trial = study.ask()
+        cfg, _ = space.sample(trial, RunConfig())
+        # Every sampled value lies in the space, so it is found again exactly.
+        assert space.params_for(cfg) == trial.params
+        study.tell(trial, 0.0)
+    # The defaults: PreActResNetBlock's own norm (layer) stands for norm=None.
+    params = space.params_for(RunConfig())
+    again, _ = space.sample(optuna.trial.FixedTrial(params), RunConfig())
+    assert again.replace(norm=None) == RunConfig()
+    # A width outside the space is left to the sampler, the rest is kept.
+    odd = space.params_for(RunConfig().replace(c_hidden=[100, 128]))
+    assert "log2_width_1" not in odd and odd["log2_width_2"] == 7
+
+
+def test_the_first_trial_of_a_new_study_is_the_fit_configuration(frame, tmp_path):
+    out = tmp_path / "run"
+    result = run_tune(frame, out, trials=2)
+    first = result.study.trials[0]
+    assert first.user_attrs["enqueued"] == "defaults"
+    assert first.params == {"lr": RunConfig().train.lr, "optimizer": "adamw"}
+    # Resuming does not add the defaults a second time.
+    again = run_tune(frame, out, trials=4)
+    assert [t.user_attrs.get("enqueued") for t in again.study.trials].count("defaults") == 1
+    # Switched off: no enqueued trial.
+    plain = run_tune(frame, None, trials=1, defaults_first=False)
+    assert "enqueued" not in plain.study.trials[0].user_attrs
+
+
+def _objective(frame, deadline, **train):
+    cfg = RunConfig().replace(**{**TINY, **train, "logger": "none"})
+    folds = study_mod.make_folds(frame, "y", cfg)
+    return objective_mod.Objective(folds, cfg, SearchSpace.from_yaml(SPACE), deadline=deadline)
+
+
+def test_a_trial_running_at_the_time_limit_is_stopped_and_pruned(frame):
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=1.0))  # the study has a best already
+    # 5000 epochs with no early stopping would take minutes; the limit cuts it.
+    objective = _objective(frame, time.time() + 1.0, max_epochs=5000, patience=5000)
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[-1]
+    assert trial.state == TrialState.PRUNED
+    assert trial.user_attrs["stopped"] == "time limit"
+    assert 0 < trial.user_attrs["epochs"] < 5000
+
+
+def test_without_a_complete_trial_the_time_limit_lets_the_trial_finish(frame):
+    study = optuna.create_study()
+    objective = _objective(frame, time.time() - 1.0, max_epochs=6, patience=100)
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs["epochs"] == 6
+
+
+def test_with_cross_validation_the_saved_model_is_a_bag_of_the_fold_networks(frame, tmp_path):
+    out = tmp_path / "run"
+    result = run_tune(frame, out, trials=1, cv=3)
+    assert result.model.n_members == 3
+    assert set(result.metrics) >= {"oof", "test", "tuning", "training"}
+    assert result.metrics["oof"]["n"] == 80  # every non-test row, predicted by one member
+    assert result.metrics["training"]["members"] == 3
+    # The bag predicts the mean of its members.
+    members = result.model.network.members
+    x = torch.randn(7, 2)
+    none = torch.zeros(7, 0, dtype=torch.long)
+    with torch.no_grad():
+        mean = torch.stack([m(x, none) for m in members]).mean(0)
+        torch.testing.assert_close(result.model.network(x, none), mean)
+    # Saved as one model file: format 2, the members listed, loads the same.
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["format_version"] == 2 and meta["network"]["members"] == 3
+    loaded = tabresnet.load(out)
+    np.testing.assert_allclose(loaded.predict(frame), result.model.predict(frame), rtol=1e-5)
+    history = pd.read_csv(out / "history.csv")
+    assert sorted(history["member"].unique()) == [0, 1, 2]
+    # bag=False: one network retrained on the training split, as without cv.
+    single = run_tune(frame, None, trials=1, cv=3, bag=False)
+    assert single.model.n_members == 1 and "val" in single.metrics

@@ -116,6 +116,7 @@ def prepare(
     test_data: Any = None,
     train_index: np.ndarray | None = None,
     val_index: np.ndarray | None = None,
+    fit_index: np.ndarray | None = None,
 ) -> Prepared:
     """Read, clean and split ``data``, fit preprocessing on the training rows.
 
@@ -133,6 +134,10 @@ def prepare(
     train_index, val_index : ndarray, optional
         Explicit rows of ``data`` for training and validation (k-fold); then
         no test split is made unless ``test_data`` is given.
+    fit_index : ndarray, optional
+        With ``train_index``: the rows of ``data`` the preprocessing (and the
+        target scaling) is fitted on, instead of the training rows. The members
+        of a k-fold bag share one preprocessing fitted on all their rows.
 
     Returns
     -------
@@ -165,9 +170,11 @@ def prepare(
         if extra is not None:
             check_columns(extra, schema)
 
+    fit_frame = frame.iloc[fit_index] if (fit_index is not None and train_index is not None) \
+        else train_frame
     pre = Preprocessor(schema, cfg.data, seed=cfg.seed)
-    pre.fit(train_frame)
-    pre.fit_target(train_frame[targets].to_numpy(dtype=np.float64))
+    pre.fit(fit_frame)
+    pre.fit_target(fit_frame[targets].to_numpy(dtype=np.float64))
     splits = {
         "train": tensors_for(pre, train_frame, targets),
         "val": tensors_for(pre, val_frame, targets),

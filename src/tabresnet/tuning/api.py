@@ -34,16 +34,20 @@ import tempfile
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
+import pandas as pd
 from optuna.trial import TrialState
 
 from ..artifact import TabularModel
 from ..defaults import RunConfig
 from ..errors import ConfigError, TabResNetError
+from ..metrics import regression_metrics
+from ..models import MeanEnsemble
 from ..training import Prepared, evaluate_splits, prepare, resolve_config, train_network
 from ..training.fit import write_run
 from ..training.prepare import as_targets
@@ -195,6 +199,8 @@ def tune(
     test_data: Any = None,
     progress: str = "auto",
     report: bool = True,
+    defaults_first: bool = True,
+    bag: bool | None = None,
     **overrides: Any,
 ) -> TuneResult:
     """Tune a residual network's hyperparameters with Optuna.
@@ -203,9 +209,12 @@ def tune(
     list come from ``config`` and ``overrides``, i.e. the defaults of
     :func:`tabresnet.fit`), trains it, reports the validation RMSE every
     epoch so that the pruner can stop bad trials early, and scores it by its
-    best validation RMSE. The best configuration is then retrained on the
-    training split (early stopping on validation), evaluated on the test
-    split, and saved as a run directory like ``fit``'s.
+    best validation RMSE. The best configuration is then retrained, evaluated
+    on the test split, and saved as a run directory like ``fit``'s: with
+    cross-validation (``cv >= 2``) as a *bag*, one network per fold trained
+    exactly as in the trial (early stopping on its fold) and averaged, whose
+    validation score is out-of-fold (metrics ``oof``); otherwise once on the
+    training split with early stopping on the validation split.
 
     Parameters
     ----------
@@ -217,8 +226,11 @@ def tune(
         Finished (complete or pruned) trials the study should hold in total,
         counting earlier runs and other workers: resuming adds only the rest.
     timeout : seconds or str, optional
-        ``90``, ``"90s"``, ``"30m"``, ``"1h"``: no trial starts after it (a
-        running one finishes), unless the study has no complete trial yet.
+        ``90``, ``"90s"``, ``"30m"``, ``"1h"``: the search's time limit. No
+        trial starts after it, and a trial still running is stopped at its
+        next batch and recorded as pruned (user attribute ``stopped``); both
+        only once the study holds a complete trial, since tune needs a best
+        configuration. The retraining of the best configuration follows.
     space : SearchSpace, YAML path or YAML text, optional
         Default: ``tabresnet/tuning/default_space.yaml``.
     sampler : {"tpe", "gp", "random", "cmaes", "qmc"} or an Optuna sampler
@@ -241,6 +253,16 @@ def tune(
         ``progress`` option, used by the final retraining.
     report : bool
         Write ``report.html`` at the end.
+    bag : bool, optional
+        With ``cv >= 2``, save the k fold networks of the best configuration
+        averaged (the default) rather than one network retrained on the
+        training split (``bag=False``). Ignored without cross-validation.
+        The bag's members share one preprocessing, fitted on all non-test rows.
+    defaults_first : bool
+        A new study's first trial is the configuration ``fit`` would train
+        (``config`` and ``overrides``; values outside the space are sampled),
+        so the search starts from the defaults and its best trial is never
+        worse than them on the tuning score.
     **overrides
         Flat options, e.g. ``max_epochs=100``.
 
@@ -292,6 +314,10 @@ def tune(
     attrs = {"target": targets, "cv": k, "space": space_obj.fingerprint()}
     study = open_study(url, name, attrs=attrs)
     fail_stale_trials(study)
+    if defaults_first and not study.get_trials(deepcopy=False):
+        params = space_obj.params_for(trial_cfg)
+        if params:
+            study.enqueue_trial(params, user_attrs={"enqueued": "defaults"}, skip_if_exists=True)
     spec = WorkerSpec(
         data=data, target=targets, base=trial_cfg.to_dict(), space_text=space_obj.text,
         space_source=space_obj.source, storage=url, study_name=name, sampler=sampler,
@@ -340,9 +366,13 @@ def tune(
     best_cfg = user_cfg.replace(**best_params)
 
     # -- retrain the best configuration and write the run --------------------------------
-    prepared = folds[0] if k == 0 else prepare(
-        data, targets, trial_cfg, val_data=val_data, test_data=test_data
-    )
+    bagging = k >= 2 and (bag is None or bool(bag))
+    if bagging:
+        bag_folds = make_folds(data, targets, trial_cfg, val_data, test_data, k, shared=True)
+    else:
+        prepared = folds[0] if k == 0 else prepare(
+            data, targets, trial_cfg, val_data=val_data, test_data=test_data
+        )
     tuning_info = {
         "study_name": name,
         "best_trial": best.number,
@@ -352,10 +382,16 @@ def tune(
         "interrupted": interrupted,
     }
     if progress_enabled(progress):
-        print(f"retraining the best configuration (trial {best.number})", file=sys.stderr)
-    model, metrics = _retrain(
-        prepared, best_cfg, run_dir, {"tuning": tuning_info}, trial_cfg.train.num_threads
-    )
+        what = f"on each of the {k} folds" if bagging else "once"
+        print(f"retraining the best configuration (trial {best.number}) {what}", file=sys.stderr)
+    if bagging:
+        model, metrics = _retrain_bag(
+            bag_folds, best_cfg, run_dir, {"tuning": tuning_info}, trial_cfg.train.num_threads
+        )
+    else:
+        model, metrics = _retrain(
+            prepared, best_cfg, run_dir, {"tuning": tuning_info}, trial_cfg.train.num_threads
+        )
     n_finished = sum(counts[s] for s in FINISHED)
     if run_dir is not None:
         _write_tuning(run_dir, study, best, best_params, url, k)
@@ -430,6 +466,72 @@ def _retrain(
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _retrain_bag(
+    folds: list[Prepared],
+    config: RunConfig,
+    run_dir: Path | None,
+    extra: dict,
+    threads: int = 0,
+) -> tuple[TabularModel, dict]:
+    """Train ``config`` on each fold and average the networks (a k-fold bag).
+
+    Every fold holds the same preprocessing (fitted on all its rows) and the
+    test split. The metrics are ``oof`` (each member on the fold it did not
+    train on: an honest validation score) and ``test`` (the average); Ctrl-C
+    keeps the members finished so far (the running one ends at its best epoch).
+    """
+    stop = StopFlag(message="interrupted: ending the retraining with the members so far "
+                            "(press Ctrl-C again to abort)")
+    cfg = config.replace(num_threads=threads) if threads else config
+    results = []
+    with stop:
+        for prepared in folds:
+            results.append(train_network(prepared, cfg, callbacks=[PruningCallback(None, stop)]))
+            if stop.requested:
+                break
+    if any(r.diverged for r in results):
+        warnings.warn("a member of the retrained bag diverged; it keeps its best epoch before "
+                      "that", stacklevel=3)
+    first = folds[0]
+    model = TabularModel(
+        MeanEnsemble([r.network for r in results]), config, first.schema, first.preprocessor
+    )
+    y_true, y_pred = [], []
+    for prepared, r in zip(folds, results):
+        member = TabularModel(r.network, config, first.schema, first.preprocessor)
+        y_true.append(prepared.val.y_raw)
+        y_pred.append(member.predict_tensors(prepared.val.x_num, prepared.val.x_cat))
+    metrics: dict[str, Any] = {
+        "oof": regression_metrics(np.concatenate(y_true), np.concatenate(y_pred), first.targets)
+    }
+    if first.test is not None and len(first.test):
+        pred = model.predict_tensors(first.test.x_num, first.test.x_cat)
+        metrics["test"] = regression_metrics(first.test.y_raw, pred, first.targets)
+    metrics["training"] = {
+        "members": len(results),
+        "folds": len(folds),
+        "best_epoch": [r.best_epoch for r in results],
+        "epochs": [int(len(r.history)) for r in results],
+        "seconds": round(sum(r.seconds for r in results), 3),
+        "diverged": any(r.diverged for r in results),
+        "interrupted": stop.requested,
+    }
+    metrics.update(extra)
+    model.metrics = metrics
+    if run_dir is not None:
+        history = pd.concat(
+            [r.history.assign(member=i) for i, r in enumerate(results)], ignore_index=True
+        )
+        summary = dict(first.summary)
+        summary["rows"] = {f"train ({len(folds)}-fold bag)": int(sum(len(p.val) for p in folds)),
+                           "test": len(first.test) if first.test is not None else 0}
+        summary["bag"] = {"members": len(results), "folds": len(folds)}
+        bag_data = replace(first, summary=summary)
+        write_run(run_dir, model, bag_data,
+                  replace(results[0], history=history), metrics)
+    return model, metrics
 
 
 def _write_tuning(

@@ -45,7 +45,8 @@ def add_tune_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
                    help="finished trials the study should hold in total, earlier runs and "
                         "other workers included (default: 20)")
     p.add_argument("--timeout", metavar="DURATION",
-                   help="start no trial after this long: 90, 90s, 30m, 1h")
+                   help="time limit of the search: 90, 90s, 30m, 1h; a trial still running "
+                        "then is stopped (the best configuration is retrained afterwards)")
     p.add_argument("--space", metavar="YAML", help="search space (default: --show-space)")
     p.add_argument("--show-space", action="store_true",
                    help="print the search space (the default or --space) and exit")
@@ -64,6 +65,8 @@ def add_tune_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--val-data", help="separate validation table")
     p.add_argument("--test-data", help="separate test table")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--no-defaults-first", action="store_true",
+                   help="do not make fit's configuration the first trial of a new study")
     add_config_flags(p)
     p.set_defaults(func=run_tune)
     return p
@@ -104,6 +107,7 @@ def run_tune(args: argparse.Namespace) -> int:
         test_data=args.test_data,
         progress=progress,
         report=not args.no_report,
+        defaults_first=not args.no_defaults_first,
         **overrides,
     )
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts.items()))

@@ -147,7 +147,8 @@ class PruningCallback(Callback):
     ``TrialPruned`` from inside ``Trainer.fit``: here the Trainer is asked to
     stop (``trainer.should_stop``) so that it winds down normally, and the
     objective raises ``TrialPruned`` afterwards. It also ends training at the
-    next batch when the :class:`StopFlag` is set (Ctrl-C).
+    next batch when the :class:`StopFlag` is set (Ctrl-C) or when ``time_up()``
+    turns true (the study's ``--timeout`` has passed).
 
     Parameters
     ----------
@@ -156,16 +157,29 @@ class PruningCallback(Callback):
     stop : StopFlag, optional
     monitor : str
         The logged metric to report.
+    time_up : callable, optional
+        Asked after every batch; ``True`` ends the training (:attr:`timed_out`).
     """
 
-    def __init__(self, trial: Any, stop: StopFlag | None = None, monitor: str = "val_rmse"):
+    def __init__(
+        self,
+        trial: Any,
+        stop: StopFlag | None = None,
+        monitor: str = "val_rmse",
+        time_up: Callable[[], bool] | None = None,
+    ):
         self.trial = trial
         self.stop = stop
         self.monitor = monitor
+        self.time_up = time_up
         self.pruned_at: int | None = None
+        self.timed_out = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.stop is not None and self.stop.requested:
+            trainer.should_stop = True
+        elif self.time_up is not None and self.time_up():
+            self.timed_out = True
             trainer.should_stop = True
 
     def on_validation_end(self, trainer, pl_module) -> None:
@@ -214,6 +228,11 @@ class Objective:
         Values of the options the space does not set.
     space : SearchSpace
     stop : StopFlag, optional
+    deadline : float, optional
+        ``time.time()`` of the study's time limit: a trial still running then
+        is stopped and recorded as pruned (user attribute ``stopped``), once
+        the study holds a complete trial (until then it runs on, since tune
+        needs a best configuration).
     """
 
     def __init__(
@@ -222,12 +241,28 @@ class Objective:
         base: RunConfig,
         space: SearchSpace,
         stop: StopFlag | None = None,
+        deadline: float | None = None,
     ):
         self.folds = list(folds)
         self.base = base
         self.space = space
         self.stop = stop or StopFlag()
+        self.deadline = deadline
         self.last_failed = False
+        self._have_complete = False
+        self._checked = -math.inf
+
+    def _time_up(self, study: Any) -> bool:
+        if self.deadline is None or time.time() < self.deadline:
+            return False
+        if not self._have_complete and time.monotonic() - self._checked >= 2.0:
+            # Past the deadline: ask the storage (every 2 s at most) whether
+            # some worker has completed a trial, so this one may be cut.
+            self._checked = time.monotonic()
+            self._have_complete = bool(
+                study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            )
+        return self._have_complete
 
     def _fail(self, trial: Any, reason: str) -> TrialFailed:
         self.last_failed = True
@@ -248,7 +283,9 @@ class Objective:
         epochs: list[int] = []
         start = time.perf_counter()
         for i, prepared in enumerate(self.folds):
-            callback = PruningCallback(trial if i == 0 else None, self.stop)
+            callback = PruningCallback(
+                trial if i == 0 else None, self.stop, time_up=lambda: self._time_up(trial.study)
+            )
             try:
                 result = train_network(prepared, config, callbacks=[callback])
             except optuna.TrialPruned:
@@ -269,6 +306,10 @@ class Objective:
                 raise self._fail(trial, f"{type(exc).__name__}: {_first_line(exc)}") from None
             if self.stop.requested:
                 raise self._fail(trial, f"{self.stop.reason or 'interrupted'} before it finished")
+            if callback.timed_out:
+                trial.set_user_attr("stopped", "time limit")
+                trial.set_user_attr("epochs", int(len(result.history)))
+                raise optuna.TrialPruned(f"stopped at the time limit (fold {i + 1})")
             if callback.pruned_at is not None:
                 trial.set_user_attr("epochs", callback.pruned_at + 1)
                 raise optuna.TrialPruned(f"pruned at epoch {callback.pruned_at}")

@@ -289,6 +289,65 @@ class SearchSpace:
                 overrides[name] = _resize(given, n)
         return base.replace(**overrides), overrides
 
+    def params_for(self, config: RunConfig) -> dict[str, Any]:
+        """The study parameters that make :meth:`sample` give back ``config``.
+
+        ``tune`` enqueues them as the first trial of a new study, so that the
+        search starts from the defaults of ``fit`` and cannot end worse than
+        them on its own score. A value outside the space (a width that is not
+        a power of two, a choice the space does not offer) is left out and
+        that parameter is sampled as usual.
+
+        Parameters
+        ----------
+        config : RunConfig
+
+        Returns
+        -------
+        dict
+            Optuna parameter name -> value (``log2_width_1`` -> 7, ...).
+
+        Examples
+        --------
+        >>> space = SearchSpace.from_yaml('''
+        ... n_groups: {type: int, low: 1, high: 3}
+        ... width: {type: pow2, low: 16, high: 256, per_group: true}
+        ... lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
+        ... batch_size: [32, 64]
+        ... ''')
+        >>> space.params_for(RunConfig().replace(c_hidden=[64, 128], lr=0.01, batch_size=256))
+        {'n_groups': 2, 'log2_width_1': 6, 'log2_width_2': 7, 'lr': 0.01}
+        """
+        flat = config.to_flat()
+        values: dict[str, Any] = {"n_groups": len(flat["num_blocks"])}
+        values.update({d: flat[name] for d, name in _LIST_OF.items()})
+        params: dict[str, Any] = {}
+
+        def current(name: str) -> Any:
+            return values[name] if name in values else flat.get(name)
+
+        single_width = config.model.arch != "resnet"
+        for p in self.params:
+            if not all(current(k) in allowed for k, allowed in p.when.items()):
+                continue
+            if p.name == "n_groups" and single_width:
+                continue
+            value = current(p.name)
+            if p.name == "norm" and value is None:
+                value = _natural_norm(config.model.block)
+            if p.per_group:
+                items = list(value)
+                if len(items) != int(current("n_groups")):
+                    continue
+                pairs = [(p.optuna_name(g + 1), v) for g, v in enumerate(items)]
+            else:
+                pairs = [(p.optuna_name(None), value)]
+            for name, v in pairs:
+                coded = _encode(p, v)
+                if coded is not _OUTSIDE:
+                    params[name] = coded
+        return params
+
     def check(self, base: RunConfig, samples: int = 32, seed: int = 0) -> None:
         """Sample ``samples`` random configs; a :class:`ConfigError` if one is invalid.
 
@@ -312,6 +371,44 @@ class SearchSpace:
                     "change the space or the fixed options"
                 ) from None
             study.tell(trial, 0.0)
+
+
+_OUTSIDE = object()
+
+
+def _encode(p: Param, value: Any) -> Any:
+    """``value`` as the study stores it for ``p``, or ``_OUTSIDE`` if the space lacks it."""
+    if p.kind == "fixed":
+        return _OUTSIDE
+    if p.kind == "categorical":
+        return value if value in p.choices else _OUTSIDE
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return _OUTSIDE
+    if p.kind == "pow2":
+        if value <= 0 or value != 2 ** round(math.log2(value)):
+            return _OUTSIDE
+        value, low, high = round(math.log2(value)), math.log2(p.low), math.log2(p.high)
+    else:
+        low, high = p.low, p.high
+    if not low <= value <= high:
+        return _OUTSIDE
+    if p.step is not None and not math.isclose(
+        (value - low) / p.step, round((value - low) / p.step)
+    ):
+        return _OUTSIDE
+    if p.kind in ("int", "pow2"):
+        return int(value) if value == int(value) else _OUTSIDE
+    return float(value)
+
+
+def _natural_norm(block: str) -> Any:
+    """The norm a block uses when the config leaves ``norm`` unset."""
+    import inspect
+
+    from ..models import get_block
+
+    default = inspect.signature(get_block(block)).parameters.get("norm")
+    return None if default is None else default.default
 
 
 def _by(params: Iterable[Param], name: str) -> Param:

@@ -66,6 +66,7 @@ __all__ = [
     "display_url",
     "fail_stale_trials",
     "make_folds",
+    "pool_and_test",
     "make_pruner",
     "make_sampler",
     "open_study",
@@ -364,6 +365,31 @@ def fail_stale_trials(study: optuna.Study, own_running: set[int] | None = None) 
 
 
 # -- data for the trials -------------------------------------------------------------------
+def pool_and_test(
+    data: Any, target: Any, config: RunConfig, val_data: Any = None, test_data: Any = None
+):
+    """The rows tuning may see (``pool``) and the test rows, as ``prepare`` splits them.
+
+    Returns ``(pool, test)``: DataFrames with a fresh index; ``test`` is the
+    split-off test rows, or ``test_data`` when given.
+    """
+    import pandas as pd
+
+    targets = as_targets(target)
+    frame = clean_target(read_table(data), targets).reset_index(drop=True)
+    if test_data is None:
+        tr, va, te = split_indices(
+            len(frame), config.data.val_size, config.data.test_size, config.seed
+        )
+        test = frame.iloc[te]
+        frame = frame.iloc[np.sort(np.concatenate([tr, va]))]
+    else:
+        test = clean_target(read_table(test_data), targets)
+    if val_data is not None:
+        frame = pd.concat([frame, clean_target(read_table(val_data), targets)])
+    return frame.reset_index(drop=True), test.reset_index(drop=True)
+
+
 def make_folds(
     data: Any,
     target: Any,
@@ -371,28 +397,24 @@ def make_folds(
     val_data: Any = None,
     test_data: Any = None,
     cv: int = 0,
+    shared: bool = False,
 ) -> list[Prepared]:
     """The prepared data every trial trains on: one split, or ``cv`` folds.
 
     With ``cv >= 2`` the folds cover the rows outside the test split (the
     validation rows included); the test rows are never seen while tuning.
+    Each fold fits its own preprocessing on its training rows, unless
+    ``shared``: then all folds share one fitted on every non-test row and
+    carry the test split too (the members of a bag).
     """
     if cv < 2:
         return [prepare(data, target, config, val_data=val_data, test_data=test_data)]
-    import pandas as pd
-
     targets = as_targets(target)
-    frame = clean_target(read_table(data), targets).reset_index(drop=True)
-    if test_data is None:
-        tr, va, _te = split_indices(
-            len(frame), config.data.val_size, config.data.test_size, config.seed
-        )
-        frame = frame.iloc[np.sort(np.concatenate([tr, va]))]
-    if val_data is not None:
-        frame = pd.concat([frame, clean_target(read_table(val_data), targets)])
-    pool = frame.reset_index(drop=True)
+    pool, test = pool_and_test(data, targets, config, val_data, test_data)
+    every = np.arange(len(pool)) if shared else None
     return [
-        prepare(pool, targets, config, train_index=train_idx, val_index=val_idx)
+        prepare(pool, targets, config, train_index=train_idx, val_index=val_idx,
+                test_data=test if shared and len(test) else None, fit_index=every)
         for train_idx, val_idx in kfold_indices(len(pool), cv, config.seed)
     ]
 
@@ -443,7 +465,7 @@ def run_worker(
     existing = len(study.get_trials(deepcopy=False))
     study.sampler = make_sampler(spec.sampler, _sampler_seed(base.seed, rank, existing))
     study.pruner = make_pruner(spec.pruner, base.train.max_epochs)
-    objective = Objective(folds, base, space, stop)
+    objective = Objective(folds, base, space, stop, deadline=spec.deadline)
     ran = failures = 0
     with quiet_optuna():
         while not stop.requested:
