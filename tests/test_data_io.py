@@ -42,6 +42,33 @@ def test_txt_separator_is_sniffed(tmp_path, frame, sep):
     assert read_table(path).columns.tolist() == ["a", "city", "y"]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".txt"])
+def test_semicolon_csv_with_decimal_commas(tmp_path, frame, suffix):
+    # What a spreadsheet saves in many locales: ";" between fields, "1,5" for 1.5.
+    path = tmp_path / f"t{suffix}"
+    frame.to_csv(path, sep=";", decimal=",", index=False)
+    assert ";" in path.read_text(encoding="utf-8") and "1,5" in path.read_text(encoding="utf-8")
+    df = read_table(path)
+    assert df.columns.tolist() == ["a", "city", "y"]
+    np.testing.assert_allclose(df["a"].to_numpy(dtype=float), frame["a"].to_numpy())
+
+
+def test_semicolon_csv_with_decimal_points_and_tab_csv(tmp_path, frame):
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, sep=";", index=False)
+    np.testing.assert_allclose(read_table(path)["a"].to_numpy(dtype=float), frame["a"])
+    frame.to_csv(path, sep="\t", index=False)
+    assert read_table(path).columns.tolist() == ["a", "city", "y"]
+
+
+def test_a_saved_index_is_not_a_feature(tmp_path, frame):
+    path = tmp_path / "t.csv"
+    frame.to_csv(path)  # index=True: an empty first header cell
+    df = read_table(path)
+    assert df.columns.tolist() == ["a", "city", "y"]
+    assert not any(c.startswith("Unnamed") for c in df.columns)
+
+
 def test_txt_whitespace_separated(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text("a b  y\n1 2  3\n4 5  6\n", encoding="utf-8")

@@ -12,6 +12,7 @@ the user.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
@@ -36,6 +37,8 @@ SUFFIXES: dict[str, str] = {
 # Separators tried when sniffing a .txt file; whitespace is the fallback.
 _SNIFF_DELIMITERS = ",\t;|"
 _SNIFF_BYTES = 64 * 1024
+_DECIMAL_COMMA = re.compile(r"[-+]?\d+,\d+")
+_DECIMAL_POINT = re.compile(r"[-+]?\d*\.\d+(?:[eE][-+]?\d+)?")
 
 
 def read_table(source: Any) -> pd.DataFrame:
@@ -44,8 +47,11 @@ def read_table(source: Any) -> pd.DataFrame:
     Parameters
     ----------
     source : str, Path, DataFrame, numpy array or dict of arrays
-        - a path ending in ``.csv``, ``.tsv``, ``.txt`` (separator sniffed
-          among ``, TAB ; |``, whitespace otherwise), ``.parquet`` or ``.pq``;
+        - a path ending in ``.csv`` (commas, or ``;`` / TAB when the header
+          has no comma, with ``1,5`` decimal commas recognised), ``.tsv``,
+          ``.txt`` (separator sniffed among ``, TAB ; |``, whitespace
+          otherwise), ``.parquet`` or ``.pq``; a first header cell left
+          empty marks a saved index, which is not read as a feature;
         - a DataFrame (copied; the caller's frame is never modified);
         - a 2-D numpy array ``(n_rows, n_columns)``: columns ``x0, x1, ...``
           (a structured array keeps its field names);
@@ -114,9 +120,14 @@ def _read_file(path: Path) -> pd.DataFrame:
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
-        sep = _separator(path)
+        sep, decimal = _separator(path)
         header = _raw_header(path, sep)
-        df = pd.read_csv(path, sep=sep)
+        # A first header cell left empty is a saved index (``DataFrame.to_csv``
+        # writes one): it becomes the index, not a feature called "Unnamed: 0".
+        index_col = 0 if len(header) > 1 and header[0].strip() == "" else None
+        df = pd.read_csv(path, sep=sep, decimal=decimal, index_col=index_col)
+        if index_col is not None:
+            header = header[1:]
     except DataError:
         raise
     except pd.errors.EmptyDataError:
@@ -136,20 +147,46 @@ def _read_file(path: Path) -> pd.DataFrame:
     return df
 
 
-def _separator(path: Path) -> str:
-    """The field separator: fixed by suffix, sniffed for ``.txt``."""
+def _separator(path: Path) -> tuple[str, str]:
+    """The field separator and the decimal mark.
+
+    ``.tsv`` is tab-separated. ``.csv`` is comma-separated unless its header
+    line has no comma but semicolons or tabs (spreadsheets in many locales
+    save ``;`` with a decimal comma: ``1,5``). ``.txt`` is sniffed among
+    ``, TAB ; |``, whitespace otherwise.
+    """
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return ","
     if suffix == ".tsv":
-        return "\t"
+        return "\t", "."
     with path.open("r", encoding="utf-8", newline="") as fh:
         sample = fh.read(_SNIFF_BYTES)
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=_SNIFF_DELIMITERS).delimiter
-    except csv.Error:
-        first = sample.splitlines()[0] if sample.strip() else ""
-        return r"\s+" if first.split() != [first] else ","
+    lines = sample.splitlines()
+    first = lines[0] if lines else ""
+    if suffix == ".csv":
+        if "," in first or not any(c in first for c in ";\t"):
+            return ",", "."
+        sep = ";" if first.count(";") >= first.count("\t") else "\t"
+    else:
+        try:
+            sep = csv.Sniffer().sniff(sample, delimiters=_SNIFF_DELIMITERS).delimiter
+        except csv.Error:
+            return (r"\s+" if first.split() != [first] else ","), "."
+    return sep, _decimal_mark(lines[1:], sep)
+
+
+def _decimal_mark(lines: list[str], sep: str) -> str:
+    """``","`` when the fields of a non-comma-separated sample write numbers as ``1,5``."""
+    if sep == ",":
+        return "."
+    comma = point = 0
+    for line in lines[:200]:
+        for field in line.split(sep):
+            f = field.strip().strip('"')
+            if _DECIMAL_COMMA.fullmatch(f):
+                comma += 1
+            elif _DECIMAL_POINT.fullmatch(f):
+                point += 1
+    return "," if comma > point else "."
 
 
 def _raw_header(path: Path, sep: str) -> list[str]:
