@@ -382,3 +382,35 @@ def test_with_cross_validation_the_saved_model_is_a_bag_of_the_fold_networks(fra
     # bag=False: one network retrained on the training split, as without cv.
     single = run_tune(frame, None, trials=1, cv=3, bag=False)
     assert single.model.n_members == 1 and "val" in single.metrics
+
+
+def test_cli_saves_a_bag_with_cv_unless_told_not_to(frame, tmp_path, capsys):
+    data = tmp_path / "houses.csv"
+    frame.to_csv(data, index=False)
+    base = ["tune", str(data), "--target", "y", "--trials", "1", "--cv", "2", "--no-report",
+            "--max-epochs", "3", "--num-blocks", "1", "--c-hidden", "8"]
+    assert main([*base, "--out", str(tmp_path / "bag")]) == 0
+    assert "a bag of 2 networks" in capsys.readouterr().out
+    assert tabresnet.load(tmp_path / "bag").n_members == 2
+    assert main([*base, "--out", str(tmp_path / "one"), "--no-bag"]) == 0
+    assert "a bag" not in capsys.readouterr().out
+    assert tabresnet.load(tmp_path / "one").n_members == 1
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "gp", "random", "cmaes", "qmc"])
+def test_every_sampler_runs_a_study(frame, sampler):
+    result = run_tune(frame, None, trials=3, sampler=sampler, pruner="none")
+    assert result.counts.get("COMPLETE") == 3
+    # Trial 0 is fit's configuration; the sampler proposes the others.
+    assert result.study.trials[0].user_attrs["enqueued"] == "defaults"
+    assert "enqueued" not in result.study.trials[2].user_attrs
+
+
+def test_without_cv_the_best_trials_own_network_is_saved(frame):
+    result = run_tune(frame, None, trials=3)
+    assert result.metrics["tuning"]["retrained"] is False
+    # The network of the best trial: its validation RMSE is the trial's value.
+    assert result.metrics["val"]["rmse"] == pytest.approx(result.best_value, rel=1e-5)
+    # Parallel workers' trials ran elsewhere: the best configuration is retrained.
+    parallel = run_tune(frame, None, trials=2, jobs=2)
+    assert parallel.metrics["tuning"]["retrained"] is True

@@ -214,7 +214,9 @@ def tune(
     cross-validation (``cv >= 2``) as a *bag*, one network per fold trained
     exactly as in the trial (early stopping on its fold) and averaged, whose
     validation score is out-of-fold (metrics ``oof``); otherwise once on the
-    training split with early stopping on the validation split.
+    training split with early stopping on the validation split, unless the
+    best trial ran in this process (``jobs=1``): then its own network, trained
+    on that split, is saved (metrics ``tuning.retrained`` is false).
 
     Parameters
     ----------
@@ -335,9 +337,10 @@ def tune(
     display = TuneProgress(_snapshot(study), trials, spec.deadline, progress_enabled(progress))
     stop.install()
     display.start()
+    kept: dict = {}
     try:
         if jobs == 1:
-            run_worker(spec, 0, stop, study=study, folds=folds)
+            run_worker(spec, 0, stop, study=study, folds=folds, keep=kept)
         else:
             run_parallel(spec, jobs, stop, threads)
     finally:
@@ -381,16 +384,25 @@ def tune(
         "trials": {s.name: int(n) for s, n in counts.items()},
         "interrupted": interrupted,
     }
+    # Without cv the best trial, if it ran in this process, trained on this very
+    # split: its network is kept (the same seed would train the same one again).
+    reuse = None if bagging or kept.get("number") != best.number else kept.get("result")
     if progress_enabled(progress):
         what = f"on each of the {k} folds" if bagging else "once"
-        print(f"retraining the best configuration (trial {best.number}) {what}", file=sys.stderr)
+        if reuse is None:
+            print(f"retraining the best configuration (trial {best.number}) {what}",
+                  file=sys.stderr)
+        else:
+            print(f"saving the network of the best trial ({best.number})", file=sys.stderr)
     if bagging:
         model, metrics = _retrain_bag(
             bag_folds, best_cfg, run_dir, {"tuning": tuning_info}, trial_cfg.train.num_threads
         )
     else:
+        tuning_info["retrained"] = reuse is None
         model, metrics = _retrain(
-            prepared, best_cfg, run_dir, {"tuning": tuning_info}, trial_cfg.train.num_threads
+            prepared, best_cfg, run_dir, {"tuning": tuning_info}, trial_cfg.train.num_threads,
+            result=reuse,
         )
     n_finished = sum(counts[s] for s in FINISHED)
     if run_dir is not None:
@@ -420,12 +432,14 @@ def _retrain(
     run_dir: Path | None,
     extra: dict,
     threads: int = 0,
+    result: Any = None,
 ) -> tuple[TabularModel, dict]:
     """Train ``config`` once more (same seed and split as its trial) and evaluate it.
 
     It runs with the trials' thread count: with ``--jobs K`` that is
     ``cores // K``, which on small tables beats more threads fighting over
-    the cores (and reproduces the trial's numbers).
+    the cores (and reproduces the trial's numbers). A given ``result`` (the
+    best trial's own training) is saved as it is, without training.
     """
     # Ctrl-C now ends the retraining early with the best weights so far.
     stop = StopFlag(message="interrupted: ending the retraining with its best epoch so far "
@@ -435,13 +449,14 @@ def _retrain(
         run_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".retrain.", dir=run_dir))
     try:
-        with stop:
-            result = train_network(
-                prepared,
-                config.replace(num_threads=threads) if threads else config,
-                callbacks=[PruningCallback(None, stop)],
-                out_dir=staging,
-            )
+        if result is None:
+            with stop:
+                result = train_network(
+                    prepared,
+                    config.replace(num_threads=threads) if threads else config,
+                    callbacks=[PruningCallback(None, stop)],
+                    out_dir=staging,
+                )
         if result.diverged:
             warnings.warn("the retrained best configuration diverged; its model is the best "
                           "epoch before that", stacklevel=3)

@@ -228,6 +228,11 @@ class Objective:
         Values of the options the space does not set.
     space : SearchSpace
     stop : StopFlag, optional
+    keep : dict, optional
+        With one fold: filled with the ``number``, ``value`` and
+        :class:`~tabresnet.training.TrainResult` of the best trial this
+        objective completed, so that ``tune`` can save that network instead of
+        training the same configuration again.
     deadline : float, optional
         ``time.time()`` of the study's time limit: a trial still running then
         is stopped and recorded as pruned (user attribute ``stopped``), once
@@ -242,8 +247,10 @@ class Objective:
         space: SearchSpace,
         stop: StopFlag | None = None,
         deadline: float | None = None,
+        keep: dict | None = None,
     ):
         self.folds = list(folds)
+        self.keep = keep
         self.base = base
         self.space = space
         self.stop = stop or StopFlag()
@@ -322,4 +329,9 @@ class Objective:
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
         if len(scores) > 1:
             trial.set_user_attr("fold_rmse", scores)
-        return float(sum(scores) / len(scores))
+        value = float(sum(scores) / len(scores))
+        if self.keep is not None and len(self.folds) == 1 and value < self.keep.get(
+            "value", math.inf
+        ):
+            self.keep.update(number=trial.number, value=value, result=result)
+        return value

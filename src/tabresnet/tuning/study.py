@@ -453,8 +453,13 @@ def run_worker(
     *,
     study: optuna.Study | None = None,
     folds: list[Prepared] | None = None,
+    keep: dict | None = None,
 ) -> int:
-    """Run trials of the shared study until it is done; returns how many this worker ran."""
+    """Run trials of the shared study until it is done; returns how many this worker ran.
+
+    ``keep`` (in-process, one fold) receives this worker's best trial and its
+    trained network (see :class:`~tabresnet.tuning.objective.Objective`).
+    """
     stop = stop or StopFlag()
     base = RunConfig.from_dict(spec.base)
     space = SearchSpace.from_yaml(spec.space_text, spec.space_source)
@@ -465,7 +470,7 @@ def run_worker(
     existing = len(study.get_trials(deepcopy=False))
     study.sampler = make_sampler(spec.sampler, _sampler_seed(base.seed, rank, existing))
     study.pruner = make_pruner(spec.pruner, base.train.max_epochs)
-    objective = Objective(folds, base, space, stop, deadline=spec.deadline)
+    objective = Objective(folds, base, space, stop, deadline=spec.deadline, keep=keep)
     ran = failures = 0
     with quiet_optuna():
         while not stop.requested:
