@@ -512,7 +512,8 @@ class TunedResNetRegressor(_ResNetBase):
     n_trials : int, default=20
         Number of finished (complete or pruned) trials.
     timeout : float, str or None, default=None
-        No trial starts after this many seconds (``90``, ``"30m"``, ``"1h"``).
+        The search's time limit (``90``, ``"30m"``, ``"1h"``): no trial starts
+        after it and a running one is stopped, once one trial has completed.
     search_space : dict, str, path, SearchSpace or None, default=None
         The options to search, in the format of ``default_space.yaml`` (see
         :class:`tabresnet.tuning.SearchSpace`): a dict such as
@@ -524,8 +525,10 @@ class TunedResNetRegressor(_ResNetBase):
 default="median"
         Stops unpromising trials early.
     cv : int or None, default=None
-        Score each trial by ``cv``-fold cross-validation on the training rows
-        instead of the validation split (None, 0 or 1: the split).
+        Score each trial by ``cv``-fold cross-validation on all rows given to
+        ``fit`` instead of the validation split (None, 0 or 1: the split); the
+        model is then the bag of the best configuration's ``cv`` fold networks,
+        averaged (see :func:`tabresnet.tune`).
     {generated_parameters}
 
     Options the search space lists take the sampled values; the others keep

@@ -65,6 +65,9 @@ def add_tune_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--val-data", help="separate validation table")
     p.add_argument("--test-data", help="separate test table")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--no-bag", action="store_true",
+                   help="with --cv: save one network retrained on the training split instead "
+                        "of the bag of the K fold networks")
     p.add_argument("--no-defaults-first", action="store_true",
                    help="do not make fit's configuration the first trial of a new study")
     add_config_flags(p)
@@ -108,6 +111,7 @@ def run_tune(args: argparse.Namespace) -> int:
         progress=progress,
         report=not args.no_report,
         defaults_first=not args.no_defaults_first,
+        bag=False if args.no_bag else None,
         **overrides,
     )
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts.items()))
@@ -116,7 +120,11 @@ def run_tune(args: argparse.Namespace) -> int:
     print(f"best trial {result.best_trial}: validation RMSE {result.best_value:.5g}")
     for name, value in result.best_params.items():
         print(f"  {name} = {value}")
-    print("retrained best configuration:")
+    if result.model.n_members > 1:
+        print(f"retrained best configuration: a bag of {result.model.n_members} networks, one "
+              "per fold (oof: each scored on the fold it did not train on)")
+    else:
+        print("retrained best configuration:")
     _print_metrics(result.metrics)
     print(f"run directory: {result.dir}")
     if result.dir is not None and (result.dir / "report.html").is_file():
