@@ -471,9 +471,10 @@ def tabresnet_tuned(data: SplitData, settings: Settings) -> Score:
     """``tabresnet.tune`` with ``timeout=settings.tune_budget``, then its refitted best model.
 
     tune's defaults otherwise (TPE sampler, median pruner, its default search
-    space, an in-memory study). Its timeout stops new trials from starting but
-    lets the running one finish, and one trial of a large configuration on
-    diamonds can take many minutes; so a trial still running at
+    space with fit's configuration as the first trial, no cross-validation so
+    one network is retrained, an in-memory study). Its timeout stops a running
+    trial too, but only once some trial has completed, and the first trial on
+    diamonds can take minutes; so a trial still running at
     ``tune_hard_factor x budget`` is stopped as by Ctrl-C, which tune handles
     (the trial is recorded as failed and the best finished one retrained; a
     retraining still running then ends at its best epoch so far). The wall
