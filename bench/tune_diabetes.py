@@ -358,13 +358,14 @@ result here is far ahead of the book's retrained 31,357.
 
 Trials per minute count finished (complete or pruned) trials over the search,
 from the first trial's start to the last one's end; worker start-up and the
-retraining are left out. Pruning gains little here: early stopping (patience
+retraining are left out, and a trial cut at the time limit counts in the time,
+not in the trials. What pruning can save is bounded: early stopping (patience
 16) already ends a poor trial after a few dozen epochs, the median pruner may
 cut only after 5 finished trials and 10 epochs, and a trial of a small network
-on {r['rows']['train']} rows costs mostly the Trainer's fixed set-up. The parallel speed-up
-is small, most likely because the machine's cores were shared with other work
-(the load average); each
-worker is a process with `cores // jobs` torch threads on one SQLite study. The
+on {r['rows']['train']} rows costs mostly the Trainer's fixed set-up. Each `--jobs` worker is a
+process with `cores // jobs` torch threads on one SQLite study; the machine's
+cores were shared with other work (the load average), so the speed-up moves
+from run to run (1.11x in an earlier run on a busier machine). The
 book reports at most {b['max_parallel_speedup']}x from {b['cores']} cores.
 """
 
@@ -387,10 +388,16 @@ def _seed_table(r: dict) -> str:
         means.append(_fmt(sum(vals) / len(vals)) if None not in vals else "?")
     lines.append("| **mean** | | " + " | ".join(f"**{m}**" for m in means) + " |")
     wins = sum(row["tuned"] < row["lightgbm"] for row in rows)
+    names = dict(cols)
+    mean = {k: sum(row[k] for row in rows) / len(rows) for k, _ in cols
+            if all(row.get(k) is not None for row in rows)}
+    best = min(mean, key=mean.get)
+    runs = f" {r['runs']}." if r.get("runs") else ""
     return f"""
-Test MSE on {len(rows)} splits (each split's own seed; the same command and
-budget; seed {rows[0]['seed']} is the run above). The tuned bag beats LightGBM on
-{wins} of {len(rows)}.
+Test MSE on {len(rows)} splits (each split's own seed, the same budget; seed
+{rows[0]['seed']} is the run above).{runs} The tuned bag beats LightGBM on {wins} of
+{len(rows)} splits and `fit`'s defaults on {sum(row["tuned"] < row["fit_defaults"] for row in rows)};
+the lowest mean is that of {names[best]} ({mean[best]:,.1f}).
 
 """ + "\n".join(lines) + "\n"
 
