@@ -295,3 +295,14 @@ def test_tuned_fit_pipeline_save_and_load(tmp_path):
         search_space="lr: {type: float, low: 1.0e-3, high: 3.0e-2, log: true}"
     )
     np.testing.assert_array_equal(again.fit(Xs, y).predict(Xs), pred)
+
+
+def test_tuned_with_cv_keeps_the_bag_of_fold_networks(tmp_path):
+    X, y = linear_data(80)
+    est = TunedResNetRegressor(n_trials=1, search_space=SPACE, cv=2, **FAST).fit(X, y)
+    assert est.model_.n_members == 2
+    assert est.trials_["user_attrs_enqueued"].iloc[0] == "defaults"
+    pred = est.predict(X)
+    assert pred.shape == (80,) and np.isfinite(pred).all()
+    np.testing.assert_allclose(tabresnet.load(est.save(tmp_path / "m")).predict(X), pred,
+                               rtol=1e-6)
