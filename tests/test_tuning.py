@@ -379,6 +379,8 @@ def test_with_cross_validation_the_saved_model_is_a_bag_of_the_fold_networks(fra
     np.testing.assert_allclose(loaded.predict(frame), result.model.predict(frame), rtol=1e-5)
     history = pd.read_csv(out / "history.csv")
     assert sorted(history["member"].unique()) == [0, 1, 2]
+    summary = json.loads((out / "data_summary.json").read_text())
+    assert summary["n_rows"] == 100 and summary["rows"] == {"train (3-fold bag)": 80, "test": 20}
     # bag=False: one network retrained on the training split, as without cv.
     single = run_tune(frame, None, trials=1, cv=3, bag=False)
     assert single.model.n_members == 1 and "val" in single.metrics

@@ -25,7 +25,9 @@ SECTIONS = [
     ("tuning", "Hyperparameter tuning"),
     ("config", "Configuration"),
 ]
-_SPLIT_ORDER = {"train": 0, "val": 1, "validation": 1, "test": 2, "total": 9}
+_SPLIT_ORDER = {"train": 0, "val": 1, "validation": 1, "oof": 1, "test": 2, "total": 9}
+# Column headers of the metrics table where the key is terse.
+_SPLIT_NAMES = {"oof": "out-of-fold"}
 
 
 def _need(value: Any, name: str) -> Any:
@@ -291,7 +293,7 @@ def metrics_section(run: RunDir) -> str:
                 name = " / ".join((*key[:-1], name))
             rows.append([name, *(flat[s].get(key, "") for s in splits),
                          _metric_meaning(key[-1], target)])
-        parts.append(table(["metric", *splits, "meaning"], rows))
+        parts.append(table(["metric", *(_SPLIT_NAMES.get(s, s) for s in splits), "meaning"], rows))
     others = [s for s in metrics if s not in splits]
     for name in others:
         value = metrics[name]

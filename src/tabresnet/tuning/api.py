@@ -50,7 +50,7 @@ from ..metrics import regression_metrics
 from ..models import MeanEnsemble
 from ..training import Prepared, evaluate_splits, prepare, resolve_config, train_network
 from ..training.fit import write_run
-from ..training.prepare import as_targets
+from ..training.prepare import as_targets, data_summary
 from . import results
 from .objective import CONFIG, PruningCallback, StopFlag, quiet_optuna
 from .progress import TuneProgress, progress_enabled
@@ -539,9 +539,10 @@ def _retrain_bag(
         history = pd.concat(
             [r.history.assign(member=i) for i, r in enumerate(results)], ignore_index=True
         )
-        summary = dict(first.summary)
-        summary["rows"] = {f"train ({len(folds)}-fold bag)": int(sum(len(p.val) for p in folds)),
-                           "test": len(first.test) if first.test is not None else 0}
+        splits = [first.train, first.val] + ([first.test] if first.test is not None else [])
+        rows = {f"train ({len(folds)}-fold bag)": len(first.train) + len(first.val),
+                "test": len(first.test) if first.test is not None else 0}
+        summary = data_summary(pd.concat([s.frame for s in splits]), first.schema, rows)
         summary["bag"] = {"members": len(results), "folds": len(folds)}
         bag_data = replace(first, summary=summary)
         write_run(run_dir, model, bag_data,
