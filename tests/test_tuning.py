@@ -45,7 +45,7 @@ def frame() -> pd.DataFrame:
 
 
 def run_tune(data, out, **kw) -> TuneResult:
-    args = dict(trials=3, space=SPACE, out=out, report=False, **TINY)
+    args = dict(trials=3, space=SPACE, out=out, report=False, cv=0, **TINY)
     args.update(kw)
     return tune(data, "y", **args)
 
@@ -416,3 +416,38 @@ def test_without_cv_the_best_trials_own_network_is_saved(frame):
     # Parallel workers' trials ran elsewhere: the best configuration is retrained.
     parallel = run_tune(frame, None, trials=2, jobs=2)
     assert parallel.metrics["tuning"]["retrained"] is True
+
+
+def test_cv_auto_cross_validates_small_tables_and_resumes_with_the_stored_folds(
+    frame, tmp_path, monkeypatch
+):
+    from tabresnet.tuning import api
+
+    resolve = api._resolve_cv
+    cfg = RunConfig()
+    assert resolve("auto", cfg, frame, None, None, "s") == api.AUTO_CV_FOLDS  # 100 rows
+    assert resolve("auto", cfg.replace(cv_folds=3), frame, None, None, "s") == 3
+    assert resolve(None, cfg, frame, None, None, "s") == 0  # the config's cv_folds
+    assert resolve(1, cfg, frame, None, None, "s") == 0
+    with pytest.raises(ConfigError, match="number of folds or 'auto'"):
+        resolve("some", cfg, frame, None, None, "s")
+    monkeypatch.setattr(api, "AUTO_CV_MAX_ROWS", 99)
+    assert resolve("auto", cfg, frame, None, None, "s") == 0  # larger tables: the split
+    monkeypatch.undo()
+    # A study started with the validation split resumes with it under "auto".
+    out = tmp_path / "run"
+    run_tune(frame, out, trials=1, cv=0)
+    again = run_tune(frame, out, trials=2, cv="auto")
+    assert again.metrics["tuning"]["cv_folds"] == 0 and again.model.n_members == 1
+    # The default is auto: a 100-row table is scored by 4 folds and saved as a bag.
+    bagged = run_tune(frame, None, trials=1, cv="auto")
+    assert bagged.metrics["tuning"]["cv_folds"] == 4 and bagged.model.n_members == 4
+
+
+def test_cli_cv_takes_auto_or_a_number(frame, tmp_path, capsys):
+    data = tmp_path / "houses.csv"
+    frame.to_csv(data, index=False)
+    with pytest.raises(SystemExit) as exc:  # argparse's usage error: exit 2
+        main(["tune", str(data), "--target", "y", "--cv", "some"])
+    assert exc.value.code == 2
+    assert "expected a number of folds or 'auto'" in capsys.readouterr().err

@@ -43,7 +43,7 @@ def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(pg_url,
                "--space", str(tmp_path / "space.yaml"), "--out", str(tmp_path / f"w{i}"),
                "--max-epochs", "3", "--num-blocks", "1", "--c-hidden", "8",
                "--num-threads", "1", "--progress", "none", "--no-report",
-               "--sampler", "random", "--pruner", "none"]
+               "--sampler", "random", "--pruner", "none", "--cv", "0"]
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 

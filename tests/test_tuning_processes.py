@@ -25,7 +25,8 @@ from tabresnet.tuning.objective import quiet_optuna
 
 SPACE = "lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n"
 TINY = ["--num-blocks", "1", "--c-hidden", "8", "--batch-size", "32", "--num-threads", "1",
-        "--progress", "none", "--no-report", "--sampler", "random", "--pruner", "none"]
+        "--progress", "none", "--no-report", "--sampler", "random", "--pruner", "none",
+        "--cv", "0"]
 
 
 @pytest.fixture
@@ -114,7 +115,7 @@ def test_killed_worker_loses_only_its_trial_and_ctrl_c_keeps_the_rest(csv, tmp_p
 
 def test_jobs_share_one_study_and_the_trial_count(csv, tmp_path):
     out = tmp_path / "run"
-    result = tune(str(csv), "y", trials=6, jobs=2, space=str(csv.parent / "space.yaml"),
+    result = tune(str(csv), "y", trials=6, jobs=2, cv=0, space=str(csv.parent / "space.yaml"),
                   out=out, max_epochs=3, num_blocks=[1], c_hidden=[8], batch_size=32,
                   sampler="random", pruner="none", progress="none", report=False)
     all_trials = result.study.trials

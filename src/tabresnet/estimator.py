@@ -495,6 +495,8 @@ TUNING_DEFAULTS: dict[str, Any] = {
     "search_space": None,  # tune(space=...)
     "sampler": "tpe",
     "pruner": "median",
+    # Not tune's "auto": an estimator often runs inside sklearn's own
+    # cross-validation, and K-fold scoring would multiply its cost by K.
     "cv": None,
 }
 
@@ -524,9 +526,10 @@ class TunedResNetRegressor(_ResNetBase):
     pruner : {"median", "hyperband", "successive-halving", "none"} or optuna pruner, \
 default="median"
         Stops unpromising trials early.
-    cv : int or None, default=None
+    cv : int, "auto" or None, default=None
         Score each trial by ``cv``-fold cross-validation on all rows given to
-        ``fit`` instead of the validation split (None, 0 or 1: the split); the
+        ``fit`` instead of the validation split (None, 0 or 1: the split;
+        ``"auto"``: as :func:`tabresnet.tune` decides by the table's size); the
         model is then the bag of the best configuration's ``cv`` fold networks,
         averaged (see :func:`tabresnet.tune`).
     {generated_parameters}

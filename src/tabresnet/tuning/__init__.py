@@ -16,13 +16,22 @@ from typing import Any
 # Loaded on first use: the ``tabresnet`` command builds its parser from
 # tabresnet.tuning.cli without importing Optuna and Lightning.
 _LAZY = {
+    "AUTO_CV_FOLDS": "api",
+    "AUTO_CV_MAX_ROWS": "api",
     "tune": "api",
     "TuneResult": "api",
     "parse_duration": "api",
     "SearchSpace": "space",
 }
 
-__all__ = ["SearchSpace", "TuneResult", "parse_duration", "tune"]
+__all__ = [
+    "AUTO_CV_FOLDS",
+    "AUTO_CV_MAX_ROWS",
+    "SearchSpace",
+    "TuneResult",
+    "parse_duration",
+    "tune",
+]
 
 
 def __getattr__(name: str) -> Any:

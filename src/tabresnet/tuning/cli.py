@@ -25,6 +25,17 @@ SAMPLERS = ("tpe", "gp", "random", "cmaes", "qmc")
 PRUNERS = ("median", "hyperband", "successive-halving", "none")
 
 
+def _folds(value: str) -> int | str:
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of folds or 'auto', however: {value!r}"
+        ) from None
+
+
 def add_tune_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from ..cli import add_config_flags
 
@@ -58,9 +69,11 @@ def add_tune_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--study", metavar="NAME", help="study name (default: <data name>-<target>)")
     p.add_argument("--jobs", "-j", type=int, default=1,
                    help="worker processes on this machine, sharing the cores (default: 1)")
-    p.add_argument("--cv", type=int, default=None, metavar="K",
-                   help="score trials by K-fold cross-validation (default: --cv-folds, i.e. "
-                        "the validation split)")
+    p.add_argument("--cv", type=_folds, default="auto", metavar="K",
+                   help="score trials by K-fold cross-validation and save the best "
+                        "configuration as a bag of its K fold networks; 0: the validation "
+                        "split, one network (default: auto, i.e. --cv-folds if given, else 4 "
+                        "folds for tables of at most 10,000 rows and 0 for larger ones)")
     p.add_argument("--out", "-o", help="run directory (default: runs/tune-<data name>)")
     p.add_argument("--val-data", help="separate validation table")
     p.add_argument("--test-data", help="separate test table")
