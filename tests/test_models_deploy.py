@@ -240,3 +240,13 @@ def test_torch_compile_inductor():
     x = _inputs(6)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_bag_of_tabular_networks_scripts():
+    from tabresnet.models import MeanEnsemble, ModelConfig
+
+    cfg = ModelConfig(num_blocks=[1], c_hidden=[8])
+    bag = MeanEnsemble([cfg.build_tabular(3, [4], 1) for _ in range(3)]).eval()
+    x_num, x_cat = torch.randn(5, 3), torch.randint(0, 4, (5, 1))
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(bag)(x_num, x_cat), bag(x_num, x_cat))

@@ -54,11 +54,7 @@ class MeanEnsemble(nn.Module):
         self.cardinalities = list(getattr(members[0], "cardinalities", []) or [])
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros(0)
-        for i, member in enumerate(self.members):
-            y = member(x_num, x_cat)
-            out = y if i == 0 else out + y
-        return out / len(self.members)
+        return torch.stack([member(x_num, x_cat) for member in self.members]).mean(0)
 
     def extra_repr(self) -> str:
         return f"n_members={len(self.members)}"
