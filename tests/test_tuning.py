@@ -425,14 +425,14 @@ def test_cv_auto_cross_validates_small_tables_and_resumes_with_the_stored_folds(
 
     resolve = api._resolve_cv
     cfg = RunConfig()
-    assert resolve("auto", cfg, frame, None, None, "s") == api.AUTO_CV_FOLDS  # 100 rows
-    assert resolve("auto", cfg.replace(cv_folds=3), frame, None, None, "s") == 3
-    assert resolve(None, cfg, frame, None, None, "s") == 0  # the config's cv_folds
-    assert resolve(1, cfg, frame, None, None, "s") == 0
+    assert resolve("auto", cfg, len(frame), None, "s") == api.AUTO_CV_FOLDS  # 100 rows
+    assert resolve("auto", cfg.replace(cv_folds=3), len(frame), None, "s") == 3
+    assert resolve(None, cfg, len(frame), None, "s") == 0  # the config's cv_folds
+    assert resolve(1, cfg, len(frame), None, "s") == 0
     with pytest.raises(ConfigError, match="number of folds or 'auto'"):
-        resolve("some", cfg, frame, None, None, "s")
+        resolve("some", cfg, len(frame), None, "s")
     monkeypatch.setattr(api, "AUTO_CV_MAX_ROWS", 99)
-    assert resolve("auto", cfg, frame, None, None, "s") == 0  # larger tables: the split
+    assert resolve("auto", cfg, len(frame), None, "s") == 0  # larger tables: the split
     monkeypatch.undo()
     # A study started with the validation split resumes with it under "auto".
     out = tmp_path / "run"

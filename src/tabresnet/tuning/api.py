@@ -178,9 +178,12 @@ def _load_space(space: SearchSpace | str | Path | None) -> SearchSpace:
 
 
 def _resolve_cv(
-    cv: int | str | None, config: RunConfig, data: Any, val_data: Any, url: str | None, name: str
+    cv: int | str | None, config: RunConfig, rows: int, url: str | None, name: str
 ) -> int:
-    """The number of folds (0: the validation split) for ``tune``'s ``cv`` argument."""
+    """The number of folds (0: the validation split) for ``tune``'s ``cv`` argument.
+
+    ``rows``: the rows of the data and the validation data together.
+    """
     if cv is None:
         k = int(config.data.cv_folds)
     elif isinstance(cv, str):
@@ -192,7 +195,6 @@ def _resolve_cv(
         elif config.data.cv_folds >= 2:
             k = int(config.data.cv_folds)
         else:
-            rows = len(read_table(data)) + (len(read_table(val_data)) if val_data is not None else 0)
             k = AUTO_CV_FOLDS if rows <= AUTO_CV_MAX_ROWS else 0
     else:
         try:
@@ -358,7 +360,13 @@ def tune(
         tmp = tempfile.TemporaryDirectory(prefix="tabresnet-tune-")
     url = storage_url(storage, run_dir if run_dir is not None else (Path(tmp.name) if tmp else None))
     name = study_name or _default_study_name(data, targets)
-    k = _resolve_cv(cv, user_cfg, data, val_data, url, name)
+    # Each table is read once here: the folds, the bag and the retraining start
+    # from these frames (spawned workers get the sources and read them themselves).
+    table = read_table(data)
+    val_table = read_table(val_data) if val_data is not None else None
+    test_table = read_table(test_data) if test_data is not None else None
+    rows = len(table) + (len(val_table) if val_table is not None else 0)
+    k = _resolve_cv(cv, user_cfg, rows, url, name)
 
     # Trials train quietly; parallel workers split the cores between them.
     trial_cfg = user_cfg.replace(progress="none", logger="none")
@@ -367,7 +375,7 @@ def tune(
         trial_cfg = trial_cfg.replace(num_threads=threads)
 
     # Prepare the data here first: a data problem is reported before any worker starts.
-    folds = make_folds(data, targets, trial_cfg, val_data, test_data, k)
+    folds = make_folds(table, targets, trial_cfg, val_table, test_table, k)
     attrs = {"target": targets, "cv": k, "space": space_obj.fingerprint()}
     study = open_study(url, name, attrs=attrs)
     fail_stale_trials(study)
@@ -426,10 +434,10 @@ def tune(
     # -- retrain the best configuration and write the run --------------------------------
     bagging = k >= 2 and (bag is None or bool(bag))
     if bagging:
-        bag_folds = make_folds(data, targets, trial_cfg, val_data, test_data, k, shared=True)
+        bag_folds = make_folds(table, targets, trial_cfg, val_table, test_table, k, shared=True)
     else:
         prepared = folds[0] if k == 0 else prepare(
-            data, targets, trial_cfg, val_data=val_data, test_data=test_data
+            table, targets, trial_cfg, val_data=val_table, test_data=test_table
         )
     tuning_info = {
         "study_name": name,
