@@ -31,6 +31,7 @@ __all__ = [
     "autograd_graph",
     "figure_png",
     "learning_curves",
+    "member_groups",
     "optuna_figure",
     "png_size",
     "predictions",
@@ -88,6 +89,23 @@ def _loss_label(loss: str | None, standardised: bool) -> str:
     return f"{name} loss (target units" + ("²)" if name == "MSE" else ")")
 
 
+def member_groups(history: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """``history.csv`` split by bag member: ``[("member 0", rows), ...]``.
+
+    A single network's history (no ``member`` column, or one member) is
+    ``[("", history)]``.
+
+    >>> h = pd.DataFrame({"epoch": [0, 1, 0], "member": [0, 0, 1]})
+    >>> [(name, len(rows)) for name, rows in member_groups(h)]
+    [('member 0', 2), ('member 1', 1)]
+    >>> [name for name, _ in member_groups(h.drop(columns="member"))]
+    ['']
+    """
+    if "member" in history and history["member"].nunique() > 1:
+        return [(f"member {m}", g) for m, g in history.groupby("member", sort=True)]
+    return [("", history)]
+
+
 def learning_curves(
     history: pd.DataFrame,
     target: str = "target",
@@ -120,10 +138,7 @@ def learning_curves(
     if not losses and not has_rmse:
         raise ValueError("history.csv has none of train_loss, val_loss, val_rmse")
     # A bag's history has a ``member`` column: one curve per member.
-    if "member" in history and history["member"].nunique() > 1:
-        groups = [(f"member {m}", g) for m, g in history.groupby("member", sort=True)]
-    else:
-        groups = [("", history)]
+    groups = member_groups(history)
     bag = len(groups) > 1
     marker = "o" if max(len(g) for _, g in groups) <= 30 else None
     colours = matplotlib.colormaps["tab10"].colors

@@ -66,8 +66,9 @@ def key_numbers(run: RunDir) -> str:
         history = None
     if history is not None and len(history):
         label = "epochs trained"
-        if "member" in history and history["member"].nunique() > 1:
-            label += f" ({history['member'].nunique()} members)"
+        members = len(plots.member_groups(history))
+        if members > 1:
+            label += f" ({members} members)"
         cards.append((fmt(len(history)), label))
     if not cards:
         return ""
@@ -205,9 +206,9 @@ def training_section(run: RunDir) -> str:
     png = plots.learning_curves(history, target=target, loss=train.get("loss"),
                                 standardised=standardised)
     text = f"{len(history)} epoch(s)"
-    if "member" in history and history["member"].nunique() > 1:
-        groups = history.groupby("member", sort=True)
-        text = f"{len(history)} epoch(s) over {groups.ngroups} bag members (one per fold)"
+    groups = plots.member_groups(history)
+    if len(groups) > 1:
+        text = f"{len(history)} epoch(s) over {len(groups)} bag members (one per fold)"
         if "val_rmse" in history and history["val_rmse"].notna().any():
             bests = ", ".join(fmt(float(g["val_rmse"].min())) for _, g in groups)
             text += f"; best validation RMSE of each member on its own fold: {bests}"
