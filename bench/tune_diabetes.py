@@ -146,8 +146,8 @@ def references(data: SplitData) -> dict:
     return {
         "linear_regression": {"val_mse": mse(lin.predict(data.X_val), data.y_val),
                               "test_mse": mse(lin.predict(data.X_test), data.y_test)},
-        "fit_defaults": {"val_mse": round(run.metrics["val"]["rmse"] ** 2, 1),
-                         "test_mse": round(run.metrics["test"]["rmse"] ** 2, 1)},
+        "fit_defaults": {"val_mse": _mse(run.metrics["val"]["rmse"]),
+                         "test_mse": _mse(run.metrics["test"]["rmse"])},
     }
 
 
@@ -166,8 +166,8 @@ def compare(data: SplitData, args: argparse.Namespace, cores: int, work: Path) -
         "jobs": args.jobs, "cv": args.cv, "sampler": "tpe", "pruner": "median",
         "budget_s": args.budget,
         "wall_s": round(wall, 1), **rate(main_run, wall),
-        "best_val_mse": round(main_run.best_value ** 2, 1),
-        "test_mse": round(test["rmse"] ** 2, 1), "test_rmse": round(test["rmse"], 3),
+        "best_val_mse": _mse(main_run.best_value),
+        "test_mse": _mse(test["rmse"]), "test_rmse": round(test["rmse"], 3),
         "test_r2": round(test["r2"], 4),
         "best_params": main_run.best_params,
         "best_trial": main_run.best_trial,
@@ -192,8 +192,8 @@ def compare(data: SplitData, args: argparse.Namespace, cores: int, work: Path) -
         print("single", res["tuned_single"], "defaults bag", res["defaults_bag"], flush=True)
 
     lgb = lightgbm_early_stopping(data, Settings(threads=cores))
-    res["lightgbm"] = {"test_mse": round(lgb.test_rmse ** 2, 1), "test_rmse": round(lgb.test_rmse, 3),
-                       "val_mse": round(lgb.val_rmse ** 2, 1), "seconds": round(lgb.seconds, 2),
+    res["lightgbm"] = {"test_mse": _mse(lgb.test_rmse), "test_rmse": round(lgb.test_rmse, 3),
+                       "val_mse": _mse(lgb.val_rmse), "seconds": round(lgb.seconds, 2),
                        **lgb.info}
     print("lightgbm", res["lightgbm"], flush=True)
     res["references"] = references(data)
