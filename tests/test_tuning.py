@@ -451,3 +451,21 @@ def test_cli_cv_takes_auto_or_a_number(frame, tmp_path, capsys):
         main(["tune", str(data), "--target", "y", "--cv", "some"])
     assert exc.value.code == 2
     assert "expected a number of folds or 'auto'" in capsys.readouterr().err
+
+
+def test_a_worker_at_the_trial_count_waits_for_the_trials_others_are_running():
+    import threading
+
+    study = optuna.create_study()
+    for _ in range(2):
+        study.add_trial(optuna.trial.create_trial(value=1.0))
+    other = study.ask()  # another worker's trial, still running when the count is reached
+    other.set_user_attr("worker", "elsewhere:4242")
+    spec = study_mod.WorkerSpec(
+        data=None, target="y", base=RunConfig().to_dict(), space_text=SPACE,
+        space_source="<test>", storage=None, study_name=study.study_name, sampler="random",
+        pruner="none", n_trials=2,
+    )
+    threading.Timer(1.0, lambda: study.tell(other, 0.5)).start()
+    assert study_mod.run_worker(spec, study=study, folds=[]) == 0  # no trial of its own
+    assert study.trials[-1].state == TrialState.COMPLETE  # it ended after the other's trial

@@ -457,6 +457,9 @@ def run_worker(
 ) -> int:
     """Run trials of the shared study until it is done; returns how many this worker ran.
 
+    Once the study holds ``spec.n_trials`` finished trials, the worker waits
+    for the trials other workers were running at that moment (a dead worker's
+    trial is failed as stale), so that every worker ends on the same study.
     ``keep`` (in-process, one fold) receives this worker's best trial and its
     trained network (see :class:`~tabresnet.tuning.objective.Objective`).
     """
@@ -472,13 +475,24 @@ def run_worker(
     study.pruner = make_pruner(spec.pruner, base.train.max_epochs)
     objective = Objective(folds, base, space, stop, deadline=spec.deadline, keep=keep)
     ran = failures = 0
+    # The other workers' trials still running when the study reached its count:
+    # waited for (or failed once stale), so that every worker ends on the same
+    # final study and retrains the same best. Only those: a worker with a larger
+    # --trials may go on starting new ones.
+    finishing: set[int] | None = None
     with quiet_optuna():
         while not stop.requested:
             fail_stale_trials(study)
             counts = count_trials(study)
             done = sum(counts[s] for s in FINISHED)
             if done >= spec.n_trials:
-                break
+                running = {t.number for t in study.get_trials(
+                    deepcopy=False, states=(TrialState.RUNNING,))}
+                finishing = running if finishing is None else finishing & running
+                if not finishing:
+                    break
+                time.sleep(0.5)
+                continue
             # Past the deadline no trial starts, unless the study has no complete
             # one yet (worker start-up may eat a short budget): tune needs a best.
             if spec.deadline is not None and time.time() >= spec.deadline and counts[
