@@ -11,6 +11,7 @@ torch.Size([4, 1])
 
 from .blocks import PreActResNetBlock, ResNetBlock
 from .config import ARCHS, ModelConfig
+from .embeddings import NumericEmbeddings, PeriodicEmbeddings, PiecewiseLinearEmbeddings
 from .ensemble import MeanEnsemble
 from .networks import PreActResNetRegression, ResNet, ResNetRegression
 from .registry import (
@@ -24,6 +25,14 @@ from .registry import (
     get_norm,
     register_block,
 )
+from .packed import (
+    BatchEnsembleLinear,
+    EnsembleBatchNorm,
+    EnsembleLayerNorm,
+    PackedLinear,
+    TabularEnsemble,
+    pack,
+)
 from .residual import Residual, ZeroPadShortcut, make_shortcut
 from .tabular import CategoricalEmbeddings, TabularNetwork
 
@@ -31,6 +40,15 @@ __all__ = [
     "ACTIVATIONS",
     "ARCHS",
     "BLOCKS",
+    "BatchEnsembleLinear",
+    "EnsembleBatchNorm",
+    "EnsembleLayerNorm",
+    "NumericEmbeddings",
+    "PackedLinear",
+    "PeriodicEmbeddings",
+    "PiecewiseLinearEmbeddings",
+    "TabularEnsemble",
+    "pack",
     "INITS",
     "NORMS",
     "CategoricalEmbeddings",

@@ -19,7 +19,9 @@ from typing import Any
 
 from torch import nn
 
+from .embeddings import NUM_EMBEDDINGS, NumericEmbeddings
 from .networks import PreActResNetRegression, ResNet, ResNetRegression
+from .packed import ENSEMBLE_KINDS, TabularEnsemble, pack
 from .registry import ACTIVATIONS, INITS, NORMS, get_activation, get_block, get_init, get_norm
 from .residual import SHORTCUTS
 from .tabular import TabularNetwork
@@ -57,6 +59,24 @@ class ModelConfig:
         ``"zero_residual"``, ``"torch"``, ``"kaiming_in"`` or ``"chapter"``.
     embedding_dim : int
         Width of each high-cardinality categorical embedding.
+    num_embedding : {"none", "ple", "plr"}
+        Embedding of each numeric column before the backbone: piecewise-linear
+        encoding on training-quantile bins or periodic features, each followed
+        by a per-column Linear and ReLU (Gorishniy et al., NeurIPS 2022).
+    num_embedding_dim : int
+        Embedding size per numeric column.
+    n_bins : int
+        PLE bins per column (fewer where a column has fewer distinct values).
+    n_frequencies : int
+        PLR frequencies per column.
+    frequency_scale : float
+        PLR initial frequency standard deviation.
+    ensemble_size : int
+        Members trained together in one network (TabM, Gorishniy et al., ICLR
+        2025); 1 is the plain network.
+    ensemble : {"batch", "packed"}
+        Members share the blocks' weights through rank-1 adapters (BatchEnsemble)
+        or are fully independent (packed weights, batched products).
     """
 
     arch: str = "resnet"
@@ -77,6 +97,13 @@ class ModelConfig:
     # See tabresnet.models.registry.init_zero_residual and bench/init_comparison.py.
     init: str = "zero_residual"
     embedding_dim: int = 8
+    num_embedding: str = "none"
+    num_embedding_dim: int = 16
+    n_bins: int = 48
+    n_frequencies: int = 48
+    frequency_scale: float = 0.1
+    ensemble_size: int = 1
+    ensemble: str = "batch"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -115,6 +142,21 @@ class ModelConfig:
             )
         if int(self.embedding_dim) <= 0:
             raise ValueError(f"embedding_dim must be positive, however: {self.embedding_dim}")
+        if self.num_embedding not in NUM_EMBEDDINGS:
+            raise ValueError(
+                f"unknown num_embedding {self.num_embedding!r}; valid names are: "
+                f"{', '.join(NUM_EMBEDDINGS)}"
+            )
+        if self.ensemble not in ENSEMBLE_KINDS:
+            raise ValueError(
+                f"unknown ensemble {self.ensemble!r}; valid names are: {', '.join(ENSEMBLE_KINDS)}"
+            )
+        for name in ("num_embedding_dim", "n_bins", "n_frequencies", "ensemble_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, however: {name}={value!r}")
+        if not float(self.frequency_scale) > 0:
+            raise ValueError(f"frequency_scale must be positive, however: {self.frequency_scale}")
 
     # -- building -------------------------------------------------------------
     def block_kwargs(self) -> dict[str, Any]:
@@ -158,20 +200,62 @@ class ModelConfig:
         )
 
     def build_tabular(
-        self, n_num: int, cardinalities: list[int], output_dim: int = 1
+        self, n_num: int, cardinalities: list[int], output_dim: int = 1, n_cont: int = 0
     ) -> TabularNetwork:
         """Build embeddings + backbone for ``n_num`` float and ``len(cardinalities)`` coded columns.
 
+        Parameters
+        ----------
+        n_num : int
+            Width of ``x_num``.
+        cardinalities : list of int
+            Codes of each embedded categorical column.
+        output_dim : int
+            Targets.
+        n_cont : int
+            The leading columns of ``x_num`` that are numeric features (the
+            rest are indicators and one-hot codes); ``num_embedding`` applies to
+            them. PLE bins are then set with ``network.numeric.fit_bins(x)``.
+
+        Returns
+        -------
+        TabularNetwork
+            A :class:`~tabresnet.models.packed.TabularEnsemble` when
+            ``ensemble_size > 1``.
+
+        Examples
+        --------
         >>> net = ModelConfig(num_blocks=[1], c_hidden=[16]).build_tabular(4, [3], 2)
         >>> import torch
         >>> net(torch.randn(5, 4), torch.zeros(5, 1, dtype=torch.long)).shape
         torch.Size([5, 2])
+        >>> cfg = ModelConfig(num_blocks=[1], c_hidden=[16], num_embedding="ple", ensemble_size=4)
+        >>> net = cfg.build_tabular(4, [], 1, n_cont=3)
+        >>> net.members(torch.randn(5, 4), torch.zeros(5, 0, dtype=torch.long)).shape
+        torch.Size([5, 4, 1])
         """
-        input_dim = n_num + len(cardinalities) * int(self.embedding_dim)
+        numeric = None
+        num_width = n_num
+        if self.num_embedding != "none" and n_cont > 0:
+            numeric = NumericEmbeddings(
+                n_cont,
+                n_num - n_cont,
+                self.num_embedding,
+                n_bins=int(self.n_bins),
+                d_embedding=int(self.num_embedding_dim),
+                n_frequencies=int(self.n_frequencies),
+                frequency_scale=float(self.frequency_scale),
+            )
+            num_width = numeric.out_features
+        input_dim = num_width + len(cardinalities) * int(self.embedding_dim)
         if input_dim <= 0:
             raise ValueError("the table has no usable feature columns")
-        backbone = self.build(input_dim, output_dim)
-        return TabularNetwork(backbone, cardinalities, int(self.embedding_dim))
+        k = int(self.ensemble_size)
+        if k == 1:
+            backbone = self.build(input_dim, output_dim)
+            return TabularNetwork(backbone, cardinalities, int(self.embedding_dim), numeric)
+        backbone = pack([self.build(input_dim, output_dim) for _ in range(k)], self.ensemble)
+        return TabularEnsemble(backbone, k, cardinalities, int(self.embedding_dim), numeric)
 
     # -- (de)serialisation --------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -231,4 +315,6 @@ CHOICES = {
     "init": INITS.canonical_names,
     "shortcut": list(SHORTCUTS[1:]),
     "arch": list(ARCHS),
+    "num_embedding": list(NUM_EMBEDDINGS),
+    "ensemble": list(ENSEMBLE_KINDS),
 }

@@ -4,7 +4,8 @@ Preprocessing turns a table into two tensors: ``x_num`` (float features:
 scaled numerics, missing-value indicators, one-hot codes of low-cardinality
 categoricals) and ``x_cat`` (integer codes of high-cardinality categoricals,
 with 0 reserved for missing and unseen values). :class:`TabularNetwork`
-embeds ``x_cat``, concatenates it to ``x_num`` and runs the backbone.
+embeds ``x_cat``, concatenates it to ``x_num`` (itself optionally embedded
+column by column, :mod:`tabresnet.models.embeddings`) and runs the backbone.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ class CategoricalEmbeddings(nn.Module):
 
     Shape
     -----
-    - Input: ``(N, len(cardinalities))`` int64 codes
-    - Output: ``(N, len(cardinalities) * dim)``
+    - Input: ``(..., len(cardinalities))`` int64 codes
+    - Output: ``(..., len(cardinalities) * dim)``
 
     Examples
     --------
@@ -47,12 +48,12 @@ class CategoricalEmbeddings(nn.Module):
         self.out_features = len(cardinalities) * dim
 
     def forward(self, x_cat: torch.Tensor) -> torch.Tensor:
-        parts = [emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings)]
-        return torch.cat(parts, dim=1)
+        parts = [emb(x_cat[..., i]) for i, emb in enumerate(self.embeddings)]
+        return torch.cat(parts, dim=-1)
 
 
 class TabularNetwork(nn.Module):
-    """``backbone(concat(x_num, embeddings(x_cat)))``.
+    """``backbone(concat(numeric(x_num), embeddings(x_cat)))``.
 
     Parameters
     ----------
@@ -63,6 +64,10 @@ class TabularNetwork(nn.Module):
         Code counts of the embedded columns (may be empty).
     embedding_dim : int
         Embedding width.
+    numeric : nn.Module, optional
+        Applied to ``x_num`` first, e.g.
+        :class:`~tabresnet.models.embeddings.NumericEmbeddings`; default
+        ``nn.Identity()`` (no parameters: the state dict is the chapter-era one).
 
     Shape
     -----
@@ -77,14 +82,26 @@ class TabularNetwork(nn.Module):
     torch.Size([6, 1])
     """
 
-    def __init__(self, backbone: nn.Module, cardinalities: Sequence[int] = (), embedding_dim: int = 8):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        cardinalities: Sequence[int] = (),
+        embedding_dim: int = 8,
+        numeric: nn.Module | None = None,
+    ):
         super().__init__()
         self.cardinalities = [int(c) for c in cardinalities]
         self.n_cat: int = len(self.cardinalities)  # an int: TorchScript cannot type an empty list
         self.embeddings = CategoricalEmbeddings(self.cardinalities, max(embedding_dim, 1))
+        self.numeric = numeric if numeric is not None else nn.Identity()
         self.backbone = backbone
 
-    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+    def features(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """The backbone's input: ``(..., n_num) -> (..., input_dim)``."""
+        x = self.numeric(x_num)
         if self.n_cat > 0:
-            x_num = torch.cat([x_num, self.embeddings(x_cat)], dim=1)
-        return self.backbone(x_num)
+            x = torch.cat([x, self.embeddings(x_cat)], dim=-1)
+        return x
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.features(x_num, x_cat))
