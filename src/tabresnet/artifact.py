@@ -55,9 +55,14 @@ from .models import MeanEnsemble
 __all__ = ["FORMAT", "FORMAT_VERSION", "TabularModel", "load"]
 
 FORMAT = "tabresnet-model"
-# The newest format this version reads. A single network is still written as
-# version 1 (readable by every release); a bag of networks needs version 2.
-FORMAT_VERSION = 2
+# The newest format this version reads and the one it writes. Version 1 held a
+# single network, 2 added bags; 3 adds the model options of numeric embeddings
+# and in-network ensembles (and ``network.n_cont``), which releases before it
+# would reject as unknown options: they say "upgrade tabresnet" instead.
+FORMAT_VERSION = 3
+# Model options that files of versions 1 and 2 do not name, with the values
+# those files were trained with (the defaults have changed since).
+_OPTIONS_BEFORE_V3 = {"num_embedding": "none", "ensemble_size": 1}
 MODEL_JSON = "model.json"
 WEIGHTS = "model.safetensors"
 
@@ -194,12 +199,13 @@ class TabularModel:
             "n_num": int(self.preprocessor.n_num),
             "cardinalities": [int(c) for c in self.preprocessor.cardinalities],
             "output_dim": len(self.targets),
+            "n_cont": int(self.preprocessor.n_cont),
         }
         if isinstance(self.network, MeanEnsemble):
             network["members"] = self.n_members
         return {
             "format": FORMAT,
-            "format_version": 2 if "members" in network else 1,
+            "format_version": FORMAT_VERSION,
             "tabresnet_version": __version__,
             "torch_version": torch.__version__.split("+")[0],
             "config": self.config.to_dict(),
@@ -291,6 +297,9 @@ def load(path: str | Path) -> TabularModel:
             f"weights file {weights} is corrupted or truncated (checksum mismatch); re-run fit"
         )
     try:
+        if int(meta["format_version"]) < 3 and isinstance(meta["config"].get("model"), dict):
+            for name, value in _OPTIONS_BEFORE_V3.items():
+                meta["config"]["model"].setdefault(name, value)
         config = RunConfig.from_dict(meta["config"])
         schema = Schema.from_dict(meta["schema"])
         pre = Preprocessor.from_dict(meta["preprocessor"])
@@ -299,6 +308,7 @@ def load(path: str | Path) -> TabularModel:
             int(net_meta["n_num"]),
             [int(c) for c in net_meta["cardinalities"]],
             int(net_meta["output_dim"]),
+            int(net_meta.get("n_cont", 0)),
         )
         members = int(net_meta.get("members", 0))
         if members:

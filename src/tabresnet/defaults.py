@@ -42,6 +42,7 @@ __all__ = [
     "ModelConfig",
     "RunConfig",
     "TrainConfig",
+    "auto_batch_size",
     "flat_defaults",
     "flat_fields",
 ]
@@ -67,10 +68,17 @@ class DataConfig:
         above it they get a learned embedding.
     target_transform : {"standard", "none"}
         Standardise the target for training (predictions are mapped back).
-    val_size, test_size : float
-        Fractions of all rows held out for validation and test.
+    val_size : float
+        Fraction of the rows held out for early stopping (validation).
+    test_size : float
+        Fraction of the rows held out as a test split, scored once at the end;
+        0 (the default) keeps none, so the model learns from every other row.
     cv_folds : int
         k-fold cross-validation when > 1 (0 or 1: one split).
+    bag : int
+        Train a bag of K networks when > 1: K-fold, one network per fold, each
+        early-stopped on its own fold, averaged (Breiman 1996); every row trains
+        K - 1 of them and the run's score is out-of-fold.
     """
 
     categorical: list[str] = field(default_factory=list)
@@ -83,10 +91,12 @@ class DataConfig:
     n_quantiles: int = 1000
     onehot_max_cardinality: int = 16
     target_transform: str = "standard"
-    # 64/16/20 train/validation/test: the split the benchmarks use.
+    # 16% of the rows pick the epoch; no test rows unless asked for (a user's
+    # file is their training data: --test-size or --test-data make a test split).
     val_size: float = 0.16
-    test_size: float = 0.20
+    test_size: float = 0.0
     cv_folds: int = 0
+    bag: int = 0
 
 
 @dataclass
@@ -98,7 +108,8 @@ class TrainConfig:
     max_epochs : int
         Upper bound; early stopping usually ends training sooner.
     batch_size : int
-        Rows per optimisation step.
+        Rows per optimisation step; 0 picks it by the training rows' count
+        (:func:`auto_batch_size`).
     optimizer : {"adamw", "adam", "sgd"}
     lr : float
         Learning rate.
@@ -121,6 +132,9 @@ class TrainConfig:
         ``auto`` shows a Rich progress bar on a terminal and nothing otherwise.
     deterministic : bool
         Ask torch for deterministic algorithms.
+    ema_decay : float
+        Keep an exponential moving average of the weights with this per-step
+        decay; validation, early stopping and the saved model use it. 0: off.
     """
 
     max_epochs: int = 300
@@ -144,6 +158,21 @@ class TrainConfig:
     logger: str = "csv"
     progress: str = "auto"
     deterministic: bool = True
+    ema_decay: float = 0.0
+
+
+def auto_batch_size(n_train: int) -> int:
+    """The batch size for ``batch_size=0``: about ``n_train / 32``, a power of two in [32, 1024].
+
+    Small tables get small batches (enough steps per epoch for early stopping
+    to see progress), large ones large batches (fewer, better-filled steps).
+
+    >>> [auto_batch_size(n) for n in (300, 2_000, 20_000, 200_000)]
+    [32, 64, 512, 1024]
+    """
+    import math
+
+    return int(min(1024, max(32, 2 ** round(math.log2(max(n_train, 1) / 32)))))
 
 
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -185,14 +214,20 @@ class RunConfig:
                     f"{section}.{name} must be one of {', '.join(allowed)}, however: {value!r}"
                 )
         d, t = self.data, self.train
-        if not (0 < d.test_size < 1 and 0 < d.val_size < 1 and d.val_size + d.test_size < 1):
+        if not (0 <= d.test_size < 1 and 0 < d.val_size < 1 and d.val_size + d.test_size < 1):
             raise ValueError(
-                "val_size and test_size must be in (0, 1) and sum below 1, however: "
-                f"val_size={d.val_size}, test_size={d.test_size}"
+                "val_size must be in (0, 1), test_size in [0, 1), and they must sum below 1, "
+                f"however: val_size={d.val_size}, test_size={d.test_size}"
             )
-        for name in ("max_epochs", "batch_size", "patience"):
+        if int(d.bag) < 0:
+            raise ValueError(f"bag must be 0 (no bag) or a fold count >= 2, however: {d.bag}")
+        for name in ("max_epochs", "patience"):
             if int(getattr(t, name)) <= 0:
                 raise ValueError(f"{name} must be positive, however: {getattr(t, name)}")
+        if int(t.batch_size) < 0:
+            raise ValueError(f"batch_size must be positive (0: by table size), however: {t.batch_size}")
+        if not 0.0 <= t.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), however: ema_decay={t.ema_decay}")
         if t.lr <= 0:
             raise ValueError(f"lr must be positive, however: lr={t.lr}")
         if t.weight_decay < 0 or t.gradient_clip < 0:

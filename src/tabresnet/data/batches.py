@@ -48,11 +48,17 @@ class TensorBatches:
         disjoint shard of ``n // world_size`` rows of every epoch. All ranks
         must use the same ``seed`` and epoch. Up to ``world_size - 1`` rows
         are left out per epoch (different ones each epoch when shuffling).
+    members : int
+        With ``shuffle`` and ``members = k > 1``, every batch holds ``k`` rows
+        per position, one from each of ``k`` independent permutations: member
+        ``j`` of an ensemble trained on these batches sees its own order of
+        the training rows (TabM's training, Gorishniy et al. 2025).
 
     Shape
     -----
     - Input: tensors ``(n, *)``
-    - Output: tuples of ``(b, *)`` with ``b <= batch_size``
+    - Output: tuples of ``(b, *)`` with ``b <= batch_size``; ``(b, k, *)``
+      with ``members = k > 1``
 
     Examples
     --------
@@ -66,6 +72,9 @@ class TensorBatches:
     True
     >>> [t.tolist() for (t,) in TensorBatches(x, 4, shuffle=False, rank=1, world_size=2)]
     [[4, 5, 6, 7]]
+    >>> (first, *_), = [next(iter(TensorBatches(x, 4, members=3)))]
+    >>> first.shape                      # (batch, members)
+    torch.Size([4, 3])
     """
 
     def __init__(
@@ -77,6 +86,7 @@ class TensorBatches:
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        members: int = 1,
     ):
         if isinstance(tensors, torch.Tensor):
             tensors = (tensors,)
@@ -98,6 +108,9 @@ class TensorBatches:
         self.drop_last = bool(drop_last)
         self.rank = int(rank)
         self.world_size = int(world_size)
+        if int(members) < 1:
+            raise ValueError(f"members must be positive, however: {members=}")
+        self.members = int(members)
         self.epoch = 0
 
     @property
@@ -113,11 +126,12 @@ class TensorBatches:
         """Make the next iteration use epoch ``epoch``'s permutation (as DDP samplers do)."""
         self.epoch = int(epoch)
 
-    def _permutation(self, epoch: int) -> torch.Tensor:
+    def _permutation(self, epoch: int, member: int = 0) -> torch.Tensor:
         # Seeded from (seed, epoch) rather than one generator advanced epoch after
         # epoch: epochs still differ and runs still repeat, and epoch e can be made
         # directly, which set_epoch and DDP ranks (all on the same epoch) need.
-        state = np.random.SeedSequence([self.seed, epoch]).generate_state(1, dtype=np.uint64)
+        key = [self.seed, epoch] + ([member] if member else [])
+        state = np.random.SeedSequence(key).generate_state(1, dtype=np.uint64)
         generator = torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
         return torch.randperm(self.n, generator=generator)
 
@@ -136,19 +150,25 @@ class TensorBatches:
                 a, b = offset + start, offset + min(start + bs, m)
                 yield tuple(t[a:b] for t in self.tensors)
             return
-        perm = self._permutation(epoch)
+        if self.members > 1:  # (n, k): member j's own permutation in column j
+            perm = torch.stack([self._permutation(epoch, j) for j in range(self.members)], 1)
+        else:
+            perm = self._permutation(epoch)
         shard = perm[self.rank : m * self.world_size : self.world_size]
         on_device = {}
         for t in self.tensors:
             if t.device not in on_device:
                 on_device[t.device] = shard.to(t.device)
         for start in range(0, stop, bs):
-            yield tuple(
-                t.index_select(0, on_device[t.device][start : start + bs]) for t in self.tensors
-            )
+            yield tuple(_take(t, on_device[t.device][start : start + bs]) for t in self.tensors)
 
     def __repr__(self) -> str:
         return (
             f"TensorBatches(n={self.n}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
             f"batches={len(self)}, rank={self.rank}/{self.world_size})"
         )
+
+
+def _take(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows ``index`` (any shape) of ``t``: ``index.shape + t.shape[1:]``, one gather."""
+    return t.index_select(0, index.reshape(-1)).reshape(*index.shape, *t.shape[1:])

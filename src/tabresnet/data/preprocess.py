@@ -218,6 +218,11 @@ class Preprocessor:
         self.feature_names = names + list(self.embedded_)
         self._fitted = True
 
+    @property
+    def n_cont(self) -> int:
+        """The leading columns of ``x_num`` that are scaled numeric features."""
+        return len(self.schema.numeric)
+
     def _check_fitted(self) -> None:
         if not self._fitted:
             raise RuntimeError("this Preprocessor is not fitted; call fit(train_df) first")

@@ -7,8 +7,8 @@
 >>> df["y"] = df.a - df.b
 >>> run = fit(df, "y", out=tempfile.mkdtemp() + "/run", max_epochs=2,
 ...           num_blocks=[1], c_hidden=[8], progress="none", report=False)
->>> sorted(run.metrics)
-['test', 'training', 'val']
+>>> sorted(run.metrics)                  # no test rows unless asked for
+['training', 'val']
 >>> (run.dir / "model.safetensors").is_file()
 True
 """
@@ -32,6 +32,7 @@ from ..data import kfold_indices, read_table
 from ..defaults import RunConfig
 from ..errors import ConfigError
 from ..metrics import regression_metrics
+from .bag import make_folds, train_bag
 from .loop import TrainResult, train_network
 from .prepare import Prepared, Split, as_targets, prepare
 
@@ -47,7 +48,9 @@ class Run:
     model : TabularModel
         Predicts from raw columns.
     metrics : dict
-        ``{"val": {...}, "test": {...}, ["cv": {...}]}``, target units.
+        Target units, keyed by the rows scored: ``"val"`` (the early-stopping
+        rows), ``"oof"`` (a bag's out-of-fold rows, instead of ``"val"``),
+        ``"test"`` (only with a test split), ``"cv"``, and ``"training"``.
     history : DataFrame
         Per-epoch ``train_loss, val_loss, val_rmse``.
     dir : Path or None
@@ -87,10 +90,12 @@ def _predict_split(model: TabularModel, split: Split) -> np.ndarray:
     return model.predict_tensors(split.x_num, split.x_cat)
 
 
-def evaluate_splits(model: TabularModel, prepared: Prepared) -> dict:
+def evaluate_splits(
+    model: TabularModel, prepared: Prepared, names: Sequence[str] = ("val", "test")
+) -> dict:
     """Metrics of ``model`` on the validation and (if any) test split."""
     out = {}
-    for name in ("val", "test"):
+    for name in names:
         split = getattr(prepared, name)
         if split is not None and len(split):
             out[name] = regression_metrics(
@@ -128,6 +133,23 @@ def cross_validate(
         "rmse_std": float(np.std(scores)),
         "rmse": [float(s) for s in scores],
     }
+
+
+def _bag_prepared(folds: list[Prepared]) -> Prepared:
+    """The first fold, its summary counting every row of the bag once."""
+    from dataclasses import replace
+
+    from .prepare import data_summary
+
+    first = folds[0]
+    splits = [first.train, first.val] + ([first.test] if first.test is not None else [])
+    rows = {
+        f"train ({len(folds)}-fold bag)": len(first.train) + len(first.val),
+        "test": len(first.test) if first.test is not None else 0,
+    }
+    summary = data_summary(pd.concat([s.frame for s in splits]), first.schema, rows)
+    summary["bag"] = {"members": len(folds), "folds": len(folds)}
+    return replace(first, summary=summary)
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
@@ -184,8 +206,10 @@ def fit(
     Parameters
     ----------
     data : path, DataFrame or ndarray
-        The training table (CSV, Parquet, ...). Validation and test rows are
-        split off it unless ``val_data`` / ``test_data`` are given.
+        The training table (CSV, Parquet, ...). Validation rows (``val_size``)
+        are split off it unless ``val_data`` is given; test rows only with
+        ``test_size > 0`` or ``test_data``. With ``bag=K`` every row outside a
+        test split trains K - 1 of K networks.
     target : str or list of str
         Target column(s); several make a multi-target model.
     config : RunConfig, YAML path or dict, optional
@@ -215,7 +239,12 @@ def fit(
         _check_out(out_path, overwrite)
     start = time.perf_counter()
     frame = read_table(data)  # once, for the split and the folds alike
-    prepared = prepare(frame, target, cfg, val_data=val_data, test_data=test_data)
+    bagged = cfg.data.bag > 1
+    if bagged:
+        folds = make_folds(frame, target, cfg, val_data, test_data, cv=cfg.data.bag, shared=True)
+        prepared = folds[0]
+    else:
+        prepared = prepare(frame, target, cfg, val_data=val_data, test_data=test_data)
     cv = cross_validate(frame, target, cfg) if cfg.data.cv_folds > 1 else None
 
     staging: Path | None = None
@@ -223,17 +252,24 @@ def fit(
         out_path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
     try:
-        result = train_network(prepared, cfg, callbacks=callbacks, out_dir=staging)
-        model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
-        metrics = evaluate_splits(model, prepared)
+        if bagged:
+            result = train_bag(folds, cfg, callbacks=callbacks)
+            prepared = _bag_prepared(folds)
+            model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
+            metrics = {**result.metrics, **evaluate_splits(model, prepared, ("test",))}
+            metrics["training"] = result.training_summary()
+        else:
+            result = train_network(prepared, cfg, callbacks=callbacks, out_dir=staging)
+            model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
+            metrics = evaluate_splits(model, prepared)
+            metrics["training"] = {
+                "best_epoch": result.best_epoch,
+                "epochs": int(len(result.history)),
+                "seconds": round(result.seconds, 3),
+                "diverged": result.diverged,
+            }
         if cv is not None:
             metrics["cv"] = cv
-        metrics["training"] = {
-            "best_epoch": result.best_epoch,
-            "epochs": int(len(result.history)),
-            "seconds": round(result.seconds, 3),
-            "diverged": result.diverged,
-        }
         model.metrics = metrics
         run = Run(
             model=model,

@@ -28,14 +28,14 @@ from pathlib import Path
 import lightning as L
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from ..data import TensorBatches
-from ..defaults import RunConfig
+from ..defaults import RunConfig, auto_batch_size
 from .module import RegressionModule
 from .prepare import Prepared, Split
 
-__all__ = ["BestWeights", "TensorDataModule", "TrainResult", "train_network"]
+__all__ = ["BestWeights", "TensorDataModule", "TrainResult", "build_network", "train_network"]
 
 # Validation and prediction batches: large, since they need no gradients.
 EVAL_BATCH = 8192
@@ -45,14 +45,17 @@ class TensorDataModule(L.LightningDataModule):
     """Serve the in-memory splits as :class:`~tabresnet.data.TensorBatches`.
 
     Training batches come from a fresh permutation each epoch; under DDP each
-    rank takes its own shard of that permutation.
+    rank takes its own shard of that permutation. With ``members = k > 1``
+    (an ensemble inside one network) each member has its own permutation and
+    batches are ``(B, k, ...)``.
     """
 
-    def __init__(self, prepared: Prepared, batch_size: int, seed: int = 0):
+    def __init__(self, prepared: Prepared, batch_size: int, seed: int = 0, members: int = 1):
         super().__init__()
         self.prepared = prepared
         self.batch_size = int(batch_size)
         self.seed = int(seed)
+        self.members = int(members)
 
     @staticmethod
     def _tensors(split: Split) -> tuple[torch.Tensor, ...]:
@@ -73,6 +76,7 @@ class TensorDataModule(L.LightningDataModule):
             drop_last=drop_last,
             rank=rank,
             world_size=world,
+            members=self.members,
         )
 
     def val_dataloader(self):
@@ -98,7 +102,8 @@ class BestWeights(Callback):
         if value < self.best:
             self.best = value
             self.best_epoch = trainer.current_epoch
-            self.state = copy.deepcopy(pl_module.network.state_dict())
+            # The weights validation scored: the moving average where one is kept.
+            self.state = copy.deepcopy(pl_module.eval_network.state_dict())
 
     def on_fit_end(self, trainer, pl_module) -> None:
         if self.state is not None:
@@ -197,7 +202,9 @@ def train_network(
     callbacks : sequence of Callback
         Extra Lightning callbacks (the tuner adds its pruning callback).
     out_dir : path, optional
-        Where logs and checkpoints go; ``None`` writes nothing.
+        Where logs go; ``None`` writes nothing. (No checkpoint is written: the
+        best weights are kept in memory and saved as safetensors by the caller,
+        so a run directory holds no pickle.)
 
     Returns
     -------
@@ -220,11 +227,7 @@ def _train(
 ) -> TrainResult:
     t = config.train
     L.seed_everything(config.seed, workers=False, verbose=False)
-    network = config.model.build_tabular(
-        prepared.preprocessor.n_num,
-        list(prepared.preprocessor.cardinalities),
-        len(prepared.targets),
-    )
+    network = build_network(config, prepared)
     module = RegressionModule(
         network,
         target_scale=[float(s) for s in prepared.target_scale],
@@ -236,6 +239,7 @@ def _train(
         scheduler=t.scheduler,
         max_epochs=t.max_epochs,
         gradient_clip=t.gradient_clip,
+        ema_decay=t.ema_decay,
     )
     best = BestWeights()
     history = History()
@@ -248,17 +252,6 @@ def _train(
     logger: object = False
     if out_dir is not None:
         out_dir = Path(out_dir)
-        cbs.append(
-            ModelCheckpoint(
-                dirpath=out_dir / "checkpoints",
-                filename="best",
-                monitor="val_rmse",
-                mode="min",
-                save_top_k=1,
-                save_weights_only=True,
-                enable_version_counter=False,
-            )
-        )
         if t.logger == "csv":
             logger = L.pytorch.loggers.CSVLogger(out_dir, name="logs", version="")
         elif t.logger == "tensorboard":
@@ -268,7 +261,10 @@ def _train(
         from lightning.pytorch.callbacks import RichProgressBar
 
         cbs.append(RichProgressBar(leave=False))
-    datamodule = TensorDataModule(prepared, t.batch_size, seed=config.seed)
+    batch_size = t.batch_size or auto_batch_size(len(prepared.train))
+    datamodule = TensorDataModule(
+        prepared, batch_size, seed=config.seed, members=config.model.ensemble_size
+    )
     with _quiet_lightning():
         trainer = L.Trainer(
             max_epochs=t.max_epochs,
@@ -281,7 +277,7 @@ def _train(
             callbacks=cbs,
             enable_progress_bar=progress,
             enable_model_summary=False,
-            enable_checkpointing=out_dir is not None,
+            enable_checkpointing=False,
             num_sanity_val_steps=0,
             log_every_n_steps=1,
             default_root_dir=str(out_dir) if out_dir is not None else None,
@@ -301,6 +297,18 @@ def _train(
         diverged=diverged,
         is_global_zero=trainer.is_global_zero,
     )
+
+
+def build_network(config: RunConfig, prepared: Prepared) -> torch.nn.Module:
+    """The configured network for ``prepared``'s columns, PLE bins cut on its training rows."""
+    pre = prepared.preprocessor
+    network = config.model.build_tabular(
+        pre.n_num, list(pre.cardinalities), len(prepared.targets), n_cont=pre.n_cont
+    )
+    fit_bins = getattr(network.numeric, "fit_bins", None)
+    if fit_bins is not None:
+        fit_bins(prepared.train.x_num)
+    return network
 
 
 class _quiet_lightning:

@@ -1,8 +1,15 @@
 """A thin LightningModule around a plain network: loss, optimiser, logging.
 
 Each step is "unpack, forward, loss, log". The network stays a plain
-``nn.Module`` (``forward(x_num, x_cat)``); hyperparameters are primitives, so
-Lightning checkpoints load with ``weights_only=True``.
+``nn.Module`` (``forward(x_num, x_cat)``); hyperparameters are primitives.
+
+An ensemble inside one network (:class:`~tabresnet.models.TabularEnsemble`)
+trains on batches that carry the member dimension, ``(B, k, ...)``: the loss is
+the mean of the members' losses, and validation scores the members' mean.
+With ``ema_decay > 0`` an exponential moving average of the weights is kept
+beside the live ones (torch's ``AveragedModel``); it is what validation scores
+and what early stopping keeps (Polyak & Juditsky 1992; the EMA of Izmailov et
+al. 2018 and Morales-Brotons et al., TMLR 2024).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 __all__ = ["RegressionModule", "make_loss"]
 
@@ -40,7 +48,7 @@ class RegressionModule(L.LightningModule):
         Per-target factor from the transformed target to target units; the
         validation RMSE (``val_rmse``, the early-stopping monitor) is reported
         in target units (root of the mean over targets of each one's MSE).
-    loss, huber_delta, optimizer, lr, weight_decay, scheduler, max_epochs
+    loss, huber_delta, optimizer, lr, weight_decay, scheduler, max_epochs, ema_decay
         See :class:`tabresnet.defaults.TrainConfig`.
     """
 
@@ -56,10 +64,17 @@ class RegressionModule(L.LightningModule):
         scheduler: str = "none",
         max_epochs: int = 100,
         gradient_clip: float = 0.0,
+        ema_decay: float = 0.0,
     ):
         super().__init__()
         self.network = network
+        self.ema = (
+            AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            if ema_decay > 0
+            else None
+        )
         self.save_hyperparameters(ignore=["network"])
+        self.members = getattr(network, "members", None)  # an ensemble's per-member outputs
         # Manual optimisation: one zero_grad/backward/step per batch without
         # Lightning's closure machinery, which cost about 10% of an epoch of a
         # small network at batch 256 (bench/data_path.py).
@@ -70,8 +85,13 @@ class RegressionModule(L.LightningModule):
         )
         self._sums: dict[str, torch.Tensor] = {}
 
+    @property
+    def eval_network(self) -> nn.Module:
+        """The weights validation scores: the moving average if kept, else the live ones."""
+        return self.ema.module if self.ema is not None else self.network
+
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        return self.network(x_num, x_cat)
+        return self.eval_network(x_num, x_cat)
 
     # Per-epoch sums instead of self.log on every step: logging each step costs
     # about as much as a small network's step (bench/data_path.py).
@@ -84,7 +104,9 @@ class RegressionModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         x_num, x_cat, y = batch
         opt = self.optimizers()
-        loss = self.loss_fn(self(x_num, x_cat), y)
+        # (B, k, out) against (B, k, out) for an ensemble: the mean of its members' losses.
+        pred = self.members(x_num, x_cat) if self.members is not None else self.network(x_num, x_cat)
+        loss = self.loss_fn(pred, y)
         opt.zero_grad()
         self.manual_backward(loss)
         if self.hparams.gradient_clip > 0:
@@ -92,6 +114,8 @@ class RegressionModule(L.LightningModule):
                 opt, gradient_clip_val=self.hparams.gradient_clip, gradient_clip_algorithm="norm"
             )
         opt.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.network)
         n = y.new_tensor(float(y.shape[0]))
         self._accumulate("train_loss", loss.detach() * n)
         self._accumulate("train_n", n)
