@@ -90,20 +90,49 @@ def test_evaluate(run_dir, regression_frame):
         tabresnet.load(run_dir).evaluate(regression_frame.drop(columns=["y"]))
 
 
-def test_a_bag_saves_as_format_2_and_a_single_network_stays_format_1(run_dir, tmp_path,
-                                                                     regression_frame):
+def _as_older_format(path, version):
+    """Rewrite a saved model.json as a release before format 3 wrote it."""
+    meta = json.loads((path / "model.json").read_text())
+    meta["format_version"] = version
+    for key in ("num_embedding", "num_embedding_dim", "n_bins", "n_frequencies",
+                "frequency_scale", "ensemble_size", "ensemble"):
+        meta["config"]["model"].pop(key)
+    for key in ("ema_decay",):
+        meta["config"]["train"].pop(key)
+    meta["config"]["data"].pop("bag")
+    meta["network"].pop("n_cont")
+    (path / "model.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_files_of_formats_1_and_2_still_load(version, tmp_path, regression_frame):
+    import shutil
+
+    # What those releases could write: one plain network, no numeric embeddings.
+    tiny = {**TINY, "ensemble_size": 1, "num_embedding": "none"}
+    run = tabresnet.fit(regression_frame, "y", out=tmp_path / "run", **tiny).dir
+    assert json.loads((run / "model.json").read_text())["format_version"] == 3
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    _as_older_format(old, version)
+    loaded = tabresnet.load(old)
+    assert loaded.config.model.ensemble_size == 1 and loaded.config.model.num_embedding == "none"
+    np.testing.assert_allclose(loaded.predict(regression_frame),
+                               tabresnet.load(run).predict(regression_frame), rtol=1e-6)
+
+
+def test_a_bag_saves_its_members(run_dir, tmp_path, regression_frame):
     from tabresnet.artifact import TabularModel
     from tabresnet.models import MeanEnsemble
 
     single = tabresnet.load(run_dir)
-    assert json.loads((run_dir / "model.json").read_text())["format_version"] == 1
     members = [single.network, single.config.model.build_tabular(
         single.preprocessor.n_num, list(single.preprocessor.cardinalities), 1)]
     bag = TabularModel(MeanEnsemble(members), single.config, single.schema,
                        single.preprocessor)
     bag.save(tmp_path / "bag")
     meta = json.loads((tmp_path / "bag" / "model.json").read_text())
-    assert meta["format_version"] == 2 and meta["network"]["members"] == 2
+    assert meta["format_version"] == 3 and meta["network"]["members"] == 2
     loaded = tabresnet.load(tmp_path / "bag")
     assert loaded.n_members == 2 and "members=2" in repr(loaded)
     np.testing.assert_allclose(loaded.predict(regression_frame), bag.predict(regression_frame),

@@ -12,9 +12,11 @@ from tabresnet.defaults import DataConfig
 from tabresnet.errors import ConfigError, DataError
 
 
-def test_default_sizes_64_16_20():
+def test_default_sizes_84_16_and_no_test_rows():
     cfg = DataConfig()
     train, val, test = split_indices(1000, cfg.val_size, cfg.test_size, seed=0)
+    assert (len(train), len(val), len(test)) == (840, 160, 0)
+    train, val, test = split_indices(1000, cfg.val_size, 0.2, seed=0)
     assert (len(train), len(val), len(test)) == (640, 160, 200)
 
 
