@@ -17,8 +17,16 @@ from tabresnet.training import prepare, train_network
 TINY = dict(num_blocks=[1], c_hidden=[16], max_epochs=4, progress="none", report=False)
 
 
-def test_fit_writes_run_directory_and_predicts(regression_frame, tmp_path):
+def test_fit_keeps_no_test_rows_unless_asked(regression_frame, tmp_path):
     run = tabresnet.fit(regression_frame, "y", out=tmp_path / "run", **TINY)
+    assert "test" not in run.metrics and "val" in run.metrics
+    assert not (tmp_path / "run" / "predictions_test.csv").exists()
+    rows = json.loads((tmp_path / "run" / "data_summary.json").read_text())["rows"]
+    assert rows["test"] == 0 and rows["train"] + rows["val"] == len(regression_frame)
+
+
+def test_fit_writes_run_directory_and_predicts(regression_frame, tmp_path):
+    run = tabresnet.fit(regression_frame, "y", out=tmp_path / "run", test_size=0.2, **TINY)
     files = {p.name for p in (tmp_path / "run").iterdir()}
     assert {
         "config.yaml",
@@ -75,7 +83,7 @@ def test_multi_target(regression_frame):
     run = tabresnet.fit(df, ["y", "y2"], **TINY)
     pred = run.model.predict(df)
     assert pred.shape == (len(df), 2)
-    assert set(run.metrics["test"]["per_target"]) == {"y", "y2"}
+    assert set(run.metrics["val"]["per_target"]) == {"y", "y2"}
     frame = run.model.predict_frame(df)
     assert list(frame.columns) == ["y_pred", "y2_pred"]
 
@@ -166,13 +174,77 @@ def test_model_is_plain_torch_module(regression_frame):
 def test_loggers_write_their_files(regression_frame, tmp_path, logger, pattern):
     tabresnet.fit(regression_frame, "y", out=tmp_path / "run", logger=logger, **TINY)
     assert list((tmp_path / "run" / "logs").rglob(pattern))
-    assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
 
 
-def test_checkpoint_loads_with_weights_only(regression_frame, tmp_path):
+def test_a_run_directory_holds_no_pickle(regression_frame, tmp_path):
+    import pickletools
+
     tabresnet.fit(regression_frame, "y", out=tmp_path / "run", **TINY)
-    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=True)
-    assert any(k.startswith("network.") for k in ckpt["state_dict"])
+    for path in (tmp_path / "run").rglob("*"):
+        assert path.suffix not in {".ckpt", ".pt", ".pth", ".pkl"}, path
+        if path.is_file():
+            raw = path.read_bytes()
+            # A pickle starts with PROTO (0x80); zip-wrapped torch files with "PK".
+            assert not raw.startswith((b"\x80", b"PK")), path
+            if raw.startswith(b"\x80"):  # pragma: no cover - reported above
+                pickletools.dis(raw)
+
+
+def test_a_bag_trains_one_network_per_fold_and_scores_out_of_fold(regression_frame, tmp_path):
+    run = tabresnet.fit(regression_frame, "y", out=tmp_path / "run", bag=3, test_size=0.2,
+                        **TINY)
+    assert run.model.n_members == 3
+    assert {"oof", "test", "training"} <= set(run.metrics) and "val" not in run.metrics
+    # Out-of-fold: every non-test row is scored once, by the member that did not train on it.
+    assert run.metrics["oof"]["n"] == len(regression_frame) - run.metrics["test"]["n"]
+    assert len(run.metrics["training"]["best_epoch"]) == 3
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert sorted(history["member"].unique()) == [0, 1, 2]
+    loaded = tabresnet.load(tmp_path / "run")
+    np.testing.assert_allclose(loaded.predict(regression_frame), run.predict(regression_frame),
+                               rtol=1e-5)
+
+
+def test_the_weight_average_is_what_is_scored_and_saved(regression_frame):
+    from tabresnet.training import prepare as prep
+
+    cfg = RunConfig().replace(num_blocks=[1], c_hidden=[16], max_epochs=6, patience=100,
+                              progress="none", ema_decay=0.9)
+    data = prep(regression_frame, "y", cfg)
+    seen = {}
+
+    class Spy(__import__("lightning").Callback):
+        def on_train_end(self, trainer, pl_module):  # before the best weights are restored
+            seen["ema"] = pl_module.ema is not None
+            seen["live"] = {k: v.clone() for k, v in pl_module.network.state_dict().items()}
+            seen["avg"] = {k: v.clone() for k, v in pl_module.eval_network.state_dict().items()}
+
+    result = train_network(data, cfg, callbacks=[Spy()])
+    assert seen["ema"]
+    assert any(not torch.equal(seen["live"][k], seen["avg"][k]) for k in seen["live"])
+    # The returned network is the best epoch's average: its validation RMSE is the best one.
+    model = tabresnet.artifact.TabularModel(result.network, cfg, data.schema, data.preprocessor)
+    val = model.predict_tensors(data.val.x_num, data.val.x_cat)
+    rmse = float(np.sqrt(np.mean((val - data.val.y_raw) ** 2)))
+    assert rmse == pytest.approx(result.best_val_rmse, rel=1e-4)
+
+
+def test_an_ensemble_trains_each_member_on_its_own_rows(regression_frame):
+    shapes = []
+
+    class BatchSpy(__import__("lightning").Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            shapes.append(tuple(batch[0].shape))
+            x = batch[0]
+            shapes.append(bool(torch.equal(x[:, 0], x[:, 1])))
+
+    cfg = RunConfig().replace(num_blocks=[1], c_hidden=[8], max_epochs=1, progress="none",
+                              ensemble_size=4, num_embedding="ple", batch_size=32)
+    data = prepare(regression_frame, "y", cfg)
+    result = train_network(data, cfg, callbacks=[BatchSpy()])
+    assert shapes[0] == (32, 4, data.preprocessor.n_num) and shapes[1] is False
+    pred = result.network(data.val.x_num, data.val.x_cat)
+    assert pred.shape == (len(data.val), 1)
 
 
 @pytest.mark.parametrize("scheduler", ["cosine", "plateau"])
