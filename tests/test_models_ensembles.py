@@ -174,7 +174,7 @@ def test_one_member_without_embeddings_is_the_plain_network():
 def test_pack_refuses_bad_arguments():
     with pytest.raises(ValueError, match="at least 2 members"):
         pack([ResNet(3, 1)], "packed")
-    with pytest.raises(ValueError, match="valid names are: batch, packed"):
+    with pytest.raises(ValueError, match="valid names are: batch, mini, packed"):
         pack([ResNet(3, 1), ResNet(3, 1)], "shared")
     with pytest.raises(ValueError, match="ensemble_size must be a positive int"):
         ModelConfig(ensemble_size=0)

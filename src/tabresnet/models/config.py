@@ -74,9 +74,10 @@ class ModelConfig:
     ensemble_size : int
         Members trained together in one network (TabM, Gorishniy et al., ICLR
         2025); 1 is the plain network.
-    ensemble : {"batch", "packed"}
-        Members share the blocks' weights through rank-1 adapters (BatchEnsemble)
-        or are fully independent (packed weights, batched products).
+    ensemble : {"batch", "mini", "packed"}
+        Members share the blocks' weights through rank-1 adapters in every
+        Linear (BatchEnsemble) or on the first only (TabM-mini), or are fully
+        independent (packed weights, batched products).
     """
 
     arch: str = "resnet"

@@ -11,6 +11,10 @@ flavours (:func:`pack`):
   weight and its own bias (BatchEnsemble, Wen, Tran & Ba, ICLR 2020), its own
   BatchNorm statistics, and its own output head. As in TabM, only the first
   layer's input adapter starts from random signs; the others start at one.
+* ``"mini"`` -- TabM-mini: the members share every layer, the first Linear's
+  input adapter ``r`` (random signs) and the output heads aside; BatchNorm
+  statistics stay per member. The cheapest kind: the blocks run as plain
+  shared layers on ``(N, k, d)``.
 * ``"packed"`` -- fully independent members: every Linear becomes k stacked
   weight matrices applied with one batched matrix product, every norm has
   per-member statistics and affine parameters.
@@ -50,7 +54,7 @@ __all__ = [
     "pack",
 ]
 
-ENSEMBLE_KINDS = ("batch", "packed")
+ENSEMBLE_KINDS = ("batch", "mini", "packed")
 
 
 class PackedLinear(nn.Module):
@@ -251,8 +255,9 @@ def pack(copies: Sequence[nn.Module], kind: str = "batch", head: nn.Module | Non
     copies : sequence of nn.Module
         k >= 2 networks built identically (each with its own random init);
         ``copies[0]`` is the template whose module tree is kept.
-    kind : {"batch", "packed"}
-        Shared weights with BatchEnsemble adapters, or independent members.
+    kind : {"batch", "mini", "packed"}
+        Shared weights with BatchEnsemble adapters in every Linear, or only
+        on the first (TabM-mini), or independent members.
     head : nn.Module, optional
         The template's output layer; with ``"batch"`` it becomes a per-member
         head (:class:`PackedLinear`). Default: ``copies[0].output_head()``.
@@ -264,7 +269,9 @@ def pack(copies: Sequence[nn.Module], kind: str = "batch", head: nn.Module | Non
         ``(N, k, d_out)``.
     """
     if kind not in ENSEMBLE_KINDS:
-        raise ValueError(f"unknown ensemble kind {kind!r}; valid names are: batch, packed")
+        raise ValueError(
+            f"unknown ensemble kind {kind!r}; valid names are: {', '.join(ENSEMBLE_KINDS)}"
+        )
     if len(copies) < 2:
         raise ValueError(f"pack needs at least 2 members, however: {len(copies)}")
     template = copies[0]
@@ -281,6 +288,8 @@ def _pack_children(parent: nn.Module, twins: list[nn.Module], kind: str, head, s
         if isinstance(child, nn.Linear):
             if kind == "packed" or child is head:
                 new: nn.Module = PackedLinear.from_linears(same)
+            elif kind == "mini" and not state["first"]:
+                continue  # a plain Linear shared by every member
             else:
                 new = BatchEnsembleLinear(
                     child, len(same), random_signs=state["first"], biases=[m.bias for m in same]
