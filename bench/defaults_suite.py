@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import datetime as dt
+import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -109,6 +110,33 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     },
     "tabresnet_new": {},
 }
+# Options of the package at commit 4a1a385 that tabresnet_old leaves alone: column
+# roles, split sizes (the harness gives the splits), the Trainer's plumbing and the
+# options the harness sets itself. An option added since is not here: unless
+# tabresnet_old spells out its old (off) value, its new default would leak into
+# the "old" model; unpinned_old_options() names such options and the run warns.
+OLD_UNSET = frozenset({
+    "categorical", "numeric", "ignore", "int_as_categorical", "val_size", "test_size",
+    "cv_folds", "huber_delta", "accelerator", "devices", "strategy", "precision",
+    "num_threads", "logger", "progress", "deterministic", "seed",
+})
+# Set by the harness on every candidate, so not part of what defines one.
+HARNESS_OPTIONS = frozenset({"seed", "num_threads", "progress", "logger"})
+
+
+def package_defaults() -> dict[str, Any]:
+    """The installed tabresnet's flat defaults (``{}`` if they cannot be read)."""
+    try:
+        from tabresnet.defaults import flat_defaults
+    except ImportError:
+        return {}
+    return flat_defaults()
+
+
+def unpinned_old_options(defaults: dict[str, Any] | None = None) -> list[str]:
+    """Options of the installed package that ``tabresnet_old`` neither sets nor means to leave."""
+    defaults = package_defaults() if defaults is None else defaults
+    return sorted(set(defaults) - set(CANDIDATES[OLD]) - OLD_UNSET)
 
 
 # -- the fits ------------------------------------------------------------------------------------
@@ -194,7 +222,8 @@ def tabresnet_candidate(data: SplitData, settings: Settings, overrides: dict) ->
 
     Without ``bag``: trained on the training rows, early stopping on the
     validation rows (``val_data``); validation RMSE from its predictions there.
-    With ``bag`` (K > 1 or "auto"): ``data`` is the training and validation rows
+    With ``bag`` (K > 1 or "auto", in the overrides or as the package's default):
+    ``data`` is the training and validation rows
     together and the validation RMSE is the bag's out-of-fold score
     (``run.metrics["oof"]``). Either way ``test_data`` is passed only so that the
     run reports it; the test RMSE is computed here from ``run.model.predict``.
@@ -208,7 +237,8 @@ def tabresnet_candidate(data: SplitData, settings: Settings, overrides: dict) ->
     if settings.quick:
         kwargs["max_epochs"], kwargs["patience"] = 5, 3
     kwargs["num_threads"] = settings.threads  # one thread per fit, whatever the candidate says
-    bag = _is_bag(overrides)
+    # A bag by the candidate's overrides or, where it sets none, by the package's default.
+    bag = _is_bag(overrides if "bag" in overrides else package_defaults())
     start = time.perf_counter()
     train, val, test = data.frame("train"), data.frame("val"), data.frame("test")
     if bag:
@@ -235,6 +265,10 @@ def tabresnet_candidate(data: SplitData, settings: Settings, overrides: dict) ->
         if "val" in metrics:
             info["val_rmse_reported"] = float(metrics["val"]["rmse"])
     info["val_source"] = source
+    config = getattr(run, "config", None)
+    if hasattr(config, "to_flat"):
+        info["config"] = {k: v for k, v in config.to_flat().items()
+                          if k not in HARNESS_OPTIONS}
     return Score(test_rmse=rmse(data.y_test, test_pred), val_rmse=val_rmse,
                  seconds=seconds, info=info)
 
@@ -314,8 +348,12 @@ def run_task(task: dict) -> dict:
         rec.update(status="error", error=_one_line(exc),
                    traceback=traceback.format_exc(limit=-4)[-2000:])
     else:
+        info = dict(score.info)
+        config = info.pop("config", None)
         rec.update(status="ok", test_rmse=float(score.test_rmse), val_rmse=float(score.val_rmse),
-                   seconds=float(score.seconds), info=_plain(score.info))
+                   seconds=float(score.seconds), info=_plain(info))
+        if config is not None:
+            rec["config"] = config  # what the candidate really ran with
     rec.update(date=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                commit=task.get("commit", ""), command=task.get("command", ""),
                quick=bool(settings.quick), max_rows=task.get("max_rows"),
@@ -341,10 +379,21 @@ def _plain(info: dict) -> dict:
 
 
 # -- the runner ------------------------------------------------------------------------------------
-def _spec(kind: str, overrides: dict | None, quick: bool, max_rows: int | None) -> str:
-    """What makes two records of one (dataset, seed, model) the same experiment."""
-    return json.dumps({"overrides": overrides if kind == "candidate" else None,
-                       "quick": quick, "max_rows": max_rows}, sort_keys=True)
+def _spec(kind: str, overrides: dict | None, quick: bool, max_rows: int | None,
+          defaults: dict[str, Any] | None = None) -> str:
+    """What makes two records of one (dataset, seed, model) the same experiment.
+
+    For a candidate: its overrides and a digest of the package defaults it does
+    not override, so that a change of the package's defaults (``tabresnet_new``
+    is ``{}``) reruns it instead of reusing an older model's results.
+    """
+    spec: dict[str, Any] = {"overrides": None, "quick": quick, "max_rows": max_rows}
+    if kind == "candidate":
+        inherited = {k: v for k, v in (defaults or {}).items()
+                     if k not in overrides and k not in HARNESS_OPTIONS}
+        digest = hashlib.sha1(json.dumps(inherited, sort_keys=True, default=str).encode())
+        spec.update(overrides=overrides, defaults=digest.hexdigest()[:12])
+    return json.dumps(spec, sort_keys=True)
 
 
 def read_records(path: Path) -> list[dict]:
@@ -384,6 +433,7 @@ def make_tasks(args: argparse.Namespace, candidates: dict[str, dict]) -> list[di
     if args.quick:
         settings.max_epochs, settings.patience = 5, 3
     commit, command = git_commit(), args.command
+    defaults = package_defaults() if any(m in candidates for m in args.models) else {}
     tasks = []
     for name in args.datasets:
         for seed in args.seeds:
@@ -393,7 +443,7 @@ def make_tasks(args: argparse.Namespace, candidates: dict[str, dict]) -> list[di
                 tasks.append({
                     "dataset": name, "seed": seed, "model": model, "kind": kind,
                     "overrides": overrides, "max_rows": args.max_rows,
-                    "spec": _spec(kind, overrides, args.quick, args.max_rows),
+                    "spec": _spec(kind, overrides, args.quick, args.max_rows, defaults),
                     "settings": dict(vars(settings)), "commit": commit, "command": command,
                 })
     return tasks
@@ -413,6 +463,12 @@ def run(args: argparse.Namespace, candidates: dict[str, dict], log=print) -> int
     done = {(r["dataset"], r["seed"], r["model"], r.get("spec"))
             for r in read_records(args.out) if r.get("status") == "ok"}
     tasks = make_tasks(args, candidates)
+    if OLD in args.models:
+        loose = unpinned_old_options()
+        if loose:
+            log(f"warning: {OLD} does not set {', '.join(loose)} (added after its commit): "
+                "the package's current defaults apply to it; add their old values to "
+                f"CANDIDATES[{OLD!r}] in bench/defaults_suite.py")
     todo = [t for t in tasks
             if (t["dataset"], t["seed"], t["model"], t["spec"]) not in done]
     log(f"{len(tasks)} fits in this command, {len(tasks) - len(todo)} already in {args.out}, "
@@ -675,7 +731,8 @@ def markdown(s: dict, df: pd.DataFrame, machine: dict) -> str:
         if not np.isfinite(v):
             return "-"
         partial = f" ({nseed.loc[m, d]})" if nseed.loc[m, d] < max_seeds else ""
-        return f"{_f(v, 4)} ± {_f(std.loc[m, d], 4, like=v)}{partial}"
+        spread = f" ± {_f(std.loc[m, d], 4, like=v)}" if nseed.loc[m, d] > 1 else ""
+        return f"{_f(v, 4)}{spread}{partial}"
 
     lines += ["**Test RMSE** (mean ± std over seeds; a number in brackets: seeds with a "
               "result, where fewer than the rest):", ""]
@@ -928,8 +985,9 @@ def summary(args: argparse.Namespace) -> tuple[dict, str, list[Path]]:
     md = args.out.with_suffix(".md")
     md.parent.mkdir(parents=True, exist_ok=True)
     md.write_text(text, encoding="utf-8")
-    stem = args.out.stem
-    pngs = plot(s, md.parent if args.no_docs else IMG, stem=stem)
+    # docs/img keeps fixed names, so the page never points at a stale plot.
+    pngs = plot(s, md.parent if args.no_docs else IMG,
+                stem=args.out.stem if args.no_docs else "defaults_suite")
     if not args.no_docs:
         rel = [f"![{cap}](img/{p.name})" for cap, p in zip(
             ("test RMSE relative to LightGBM-ES per dataset and model",

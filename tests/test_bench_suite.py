@@ -38,12 +38,28 @@ def test_suite_has_the_issue_tables_and_logs_the_price_targets():
 
 
 def test_old_candidate_spells_out_every_default_of_the_old_package():
-    from tabresnet.defaults import flat_fields
+    from tabresnet.defaults import flat_defaults
 
-    fields = flat_fields()
     old = ds.CANDIDATES[ds.OLD]
-    assert set(old) <= set(fields)
+    assert set(old) <= set(flat_defaults())
     assert old["num_blocks"] == [2, 2] and old["lr"] == 1e-3 and old["patience"] == 16
+    # A new option must get its old (off) value in CANDIDATES["tabresnet_old"], or
+    # the new default would leak into the old model.
+    assert ds.unpinned_old_options() == [], (
+        "set these options' pre-issue-11 values in bench/defaults_suite.py's "
+        f"CANDIDATES['tabresnet_old']: {ds.unpinned_old_options()}")
+
+
+def test_a_change_of_the_package_defaults_reruns_the_candidates_that_inherit_it():
+    base = {"lr": 1e-3, "k": 1}
+    changed = {"lr": 1e-3, "k": 32}
+    new, pinned = {}, {"k": 1}
+    assert ds._spec("candidate", new, False, None, base) != ds._spec(
+        "candidate", new, False, None, changed)
+    assert ds._spec("candidate", pinned, False, None, base) == ds._spec(
+        "candidate", pinned, False, None, changed)
+    assert ds._spec("baseline", None, False, None, base) == ds._spec(
+        "baseline", None, False, None, changed)
 
 
 def _records(lines: list[dict]) -> list[dict]:
@@ -123,6 +139,7 @@ def test_quick_run_appends_resumes_and_records_a_bad_candidate(tmp_path, capsys)
         assert np.isfinite(r["test_rmse"]) and np.isfinite(r["val_rmse"])
         assert (r["n_train"], r["n_val"], r["n_test"]) == (96, 24, 30)
     assert by_model["tabresnet_old"]["overrides"] == ds.CANDIDATES[ds.OLD]
+    assert by_model["tabresnet_old"]["config"]["c_hidden"] == [128, 128]
     # The rerun skips what succeeded and tries the failure again.
     assert ds.main(argv) == 0
     recs2 = [json.loads(line) for line in out.read_text().splitlines()]
@@ -154,3 +171,56 @@ def test_update_doc_replaces_only_the_block(tmp_path):
     assert ds.update_doc("new", doc)
     text = doc.read_text()
     assert "old" not in text and "new" in text and "keep" in text and "after" in text
+
+
+class _FakeModel:
+    def predict(self, X):
+        return np.zeros(len(X))
+
+
+class _FakeRun:
+    def __init__(self, metrics):
+        self.model, self.metrics = _FakeModel(), metrics
+
+
+def _split_data():
+    from bench.baselines import SplitData
+    from bench.datasets import split
+
+    X, y = load_table("diabetes")
+    return SplitData.from_indices(X, y, "diabetes", 0, *split(len(X), 0))
+
+
+def test_a_bag_gets_train_and_validation_rows_and_is_scored_out_of_fold(monkeypatch):
+    import tabresnet
+    from bench.baselines import Settings
+
+    calls = []
+
+    def fake_fit(data, target, **kwargs):
+        calls.append((data, target, kwargs))
+        return _FakeRun({"oof": {"rmse": 7.0}, "training": {"epochs": 3}})
+
+    monkeypatch.setattr(tabresnet, "fit", fake_fit, raising=False)
+    data = _split_data()
+    score = ds.tabresnet_candidate(data, Settings(), {"bag": 4, "num_threads": 8})
+    frame, target, kwargs = calls[0]
+    assert len(frame) == len(data.y_train) + len(data.y_val) and target == data.target
+    assert "val_data" not in kwargs and len(kwargs["test_data"]) == len(data.y_test)
+    assert kwargs["num_threads"] == 1 and kwargs["bag"] == 4 and kwargs["seed"] == 0
+    assert score.val_rmse == 7.0 and score.info["val_source"] == "oof"
+    assert score.test_rmse == pytest.approx(float(np.sqrt(np.mean(data.y_test**2))))
+
+    calls.clear()
+    score = ds.tabresnet_candidate(data, Settings(), {"lr": 0.01})
+    frame, _, kwargs = calls[0]
+    assert len(frame) == len(data.y_train) and len(kwargs["val_data"]) == len(data.y_val)
+    assert score.info["val_source"] == "val"
+    assert score.val_rmse == pytest.approx(float(np.sqrt(np.mean(data.y_val**2))))
+
+    # a bag by the package's default (the candidate sets no bag) is a bag too
+    calls.clear()
+    monkeypatch.setattr(ds, "package_defaults", lambda: {"bag": "auto"})
+    score = ds.tabresnet_candidate(data, Settings(), {})
+    frame, _, kwargs = calls[0]
+    assert "val_data" not in kwargs and score.info["val_source"] == "oof"
