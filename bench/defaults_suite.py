@@ -354,6 +354,9 @@ def run_task(task: dict) -> dict:
                    seconds=float(score.seconds), info=_plain(info))
         if config is not None:
             rec["config"] = config  # what the candidate really ran with
+        if not (np.isfinite(rec["test_rmse"]) and np.isfinite(rec["val_rmse"])):
+            # the means would skip a NaN silently; a diverged fit is a failure
+            rec.update(status="error", error="non-finite RMSE: the predictions hold NaN or inf")
     rec.update(date=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                commit=task.get("commit", ""), command=task.get("command", ""),
                quick=bool(settings.quick), max_rows=task.get("max_rows"),
@@ -413,8 +416,14 @@ def read_records(path: Path) -> list[dict]:
 
 
 def _append(path: Path, rec: dict) -> None:
+    # A line cut short by a kill must not swallow the next record.
+    torn = False
+    if path.exists() and path.stat().st_size > 0:
+        with path.open("rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            torn = fh.read(1) != b"\n"
     with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(rec, default=float) + "\n")
+        fh.write(("\n" if torn else "") + json.dumps(rec, default=float) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
 

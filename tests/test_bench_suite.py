@@ -224,3 +224,10 @@ def test_a_bag_gets_train_and_validation_rows_and_is_scored_out_of_fold(monkeypa
     score = ds.tabresnet_candidate(data, Settings(), {})
     frame, _, kwargs = calls[0]
     assert "val_data" not in kwargs and score.info["val_source"] == "oof"
+
+
+def test_a_torn_last_line_costs_only_itself(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"dataset": "diabetes", "seed": 0}\n{"dataset": "conc')  # killed mid-write
+    ds._append(path, {"dataset": "concrete", "seed": 1})
+    assert [r["dataset"] for r in ds.read_records(path)] == ["diabetes", "concrete"]
