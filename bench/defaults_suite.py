@@ -92,6 +92,16 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "zero_init": False,
         "init": "zero_residual",
         "embedding_dim": 8,
+        # Options added by issue 11, at their "off" values (what the old package did).
+        "num_embedding": "none",
+        "num_embedding_dim": 16,
+        "n_bins": 48,
+        "n_frequencies": 48,
+        "frequency_scale": 0.1,
+        "ensemble_size": 1,
+        "ensemble": "batch",
+        "ema_decay": 0.0,
+        "bag": 0,
         # TrainConfig
         "max_epochs": 300,
         "batch_size": 256,
