@@ -24,9 +24,11 @@ from tabresnet.errors import ConfigError, TabResNetError
 from tabresnet.tuning import SearchSpace, TuneResult, parse_duration, tune
 from tabresnet.tuning import objective as objective_mod
 from tabresnet.tuning import study as study_mod
+from tabresnet.tuning import workers as workers_mod
 from tabresnet.tuning.progress import TuneProgress
+from tabresnet.tuning.results import fail_reason
 from tabresnet.tuning.space import DERIVED
-from tabresnet.tuning.study import fail_stale_trials, open_study, storage_url
+from tabresnet.tuning.study import fail_lost_trials, open_study, storage_url
 
 TINY = dict(max_epochs=4, num_blocks=[1], c_hidden=[8], batch_size=32, progress="none")
 SPACE = """
@@ -45,7 +47,7 @@ def frame() -> pd.DataFrame:
 
 
 def run_tune(data, out, **kw) -> TuneResult:
-    args = dict(trials=3, space=SPACE, out=out, report=False, cv=0, **TINY)
+    args = dict(trials=3, space=SPACE, out=out, cv=0, **TINY)
     args.update(kw)
     return tune(data, "y", **args)
 
@@ -87,8 +89,8 @@ def test_space_conditional_parameters():
         ("dropuot: [0.1]", r"unknown option 'dropuot'.*did you mean 'dropout'"),
         ("val_size: [0.1, 0.2]", r"cannot search val_size: the data are prepared once"),
         ("activation: [relu, nope]", r"entry activation: unknown activation 'nope'"),
-        ("lr: {type: float, low: 0.1, high: 0.01}", r"low must not exceed high"),
-        ("lr: {type: float, low: 0, high: 0.1, log: true}", r"needs low > 0"),
+        ("lr: {type: float, low: 0.1, high: 0.01}", r"`low <= high` must hold"),
+        ("lr: {type: float, low: 0, high: 0.1, log: true}", r"`low > 0` must hold for `log=True`"),
         ("width: {type: pow2, low: 10, high: 64}", r"powers of two"),
         ("lr: {type: float, low: 1.0e-3, high: 0.1, per_group: true}", r"per_group is only"),
         ("gradient_clip: {type: float, low: 0.5, high: 2.0, when: {optimizer: sgd}}\n"
@@ -172,7 +174,7 @@ def test_resume_with_another_target_is_refused(frame, tmp_path):
     run_tune(frame, out, trials=1)
     frame["z"] = frame["y"]
     with pytest.raises(ConfigError, match="was run with target"):
-        tune(frame, "z", space=SPACE, out=out, study_name="data-y", report=False, **TINY)
+        tune(frame, "z", space=SPACE, out=out, study_name="data-y", **TINY)
 
 
 def test_out_that_is_not_a_tuning_run_is_refused(frame, tmp_path):
@@ -234,7 +236,7 @@ def test_a_study_where_every_trial_fails_raises(frame, monkeypatch):
         raise ValueError("nothing works")
 
     monkeypatch.setattr(objective_mod, "train_network", broken)
-    monkeypatch.setattr(study_mod, "MAX_CONSECUTIVE_FAILURES", 3)
+    monkeypatch.setattr(workers_mod, "MAX_CONSECUTIVE_FAILURES", 3)
     with pytest.raises(TabResNetError, match="no trial .* completed.*ValueError: nothing works"):
         run_tune(frame, None, trials=5)
 
@@ -256,12 +258,12 @@ def test_a_trial_of_a_worker_without_heartbeat_is_failed(tmp_path, monkeypatch):
     trial = study.ask()
     trial.set_user_attr("worker", "elsewhere:4242")
     study._storage.record_heartbeat(trial._trial_id)
-    assert fail_stale_trials(study) == []
+    assert fail_lost_trials(study) == []
     time.sleep(2.5)
-    assert fail_stale_trials(study) == [trial.number]
+    assert fail_lost_trials(study) == [trial.number]
     frozen = study.trials[0]
     assert frozen.state == TrialState.FAIL
-    assert "elsewhere:4242 sent no heartbeat" in frozen.user_attrs["fail_reason"]
+    assert "elsewhere:4242 sent no heartbeat" in fail_reason(frozen, study.user_attrs)
 
 
 # -- the command -------------------------------------------------------------------------
@@ -285,17 +287,18 @@ def test_cli_tune_and_show_space(frame, tmp_path, capsys):
     assert main(["tune", str(data)]) == 2
 
 
-def test_progress_display_shows_trials_best_and_time(capsys):
-    snapshots = iter([(1, 0, 1, 2.5), (3, 1, 1, 1.25)])
-    display = TuneProgress(lambda: next(snapshots, (3, 1, 1, 1.25)), planned=5,
-                           deadline=time.time() + 600, enabled=True, interval=0.05)
-    display.start()
-    time.sleep(0.3)
-    display.stop()
+def test_progress_display_shows_trials_best_and_failures(capsys):
+    study = optuna.create_study()
+    for value in (2.5, 1.25):
+        study.add_trial(optuna.trial.create_trial(value=value))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+    with TuneProgress(study, planned=5, enabled=True):
+        pass  # leaving draws the last state
     err = capsys.readouterr().err
     assert "3/5" in err and "best 1.25" in err and "1 failed" in err
-    assert "elapsed" in err and "left" in err
-    TuneProgress(lambda: (0, 0, 0, None), planned=5, enabled=False).start().stop()
+    with TuneProgress(study, planned=5, enabled=False):
+        pass
     assert capsys.readouterr().err == ""  # off: nothing drawn
 
 
@@ -453,19 +456,19 @@ def test_cli_cv_takes_auto_or_a_number(frame, tmp_path, capsys):
     assert "expected a number of folds or 'auto'" in capsys.readouterr().err
 
 
-def test_a_worker_at_the_trial_count_waits_for_the_trials_others_are_running():
-    import threading
-
+def test_a_worker_at_the_trial_count_waits_for_the_trials_others_are_running(monkeypatch):
     study = optuna.create_study()
     for _ in range(2):
         study.add_trial(optuna.trial.create_trial(value=1.0))
     other = study.ask()  # another worker's trial, still running when the count is reached
     other.set_user_attr("worker", "elsewhere:4242")
-    spec = study_mod.WorkerSpec(
+    spec = workers_mod.WorkerSpec(
         data=None, target="y", base=RunConfig().to_dict(), space_text=SPACE,
         space_source="<test>", storage=None, study_name=study.study_name, sampler="random",
         pruner="none", n_trials=2,
     )
-    threading.Timer(1.0, lambda: study.tell(other, 0.5)).start()
-    assert study_mod.run_worker(spec, study=study, folds=[]) == 0  # no trial of its own
+    # The worker polls while the other trial runs; that trial ends at its first wait.
+    monkeypatch.setattr(workers_mod.time, "sleep", lambda s: study.tell(other, 0.5))
+    objective = objective_mod.Objective([], RunConfig(), SearchSpace.from_yaml(SPACE))
+    assert workers_mod.run_worker(spec, objective, study) == 0  # no trial of its own
     assert study.trials[-1].state == TrialState.COMPLETE  # it ended after the other's trial

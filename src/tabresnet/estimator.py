@@ -9,8 +9,8 @@ Use them like any scikit-learn regressor (``Pipeline``, ``cross_val_score``,
     model.save("model_dir")              # the CLI's model file; tabresnet.load reads it
 
 Every constructor argument is a flat option of :mod:`tabresnet.defaults` (the
-one source of defaults) and has that module's default; the signature is
-generated from it, so a new option there is a new estimator argument.
+one source of defaults) with that module's default, written out as
+scikit-learn does; ``tests/test_estimator.py`` holds the two lists together.
 
 >>> import numpy as np
 >>> from tabresnet import ResNetRegressor
@@ -26,7 +26,6 @@ True
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from pathlib import Path
 from typing import Any
@@ -42,18 +41,10 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .defaults import DataConfig, ModelConfig, RunConfig, TrainConfig, flat_defaults, flat_fields
+from .defaults import RunConfig, flat_fields
 from .errors import DataError
 
-__all__ = [
-    "EXCLUDED",
-    "MIN_VAL_ROWS",
-    "OVERRIDES",
-    "ResNetRegressor",
-    "TUNING_DEFAULTS",
-    "TunedResNetRegressor",
-    "estimator_defaults",
-]
+__all__ = ["EXCLUDED", "MIN_VAL_ROWS", "OVERRIDES", "ResNetRegressor", "TunedResNetRegressor"]
 
 #: Flat options of :mod:`tabresnet.defaults` an estimator does not take, and why.
 EXCLUDED: dict[str, str] = {
@@ -74,108 +65,11 @@ OVERRIDES: dict[str, Any] = {
 MIN_VAL_ROWS = 5
 
 
-def estimator_defaults() -> dict[str, Any]:
-    """Constructor argument -> default, in the order of :func:`~tabresnet.defaults.flat_fields`.
-
-    The flat defaults less :data:`EXCLUDED`, with :data:`OVERRIDES` applied and
-    lists turned into tuples (scikit-learn requires immutable defaults; a list
-    or a tuple is accepted for every list option).
-
-    >>> d = estimator_defaults()
-    >>> d["num_blocks"], d["progress"], "test_size" in d
-    ((2, 2), 'none', False)
-    """
-    defaults = flat_defaults()
-    out = {}
-    for name in flat_fields():
-        if name in EXCLUDED:
-            continue
-        value = OVERRIDES.get(name, defaults[name])
-        out[name] = tuple(value) if isinstance(value, list) else value
-    return out
-
-
-# -- docstrings generated from the config dataclasses ------------------------------
-
-
-def _attribute_docs() -> dict[str, tuple[str, list[str]]]:
-    """Flat name -> (type, description lines), read from the config classes' numpydoc."""
-    docs: dict[str, tuple[str, list[str]]] = {}
-    for cls in (ModelConfig, DataConfig, TrainConfig):
-        lines = (inspect.getdoc(cls) or "").splitlines()
-        try:
-            start = lines.index("Attributes") + 2
-        except ValueError:  # pragma: no cover - every config class documents its fields
-            continue
-        names: list[str] = []
-        for line in lines[start:]:
-            if line and not line.startswith(" "):
-                if ":" not in line:
-                    break  # the next section
-                head, kind = line.split(":", 1)
-                names = [n.strip() for n in head.split(",")]
-                for name in names:
-                    docs[name] = (kind.strip(), [])
-            elif line.strip():
-                for name in names:
-                    docs[name][1].append(line.strip())
-    docs["seed"] = ("int", ["One seed for the validation split, initialisation and batch order."])
-    return docs
-
-
-def _parameters_doc() -> str:
-    """The numpydoc lines of every generated constructor argument (4-space indented)."""
-    docs = _attribute_docs()
-    out = []
-    for name, default in estimator_defaults().items():
-        kind, text = docs.get(name, ("", ["See :class:`tabresnet.defaults.RunConfig`."]))
-        kind = kind.replace("list of", "tuple of")
-        shown = f'"{default}"' if isinstance(default, str) else repr(default)
-        out.append(f"    {name} : {kind}, default={shown}")
-        if name == "val_size":
-            text = [
-                "Fraction of the training rows held out to choose the epoch (early",
-                "stopping); with fewer than ``MIN_VAL_ROWS`` such rows the training",
-                "rows are used instead.",
-            ]
-        out.extend(f"        {t}" for t in text or ["See :class:`~tabresnet.defaults.RunConfig`."])
-    return "\n".join(out)
-
-
-def _with_parameters(doc: str | None) -> str:
-    return (doc or "").replace("    {generated_parameters}", _parameters_doc())
-
-
-# -- the generated signature -----------------------------------------------------
-
-
-def _signature(extra: tuple[inspect.Parameter, ...] = ()) -> inspect.Signature:
-    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *extra]
-    params += [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value)
-        for name, value in estimator_defaults().items()
-    ]
-    return inspect.Signature(params)
-
-
-def _make_init(signature: inspect.Signature):
-    """An ``__init__`` that stores its (keyword-only) arguments and nothing else.
-
-    scikit-learn reads the parameter names from ``__init__``'s signature
-    (``BaseEstimator._get_param_names``); ``__signature__`` gives it the
-    generated one instead of ``**params``, and binding against it rejects
-    unknown names and positional arguments with Python's own ``TypeError``.
-    """
-
-    def __init__(self, **params: Any) -> None:
-        bound = signature.bind(self, **params)
-        bound.apply_defaults()
-        for name, value in bound.arguments.items():
-            if name != "self":
-                setattr(self, name, value)
-
-    __init__.__signature__ = signature  # type: ignore[attr-defined]
-    return __init__
+def _store(estimator: BaseEstimator, arguments: dict[str, Any]) -> None:
+    """``__init__`` only stores its arguments (scikit-learn's rule)."""
+    for name, value in arguments.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
 
 
 # -- input handling ----------------------------------------------------------------
@@ -225,7 +119,8 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
     def _run_config(self) -> RunConfig:
         from .training import resolve_config
 
-        values = {name: _plain(getattr(self, name)) for name in estimator_defaults()}
+        fields = flat_fields()
+        values = {k: _plain(v) for k, v in self.get_params().items() if k in fields}
         return resolve_config(None, values)
 
     def _columns(self) -> list[str]:
@@ -382,7 +277,72 @@ class ResNetRegressor(_ResNetBase):
 
     Parameters
     ----------
-    {generated_parameters}
+    arch : {"resnet", "resnet_regression", "preact_resnet_regression"}, default="resnet"
+        The grouped ResNet or one of the chapter's single-width networks.
+    block : {"PreActResNetBlock", "ResNetBlock"}, default="PreActResNetBlock"
+        The residual block: pre-activation or the original post-activation one.
+    num_blocks : tuple of int, default=(2, 2)
+        Blocks per group.
+    c_hidden : tuple of int, default=(128, 128)
+        Width of each group.
+    activation : str, default="relu"
+        Activation by name (see ``tabresnet.models.ACTIVATIONS``).
+    norm : {"batch", "layer", "none"} or None, default=None
+        None: the block's own (BatchNorm for ResNetBlock, LayerNorm for PreActResNetBlock).
+    dropout : float, default=0.1
+        Residual dropout in every block.
+    shortcut : {"projection", "zero_pad"}, default="projection"
+        Shortcut where the width changes.
+    zero_init : bool, default=False
+        Zero each block's branch at construction.
+    init : {"zero_residual", "torch", "kaiming_in", "chapter"}, default="zero_residual"
+        Weight initialisation.
+    embedding_dim : int, default=8
+        Width of each high-cardinality categorical embedding.
+    categorical, numeric, ignore : tuple of str, default=()
+        Override the inferred role of these columns.
+    int_as_categorical : int, default=0
+        Integer columns with at most this many distinct values are categorical.
+    numeric_transform : {"quantile", "standard", "none"}, default="quantile"
+        Scaling of numeric columns after median imputation.
+    n_quantiles : int, default=1000
+        Quantiles of the quantile-normal transform.
+    onehot_max_cardinality : int, default=16
+        Categoricals up to this many categories are one-hot encoded, others embedded.
+    target_transform : {"standard", "none"}, default="standard"
+        Standardise the target for training.
+    val_size : float, default=0.16
+        Share of the training rows held out to choose the epoch (early stopping);
+        with fewer than ``MIN_VAL_ROWS`` such rows the training rows are used instead.
+    max_epochs : int, default=300
+        Upper bound; early stopping usually ends training sooner.
+    batch_size : int, default=256
+        Rows per optimisation step.
+    optimizer : {"adamw", "adam", "sgd"}, default="adamw"
+    lr : float, default=0.001
+        Learning rate.
+    weight_decay : float, default=0.0001
+        Decoupled weight decay (AdamW) or L2 penalty (Adam, SGD).
+    loss : {"mse", "mae", "huber"}, default="mse"
+    huber_delta : float, default=1.0
+        Threshold of the Huber loss, in standardised target units.
+    scheduler : {"none", "cosine", "plateau"}, default="none"
+    gradient_clip : float, default=0.0
+        Clip the gradient norm to this value; 0 disables clipping.
+    patience : int, default=16
+        Epochs without validation-RMSE improvement before stopping.
+    accelerator, devices, strategy : str, default="auto"
+        Passed to ``lightning.Trainer``.
+    precision : str, default="32-true"
+        Passed to ``lightning.Trainer``.
+    num_threads : int, default=0
+        Torch intra-op threads; 0 picks half the cores, at most 4.
+    progress : {"none", "auto", "rich"}, default="none"
+        A library call prints nothing unless asked.
+    deterministic : bool, default=True
+        Ask torch for deterministic algorithms.
+    seed : int, default=0
+        One seed for the validation split, initialisation and batch order.
 
     Attributes
     ----------
@@ -432,7 +392,49 @@ class ResNetRegressor(_ResNetBase):
     5
     """
 
-    __init__ = _make_init(_signature())
+    def __init__(
+        self,
+        *,
+        arch: str = "resnet",
+        block: str = "PreActResNetBlock",
+        num_blocks: tuple[int, ...] = (2, 2),
+        c_hidden: tuple[int, ...] = (128, 128),
+        activation: str = "relu",
+        norm: str | None = None,
+        dropout: float = 0.1,
+        shortcut: str = "projection",
+        zero_init: bool = False,
+        init: str = "zero_residual",
+        embedding_dim: int = 8,
+        categorical: tuple[str, ...] = (),
+        numeric: tuple[str, ...] = (),
+        ignore: tuple[str, ...] = (),
+        int_as_categorical: int = 0,
+        numeric_transform: str = "quantile",
+        n_quantiles: int = 1000,
+        onehot_max_cardinality: int = 16,
+        target_transform: str = "standard",
+        val_size: float = 0.16,
+        max_epochs: int = 300,
+        batch_size: int = 256,
+        optimizer: str = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        loss: str = "mse",
+        huber_delta: float = 1.0,
+        scheduler: str = "none",
+        gradient_clip: float = 0.0,
+        patience: int = 16,
+        accelerator: str = "auto",
+        devices: str = "auto",
+        strategy: str = "auto",
+        precision: str = "32-true",
+        num_threads: int = 0,
+        progress: str = "none",
+        deterministic: bool = True,
+        seed: int = 0,
+    ) -> None:
+        _store(self, locals())
 
     def fit(self, X: Any, y: Any) -> ResNetRegressor:
         """Train on ``X``, ``y``; a ``val_size`` share of the rows picks the epoch.
@@ -481,25 +483,8 @@ class ResNetRegressor(_ResNetBase):
         return self
 
 
-ResNetRegressor.__doc__ = _with_parameters(ResNetRegressor.__doc__)
-
 
 # -- tuning ------------------------------------------------------------------------
-
-#: The tuning arguments and their defaults: those of :func:`tabresnet.tuning.tune`
-#: (a test checks they agree), written out so that importing the estimator does
-#: not import Optuna and Lightning.
-TUNING_DEFAULTS: dict[str, Any] = {
-    "n_trials": 20,  # tune(trials=...)
-    "timeout": None,
-    "search_space": None,  # tune(space=...)
-    "sampler": "tpe",
-    "pruner": "median",
-    # Not tune's "auto": an estimator often runs inside sklearn's own
-    # cross-validation, and K-fold scoring would multiply its cost by K.
-    "cv": None,
-}
-
 
 class TunedResNetRegressor(_ResNetBase):
     """A :class:`ResNetRegressor` whose hyperparameters Optuna searches inside ``fit``.
@@ -532,7 +517,8 @@ default="median"
         ``"auto"``: as :func:`tabresnet.tune` decides by the table's size); the
         model is then the bag of the best configuration's ``cv`` fold networks,
         averaged (see :func:`tabresnet.tune`).
-    {generated_parameters}
+    arch, block, num_blocks, c_hidden, activation, norm, dropout, shortcut, zero_init, init, embedding_dim, categorical, numeric, ignore, int_as_categorical, numeric_transform, n_quantiles, onehot_max_cardinality, target_transform, val_size, max_epochs, batch_size, optimizer, lr, weight_decay, loss, huber_delta, scheduler, gradient_clip, patience, accelerator, devices, strategy, precision, num_threads, progress, deterministic, seed : as for ResNetRegressor
+        The run-config options, with the same defaults.
 
     Options the search space lists take the sampled values; the others keep
     the values given here.
@@ -578,14 +564,57 @@ default="median"
     (['lr'], 2, (3,))
     """
 
-    __init__ = _make_init(
-        _signature(
-            tuple(
-                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value)
-                for name, value in TUNING_DEFAULTS.items()
-            )
-        )
-    )
+    def __init__(
+        self,
+        *,
+        n_trials: int = 20,
+        timeout: float | str | None = None,
+        search_space: Any = None,
+        sampler: Any = "tpe",
+        pruner: Any = "median",
+        # Not tune's "auto": an estimator often runs inside sklearn's own
+        # cross-validation, and K-fold scoring would multiply its cost by K.
+        cv: int | str | None = None,
+        arch: str = "resnet",
+        block: str = "PreActResNetBlock",
+        num_blocks: tuple[int, ...] = (2, 2),
+        c_hidden: tuple[int, ...] = (128, 128),
+        activation: str = "relu",
+        norm: str | None = None,
+        dropout: float = 0.1,
+        shortcut: str = "projection",
+        zero_init: bool = False,
+        init: str = "zero_residual",
+        embedding_dim: int = 8,
+        categorical: tuple[str, ...] = (),
+        numeric: tuple[str, ...] = (),
+        ignore: tuple[str, ...] = (),
+        int_as_categorical: int = 0,
+        numeric_transform: str = "quantile",
+        n_quantiles: int = 1000,
+        onehot_max_cardinality: int = 16,
+        target_transform: str = "standard",
+        val_size: float = 0.16,
+        max_epochs: int = 300,
+        batch_size: int = 256,
+        optimizer: str = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        loss: str = "mse",
+        huber_delta: float = 1.0,
+        scheduler: str = "none",
+        gradient_clip: float = 0.0,
+        patience: int = 16,
+        accelerator: str = "auto",
+        devices: str = "auto",
+        strategy: str = "auto",
+        precision: str = "32-true",
+        num_threads: int = 0,
+        progress: str = "none",
+        deterministic: bool = True,
+        seed: int = 0,
+    ) -> None:
+        _store(self, locals())
 
     def fit(self, X: Any, y: Any) -> TunedResNetRegressor:
         """Search the hyperparameters on ``X``, ``y`` and keep the best model.
@@ -626,7 +655,6 @@ default="median"
             # in for one, so that tune cuts none off the training rows.
             test_data=val_frame,
             progress=self.progress,
-            report=False,
         )
         self.model_ = result.model
         self.config_ = result.best_config
@@ -635,5 +663,3 @@ default="median"
         self.trials_ = result.study.trials_dataframe()
         return self
 
-
-TunedResNetRegressor.__doc__ = _with_parameters(TunedResNetRegressor.__doc__)

@@ -22,7 +22,6 @@ from .registry import (
     get_block,
     get_init,
     get_norm,
-    register_block,
 )
 from .residual import Residual, ZeroPadShortcut, make_shortcut
 from .tabular import CategoricalEmbeddings, TabularNetwork
@@ -49,5 +48,4 @@ __all__ = [
     "get_init",
     "get_norm",
     "make_shortcut",
-    "register_block",
 ]

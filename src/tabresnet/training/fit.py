@@ -6,7 +6,7 @@
 >>> df = pd.DataFrame({"a": rng.normal(size=150), "b": rng.normal(size=150)})
 >>> df["y"] = df.a - df.b
 >>> run = fit(df, "y", out=tempfile.mkdtemp() + "/run", max_epochs=2,
-...           num_blocks=[1], c_hidden=[8], progress="none", report=False)
+...           num_blocks=[1], c_hidden=[8], progress="none")
 >>> sorted(run.metrics)
 ['test', 'training', 'val']
 >>> (run.dir / "model.safetensors").is_file()
@@ -18,7 +18,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,7 +174,6 @@ def fit(
     val_data: Any = None,
     test_data: Any = None,
     overwrite: bool = False,
-    report: bool = True,
     callbacks: Sequence[Any] = (),
     **overrides: Any,
 ) -> Run:
@@ -198,8 +196,6 @@ def fit(
         Separate validation and test tables.
     overwrite : bool
         Replace a non-empty ``out``.
-    report : bool
-        Also write ``report.html`` into the run directory.
     callbacks : sequence
         Extra Lightning callbacks.
     **overrides
@@ -248,8 +244,6 @@ def fit(
             _swap_into_place(staging, out_path)
             staging = None
             run.dir = out_path
-            if report:
-                _write_report(out_path)
         return run
     finally:
         if staging is not None:
@@ -271,13 +265,3 @@ def _swap_into_place(staging: Path, out: Path) -> None:
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
 
-
-def _write_report(run_dir: Path) -> None:
-    try:
-        from ..report import write_report
-    except ImportError:  # the report layer is optional at this level
-        return
-    try:
-        write_report(run_dir)
-    except Exception as exc:  # a failed report must not lose a trained model
-        warnings.warn(f"report not written: {exc}", stacklevel=2)
