@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..metrics import regression_metrics
+
 __all__ = [
     "PNG_SIGNATURE",
     "autograd_graph",
@@ -228,9 +230,8 @@ def predictions(y_true: Sequence[float], y_pred: Sequence[float], target: str = 
     if t.size == 0:
         raise ValueError(f"no finite predictions for {target!r}")
     r = t - p
-    rmse = float(np.sqrt(np.mean(r**2)))
-    ss_tot = float(np.sum((t - t.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(r**2)) / ss_tot if ss_tot > 0 else float("nan")
+    scores = regression_metrics(t, p)
+    rmse, r2 = scores["rmse"], scores["r2"]
     # Many points overlap; make each fainter as their number grows.
     alpha = float(np.clip(30 / np.sqrt(t.size), 0.15, 0.8))
     with matplotlib.rc_context(_RC):
