@@ -273,7 +273,11 @@ def test_without_cv_the_best_trials_own_network_is_saved(frame):
     assert result.metrics["tuning"]["retrained"] is False
     # The network of the best trial: its validation RMSE is the trial's value.
     assert result.metrics["val"]["rmse"] == pytest.approx(result.best_value, rel=1e-5)
-    # Parallel workers' trials ran elsewhere: the best configuration is retrained.
+
+
+@pytest.mark.slow  # spawns two worker processes
+def test_with_parallel_workers_the_best_configuration_is_retrained(frame):
+    # The workers' trials ran in other processes: their networks are gone.
     parallel = run_tune(frame, None, trials=2, jobs=2)
     assert parallel.metrics["tuning"]["retrained"] is True
 

@@ -98,6 +98,14 @@ def _print_metrics(metrics: dict, out=None) -> None:
         print(f"cv: {cv['folds']}-fold RMSE {cv['rmse_mean']:.4g} ± {cv['rmse_std']:.4g}", file=out)
 
 
+def _print_run(metrics: dict, run_dir: Path | None) -> None:
+    """The metrics table, the run directory and its report."""
+    _print_metrics(metrics)
+    print(f"run directory: {run_dir}")
+    if run_dir is not None and (run_dir / "report.html").is_file():
+        print(f"report: {run_dir / 'report.html'}")
+
+
 def _default_out(stem: str) -> Path:
     import time
 
@@ -120,12 +128,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         report=not args.no_report,
         **flag_overrides(args),
     )
-    if run.dir is None:  # an extra process of a multi-process run
-        return 0
-    _print_metrics(run.metrics)
-    print(f"run directory: {run.dir}")
-    if (run.dir / "report.html").is_file():
-        print(f"report: {run.dir / 'report.html'}")
+    if run.dir is not None:  # None: an extra process of a multi-process run
+        _print_run(run.metrics, run.dir)
     return 0
 
 
@@ -177,12 +181,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     _print_metrics(run.metrics)
     t = run.metrics.get("training", {})
-    print(
-        f"trained {t.get('epochs')} epochs in {t.get('seconds', 0):.1f} s (best epoch {t.get('best_epoch')})"
-    )
-    print(f"run directory: {run.dir}")
-    if (run.dir / "report.html").is_file():
-        print(f"report: {run.dir / 'report.html'}")
+    print(f"trained {t.get('epochs')} epochs in {t.get('seconds', 0):.1f} s "
+          f"(best epoch {t.get('best_epoch')})")
+    _print_run({}, run.dir)
     print(f"next: tabresnet predict {run.dir} DATA.csv -o predictions.csv")
     return 0
 
@@ -239,10 +240,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
               "per fold (oof: each scored on the fold it did not train on)")
     else:
         print("retrained best configuration:")
-    _print_metrics(result.metrics)
-    print(f"run directory: {result.dir}")
-    if result.dir is not None and (result.dir / "report.html").is_file():
-        print(f"report: {result.dir / 'report.html'}")
+    _print_run(result.metrics, result.dir)
     return 0
 
 
