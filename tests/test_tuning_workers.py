@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from tabresnet.defaults import RunConfig
@@ -35,3 +36,22 @@ def test_a_worker_at_the_trial_count_waits_for_the_trials_others_are_running(mon
     objective = objective_mod.Objective([], RunConfig(), SearchSpace.from_yaml(SPACE))
     assert workers_mod.run_worker(spec, objective, study) == 0  # no trial of its own
     assert study.trials[-1].state == TrialState.COMPLETE  # it ended after the other's trial
+
+
+def test_workers_of_one_sqlite_study_count_and_create_trials_one_at_a_time(tmp_path):
+    import fcntl
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    lock = workers_mod._CreationLock(url)
+    other = open(tmp_path / "study.db.lock")  # another worker's handle on the same lock
+    try:
+        lock.acquire()
+        with pytest.raises(BlockingIOError):  # held: the other worker waits
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.release()  # released once the trial exists (Objective.on_start)
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(other, fcntl.LOCK_UN)
+    finally:
+        other.close()
+        lock.close()
+    assert workers_mod._CreationLock(None)._file is None  # in memory: one worker, no lock
