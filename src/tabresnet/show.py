@@ -16,6 +16,7 @@ draws its model graph with it too.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -109,22 +110,12 @@ def describe(cfg: ModelConfig, input_dim: int = DEFAULT_INPUT_DIM, output_dim: i
     options = " ".join(f"{k}={v}" for k, v in cfg.to_dict().items())
     lines = [
         f"{type(model).__name__} for {input_dim} input features and {output_dim} {outputs}",
-        *_wrap("options: " + options, width=88, indent="  "),
+        *textwrap.wrap("options: " + options, 88, subsequent_indent="  ",
+                       break_long_words=False, break_on_hyphens=False),
         repr(model),
         f"parameters: {total:,} (trainable: {trainable:,})",
     ]
     return "\n".join(lines)
-
-
-def _wrap(text: str, width: int, indent: str) -> list[str]:
-    lines, line = [], ""
-    for word in text.split(" "):
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = indent + word
-        else:
-            line = f"{line} {word}" if line else word
-    return [*lines, line]
 
 
 def render_graph(model: nn.Module, inputs: Sequence[torch.Tensor], fmt: str = "png") -> bytes:

@@ -221,9 +221,6 @@ class SearchSpace:
         """The entry names, in sampling order."""
         return [e.name for e in self.entries]
 
-    def __contains__(self, name: object) -> bool:
-        return name in self.names
-
     def __repr__(self) -> str:
         return f"SearchSpace({self.source}: {', '.join(self.names)})"
 
