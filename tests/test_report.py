@@ -7,7 +7,6 @@ briefly trained) network, so these tests do not depend on the training code.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import io
 import json
@@ -18,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
+import tabresnet
+from tabresnet.cli import main
 from tabresnet.defaults import RunConfig
 from tabresnet.errors import ModelFileError
-from tabresnet.models import ModelConfig
-from tabresnet.report import add_report_parser, run_report, write_report
+from tabresnet.report import write_report
 from tabresnet.report.plots import PNG_SIGNATURE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,78 +34,15 @@ IMG_RE = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 # -- a run directory, written by hand ---------------------------------------------------
 def make_run(path: Path, *, targets: tuple[str, ...] = ("price",), tuning: bool = False,
              n_trials: int = 12) -> Path:
-    """Write a complete run directory (a tuning run when ``tuning``) and return it."""
-    path.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    n = 240
-    a, b = rng.normal(size=n), rng.uniform(-2, 2, size=n)
-    color = rng.integers(1, 4, size=n)  # codes 1..3; 0 is "missing"
-    ys = np.stack(
-        [3 * a - 2 * b + (color == 1) * 2.0 + k + rng.normal(scale=0.3, size=n)
-         for k in range(len(targets))], axis=1)
-    x_num = torch.tensor(np.stack([a, b], axis=1), dtype=torch.float32)
-    x_cat = torch.tensor(color[:, None], dtype=torch.long)
-    mu, sd = ys.mean(0), ys.std(0)
-    y = torch.tensor((ys - mu) / sd, dtype=torch.float32)
-    train, val, test = np.arange(0, 150), np.arange(150, 190), np.arange(190, n)
+    """A small run directory written by ``fit`` (a tuning run when ``tuning``)."""
+    from tabresnet.training import fit
 
-    cfg = RunConfig.from_flat({"num_blocks": [1], "c_hidden": [16], "embedding_dim": 4,
-                               "max_epochs": 8, "dropout": 0.0})
-    torch.manual_seed(0)
-    net = cfg.model.build_tabular(2, [4], len(targets))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    rows = []
-    for epoch in range(cfg.train.max_epochs):
-        net.train()
-        loss = torch.nn.functional.mse_loss(net(x_num[train], x_cat[train]), y[train])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        net.eval()
-        with torch.no_grad():
-            pv = net(x_num[val], x_cat[val])
-            val_loss = torch.nn.functional.mse_loss(pv, y[val]).item()
-            val_rmse = float(np.sqrt(np.mean(((pv.numpy() - y[val].numpy()) * sd) ** 2)))
-        rows.append([epoch, loss.item(), val_loss, val_rmse])
-    with torch.no_grad():
-        pred = net(x_num[test], x_cat[test]).numpy() * sd + mu
-
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()},
-              str(path / "model.safetensors"))
-    (path / "config.yaml").write_text(cfg.to_yaml())
-    schema = {"numeric": ["a", "b"], "categorical": ["color"], "targets": list(targets),
-              "ignored": ["id"]}
-    err = pred - ys[test]
-    metrics = {
-        "val": {"rmse": rows[-1][3], "mae": 0.8, "r2": 0.7},
-        "test": {"rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(abs(err))),
-                 "r2": 0.75, "mape": 12.5},
-    }
-    (path / "metrics.json").write_text(json.dumps(metrics))
-    (path / "model.json").write_text(json.dumps(
-        {"format_version": 1, "config": cfg.to_dict(), "schema": schema, "metrics": metrics}))
-    pd.DataFrame(rows, columns=["epoch", "train_loss", "val_loss", "val_rmse"]).to_csv(
-        path / "history.csv", index=False)
-    columns = [
-        {"name": "a", "role": "numeric", "dtype": "float64", "missing": 0},
-        {"name": "b", "role": "numeric", "dtype": "float64", "missing": 20},
-        {"name": "color", "role": "categorical", "dtype": "object", "missing": 3},
-        {"name": "id", "role": "ignored", "dtype": "int64", "missing": 0},
-    ] + [{"name": t, "role": "target", "dtype": "float64", "missing": 0} for t in targets]
-    (path / "data_summary.json").write_text(json.dumps(
-        {"rows": {"train": len(train), "val": len(val), "test": len(test)},
-         "columns": columns}))
-    if len(targets) == 1:
-        preds = {"y_true": ys[test, 0], "y_pred": pred[:, 0]}
-    else:
-        preds = {}
-        for i, t in enumerate(targets):
-            preds[f"y_true_{t}"] = ys[test, i]
-            preds[f"y_pred_{t}"] = pred[:, i]
-    pd.DataFrame(preds).to_csv(path / "predictions_test.csv", index=False)
-    (path / "logs").mkdir()
+    frame = price_frame(240).assign(id=np.arange(240))
+    for k, name in enumerate(targets[1:], 1):
+        frame[name] = frame["price"] * 0.5 + k
+    # Three colours, one-hot only up to two: the colour gets an embedding.
+    fit(frame, list(targets), out=path, max_epochs=8, lr=1e-2, num_blocks=[1], c_hidden=[16],
+        embedding_dim=4, onehot_max_cardinality=2, ignore=["id"], dropout=0.0, progress="none")
     if tuning:
         make_study(path / "tuning", n_trials)
     return path
@@ -290,12 +226,12 @@ def test_several_targets_get_one_figure_each(tmp_path: Path) -> None:
 def test_hand_made_run_has_every_section(copy_run: Path) -> None:
     html = write_report(copy_run).read_text()
     assert "Not available" not in html
-    n_params = sum(p.numel() for p in ModelConfig(
-        num_blocks=[1], c_hidden=[16], embedding_dim=4, dropout=0.0).build_tabular(2, [4], 1)
-        .parameters())
+    model_file = tabresnet.load(copy_run)
+    n_params = sum(p.numel() for p in model_file.network.parameters())
     model = section_of(html, "model")
     assert f"Parameters: {n_params:,}" in model
-    assert "2 numeric feature(s) after preprocessing, 1 embedded categorical" in model
+    n_num = model_file.preprocessor.n_num  # a, b and b's missing-value indicator
+    assert f"{n_num} numeric feature(s) after preprocessing, 1 embedded categorical" in model
     assert "<td>MAPE</td>" in section_of(html, "metrics")
 
 
@@ -328,17 +264,18 @@ def test_corrupt_files_are_reported_not_raised(copy_run: Path) -> None:
     (run / "history.csv").write_text("epoch,loss\n")
     html = write_report(run).read_text()
     assert "metrics.json is not valid JSON" in section_of(html, "metrics")
-    assert "model.safetensors cannot be read" in section_of(html, "model")
+    assert "model.safetensors is corrupted or truncated" in section_of(html, "model")
     assert "Not available" in section_of(html, "training")
     assert "Not available" not in section_of(html, "predictions")
 
 
 @pytest.mark.usefixtures("quick_plots")
 def test_weights_of_another_architecture(copy_run: Path) -> None:
-    cfg = RunConfig.load(copy_run / "config.yaml").replace(c_hidden=[32])
-    (copy_run / "config.yaml").write_text(cfg.to_yaml())
+    meta = json.loads((copy_run / "model.json").read_text())
+    meta["config"] = RunConfig.from_dict(meta["config"]).replace(c_hidden=[32]).to_dict()
+    (copy_run / "model.json").write_text(json.dumps(meta))
     html = write_report(copy_run).read_text()
-    assert "do not match the configured architecture" in section_of(html, "model")
+    assert "is inconsistent: Error(s) in loading state_dict" in section_of(html, "model")
 
 
 def test_a_nearly_empty_run_still_gives_a_report(tmp_path: Path) -> None:
@@ -427,12 +364,12 @@ def test_write_is_atomic(copy_run: Path, monkeypatch: pytest.MonkeyPatch) -> Non
             write_report(run)
     assert (run / "report.html").read_text() == "old report"
 
-    import tabresnet.report.html as h
+    import tabresnet.artifact as artifact
 
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(h.os, "replace", disk_full)
+    monkeypatch.setattr(artifact.os, "replace", disk_full)
     with pytest.raises(OSError, match="disk full"):
         write_report(run)
     assert (run / "report.html").read_text() == "old report"
@@ -448,18 +385,14 @@ def test_model_json_path_and_out_dir(hand_run: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("quick_plots")
-def test_cli_hooks(hand_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    parser = argparse.ArgumentParser(prog="tabresnet")
-    add_report_parser(parser.add_subparsers(dest="command"))
+def test_the_report_command(hand_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "sub" / "r.html"
-    args = parser.parse_args(["report", str(hand_run), "-o", str(out)])
-    assert args.func(args) == 0
+    assert main(["report", str(hand_run), "-o", str(out)]) == 0
     assert out.is_file() and str(out) in capsys.readouterr().out
-    args = parser.parse_args(["report", str(tmp_path / "missing")])
-    assert run_report(args) == 2
+    assert main(["report", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.startswith("error: run directory not found")
     with pytest.raises(SystemExit):
-        parser.parse_args(["report"])
+        main(["report"])
 
 
 # -- in a real browser -------------------------------------------------------------------

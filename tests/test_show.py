@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 import torch
 from torch import nn
 
+from tabresnet.cli import main
 from tabresnet.errors import ConfigError, TabResNetError
 from tabresnet.models import ModelConfig, ResNet
-from tabresnet.show import (
-    DEFAULT_INPUT_DIM,
-    add_show_parser,
-    count_parameters,
-    describe,
-    draw_graph,
-    load_model_config,
-    run_show,
-)
+from tabresnet.show import count_parameters, describe, draw_graph, load_model_config
 
 SMALL = ModelConfig(block="ResNetBlock", num_blocks=[1, 1], c_hidden=[8, 16], dropout=0.0)
-
-
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="tabresnet")
-    add_show_parser(parser.add_subparsers())
-    return parser.parse_args(["show", *argv])
 
 
 # --- describe ---------------------------------------------------------------------------
@@ -117,50 +102,38 @@ def test_load_invalid_options(tmp_path, text, message):
 
 
 # --- the command --------------------------------------------------------------------------
-def test_parser_defaults():
-    args = _parse([])
-    assert (args.config, args.graph, args.input_dim, args.output_dim) == (
-        None,
-        None,
-        DEFAULT_INPUT_DIM,
-        1,
-    )
-    assert args.func is run_show
+def test_show_describes_the_default_network_for_ten_inputs(capsys):
+    assert main(["show"]) == 0
+    assert capsys.readouterr().out == describe(ModelConfig(), 10, 1) + "\n"
 
 
 @pytest.mark.parametrize("flag", ["--input-dim", "--output-dim"])
 @pytest.mark.parametrize("value", ["0", "-2", "many"])
-def test_parser_rejects_non_positive_dims(flag, value, capsys):
+def test_show_rejects_non_positive_dims(flag, value, capsys):
     with pytest.raises(SystemExit) as exc:
-        _parse([flag, value])
+        main(["show", flag, value])
     assert exc.value.code == 2
     assert f"expected a positive integer, got '{value}'" in capsys.readouterr().err
 
 
-def test_run_show_prints_the_description(tmp_path, capsys):
+def test_show_prints_the_description(tmp_path, capsys):
     path = tmp_path / "model.yaml"
     path.write_text(SMALL.to_yaml())
-    args = _parse(["-c", str(path), "--input-dim", "6", "--output-dim", "2"])
-    assert run_show(args) == 0
-    out = capsys.readouterr().out
-    assert out == describe(SMALL, 6, 2) + "\n"
+    assert main(["show", "-c", str(path), "--input-dim", "6", "--output-dim", "2"]) == 0
+    assert capsys.readouterr().out == describe(SMALL, 6, 2) + "\n"
 
 
-def test_run_show_rejects_a_bad_graph_suffix_before_printing(tmp_path, capsys):
-    with pytest.raises(
-        ConfigError,
-        match=r"cannot draw a graph to 'net.gif'; give a file ending in .png, .svg, .pdf",
-    ):
-        run_show(_parse(["--graph", str(tmp_path / "net.gif")]))
-    assert capsys.readouterr().out == ""
-    assert list(tmp_path.iterdir()) == []
+def test_show_rejects_a_bad_graph_suffix_before_printing(tmp_path, capsys):
+    assert main(["show", "--graph", str(tmp_path / "net.gif")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and list(tmp_path.iterdir()) == []
+    assert err == "error: cannot draw a graph to 'net.gif'; give a file ending in .png, .svg, .pdf\n"
 
 
 def test_cli_show_reports_config_errors(tmp_path, capsys):
-    cli = pytest.importorskip("tabresnet.cli")
     path = tmp_path / "cfg.yaml"
     path.write_text("model:\n  activation: wiggle\n")
-    assert cli.main(["show", "--config", str(path)]) == 2
+    assert main(["show", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "unknown activation 'wiggle'" in err
     assert len(err.strip().splitlines()) == 1
@@ -226,6 +199,6 @@ def test_draw_graph_without_dot(tmp_path, monkeypatch):
 
 def test_run_show_draws_the_graph(dot_available, tmp_path, capsys):
     out_file = tmp_path / "graph.png"
-    assert run_show(_parse(["--graph", str(out_file), "--input-dim", "3"])) == 0
+    assert main(["show", "--graph", str(out_file), "--input-dim", "3"]) == 0
     assert out_file.read_bytes().startswith(MAGIC[".png"])
     assert capsys.readouterr().out.endswith(f"graph written to {out_file}\n")

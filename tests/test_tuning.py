@@ -1,4 +1,4 @@
-"""tabresnet.tuning in-process: the space, pruning, failures, resume, results, the CLI.
+"""tabresnet.tune in-process: a whole run, resume, pruning, failures, the bag, the CLI.
 
 Tiny models (one block of width 8, a few epochs) on 100 synthetic rows; the
 processes-and-signals tests live in test_tuning_processes.py, the PostgreSQL
@@ -8,7 +8,6 @@ ones in test_tuning_pg.py.
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import optuna
@@ -19,14 +18,11 @@ from optuna.trial import TrialState
 
 import tabresnet
 from tabresnet.cli import main
-from tabresnet.defaults import RunConfig, flat_fields
+from tabresnet.defaults import RunConfig
 from tabresnet.errors import ConfigError, TabResNetError
-from tabresnet.tuning import SearchSpace, TuneResult, parse_duration, tune
+from tabresnet.tuning import TuneResult, parse_duration, tune
 from tabresnet.tuning import objective as objective_mod
-from tabresnet.tuning import study as study_mod
-from tabresnet.tuning.progress import TuneProgress
-from tabresnet.tuning.space import DERIVED
-from tabresnet.tuning.study import fail_stale_trials, open_study, storage_url
+from tabresnet.tuning import workers as workers_mod
 
 TINY = dict(max_epochs=4, num_blocks=[1], c_hidden=[8], batch_size=32, progress="none")
 SPACE = """
@@ -45,62 +41,9 @@ def frame() -> pd.DataFrame:
 
 
 def run_tune(data, out, **kw) -> TuneResult:
-    args = dict(trials=3, space=SPACE, out=out, report=False, cv=0, **TINY)
+    args = dict(trials=3, space=SPACE, out=out, cv=0, **TINY)
     args.update(kw)
     return tune(data, "y", **args)
-
-
-# -- the search space -------------------------------------------------------------
-def test_default_space_names_are_options_and_sample_valid_configs():
-    space = SearchSpace.load()
-    fields = flat_fields()
-    assert all(name in fields or name in DERIVED for name in space.names)
-    assert {"block", "norm", "activation", "n_groups", "blocks", "width", "dropout", "init",
-            "lr", "weight_decay", "batch_size", "optimizer", "scheduler"} <= set(space.names)
-    space.check(RunConfig(), samples=64)
-
-
-def test_space_conditional_parameters():
-    space = SearchSpace.load()
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
-    for _ in range(40):
-        trial = study.ask()
-        cfg, flat = space.sample(trial, RunConfig())
-        n = trial.params["n_groups"]
-        assert len(cfg.model.c_hidden) == len(cfg.model.num_blocks) == n
-        # Per-group widths and depths exist only up to the sampled number of groups.
-        assert {f"log2_width_{g}" for g in range(1, 4)} & set(trial.params) == {
-            f"log2_width_{g}" for g in range(1, n + 1)
-        }
-        assert all(w in (32, 64, 128, 256, 512) for w in cfg.model.c_hidden)
-        # gradient_clip is sampled for SGD only; otherwise the run config's 0.0 stays.
-        assert ("gradient_clip" in trial.params) == (cfg.train.optimizer == "sgd")
-        if cfg.train.optimizer != "sgd":
-            assert cfg.train.gradient_clip == 0.0
-        assert cfg == RunConfig().replace(**flat)
-        study.tell(trial, 1.0)
-
-
-@pytest.mark.parametrize(
-    ("text", "match"),
-    [
-        ("dropuot: [0.1]", r"unknown option 'dropuot'.*did you mean 'dropout'"),
-        ("val_size: [0.1, 0.2]", r"cannot search val_size: the data are prepared once"),
-        ("activation: [relu, nope]", r"entry activation: unknown activation 'nope'"),
-        ("lr: {type: float, low: 0.1, high: 0.01}", r"low must not exceed high"),
-        ("lr: {type: float, low: 0, high: 0.1, log: true}", r"needs low > 0"),
-        ("width: {type: pow2, low: 10, high: 64}", r"powers of two"),
-        ("lr: {type: float, low: 1.0e-3, high: 0.1, per_group: true}", r"per_group is only"),
-        ("gradient_clip: {type: float, low: 0.5, high: 2.0, when: {optimizer: sgd}}\n"
-         "optimizer: [adam, sgd]", r"list optimizer before gradient_clip"),
-        ("lr: {type: normal}", r"type must be one of"),
-        ("[1, 2]", r"must be a non-empty YAML mapping"),
-    ],
-)
-def test_space_errors_are_one_line(text, match):
-    with pytest.raises(ConfigError, match=match) as info:
-        SearchSpace.from_yaml(text)
-    assert "\n" not in str(info.value)
 
 
 def test_space_that_does_not_fit_the_config_fails_before_any_trial(frame):
@@ -120,14 +63,6 @@ def test_parse_duration():
     for bad in ("ten", "5 parsecs", "-3", "0"):
         with pytest.raises(ConfigError, match="duration|positive"):
             parse_duration(bad)
-
-
-def test_storage_urls(tmp_path):
-    assert storage_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
-    assert storage_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
-    assert storage_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
-    assert storage_url(None, tmp_path) == f"sqlite:///{tmp_path.resolve()}/tuning/study.db"
-    assert storage_url(None) is None
 
 
 # -- a whole run ---------------------------------------------------------------------
@@ -172,7 +107,7 @@ def test_resume_with_another_target_is_refused(frame, tmp_path):
     run_tune(frame, out, trials=1)
     frame["z"] = frame["y"]
     with pytest.raises(ConfigError, match="was run with target"):
-        tune(frame, "z", space=SPACE, out=out, study_name="data-y", report=False, **TINY)
+        tune(frame, "z", space=SPACE, out=out, study_name="data-y", **TINY)
 
 
 def test_out_that_is_not_a_tuning_run_is_refused(frame, tmp_path):
@@ -234,7 +169,7 @@ def test_a_study_where_every_trial_fails_raises(frame, monkeypatch):
         raise ValueError("nothing works")
 
     monkeypatch.setattr(objective_mod, "train_network", broken)
-    monkeypatch.setattr(study_mod, "MAX_CONSECUTIVE_FAILURES", 3)
+    monkeypatch.setattr(workers_mod, "MAX_CONSECUTIVE_FAILURES", 3)
     with pytest.raises(TabResNetError, match="no trial .* completed.*ValueError: nothing works"):
         run_tune(frame, None, trials=5)
 
@@ -245,23 +180,6 @@ def test_cross_validation_scores_the_mean_of_the_folds(frame):
     assert len(trial.user_attrs["fold_rmse"]) == 3
     assert trial.value == pytest.approx(np.mean(trial.user_attrs["fold_rmse"]))
     assert result.metrics["tuning"]["cv_folds"] == 3
-
-
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
-def test_a_trial_of_a_worker_without_heartbeat_is_failed(tmp_path, monkeypatch):
-    # A worker on another machine: no process to look at, only its heartbeat.
-    monkeypatch.setattr(study_mod, "HEARTBEAT_INTERVAL", 1)
-    monkeypatch.setattr(study_mod, "GRACE_PERIOD", 1)
-    study = open_study(storage_url(tmp_path / "s.db"), "hb")
-    trial = study.ask()
-    trial.set_user_attr("worker", "elsewhere:4242")
-    study._storage.record_heartbeat(trial._trial_id)
-    assert fail_stale_trials(study) == []
-    time.sleep(2.5)
-    assert fail_stale_trials(study) == [trial.number]
-    frozen = study.trials[0]
-    assert frozen.state == TrialState.FAIL
-    assert "elsewhere:4242 sent no heartbeat" in frozen.user_attrs["fail_reason"]
 
 
 # -- the command -------------------------------------------------------------------------
@@ -285,39 +203,7 @@ def test_cli_tune_and_show_space(frame, tmp_path, capsys):
     assert main(["tune", str(data)]) == 2
 
 
-def test_progress_display_shows_trials_best_and_time(capsys):
-    snapshots = iter([(1, 0, 1, 2.5), (3, 1, 1, 1.25)])
-    display = TuneProgress(lambda: next(snapshots, (3, 1, 1, 1.25)), planned=5,
-                           deadline=time.time() + 600, enabled=True, interval=0.05)
-    display.start()
-    time.sleep(0.3)
-    display.stop()
-    err = capsys.readouterr().err
-    assert "3/5" in err and "best 1.25" in err and "1 failed" in err
-    assert "elapsed" in err and "left" in err
-    TuneProgress(lambda: (0, 0, 0, None), planned=5, enabled=False).start().stop()
-    assert capsys.readouterr().err == ""  # off: nothing drawn
-
-
 # -- the defaults first, the time limit, the bag -------------------------------------------
-def test_params_for_gives_back_the_config_it_came_from():
-    space = SearchSpace.load()
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
-    for _ in range(30):
-        trial = study.ask()
-        cfg, _ = space.sample(trial, RunConfig())
-        # Every sampled value lies in the space, so it is found again exactly.
-        assert space.params_for(cfg) == trial.params
-        study.tell(trial, 0.0)
-    # The defaults: PreActResNetBlock's own norm (layer) stands for norm=None.
-    params = space.params_for(RunConfig())
-    again, _ = space.sample(optuna.trial.FixedTrial(params), RunConfig())
-    assert again.replace(norm=None) == RunConfig()
-    # A width outside the space is left to the sampler, the rest is kept.
-    odd = space.params_for(RunConfig().replace(c_hidden=[100, 128]))
-    assert "log2_width_1" not in odd and odd["log2_width_2"] == 7
-
-
 def test_the_first_trial_of_a_new_study_is_the_fit_configuration(frame, tmp_path):
     out = tmp_path / "run"
     result = run_tune(frame, out, trials=2)
@@ -330,32 +216,6 @@ def test_the_first_trial_of_a_new_study_is_the_fit_configuration(frame, tmp_path
     # Switched off: no enqueued trial.
     plain = run_tune(frame, None, trials=1, defaults_first=False)
     assert "enqueued" not in plain.study.trials[0].user_attrs
-
-
-def _objective(frame, deadline, **train):
-    cfg = RunConfig().replace(**{**TINY, **train, "logger": "none"})
-    folds = study_mod.make_folds(frame, "y", cfg)
-    return objective_mod.Objective(folds, cfg, SearchSpace.from_yaml(SPACE), deadline=deadline)
-
-
-def test_a_trial_running_at_the_time_limit_is_stopped_and_pruned(frame):
-    study = optuna.create_study()
-    study.add_trial(optuna.trial.create_trial(value=1.0))  # the study has a best already
-    # 5000 epochs with no early stopping would take minutes; the limit cuts it.
-    objective = _objective(frame, time.time() + 1.0, max_epochs=5000, patience=5000)
-    study.optimize(objective, n_trials=1)
-    trial = study.trials[-1]
-    assert trial.state == TrialState.PRUNED
-    assert trial.user_attrs["stopped"] == "time limit"
-    assert 0 < trial.user_attrs["epochs"] < 5000
-
-
-def test_without_a_complete_trial_the_time_limit_lets_the_trial_finish(frame):
-    study = optuna.create_study()
-    objective = _objective(frame, time.time() - 1.0, max_epochs=6, patience=100)
-    study.optimize(objective, n_trials=1)
-    trial = study.trials[0]
-    assert trial.state == TrialState.COMPLETE and trial.user_attrs["epochs"] == 6
 
 
 def test_with_cross_validation_the_saved_model_is_a_bag_of_the_fold_networks(frame, tmp_path):
@@ -413,7 +273,11 @@ def test_without_cv_the_best_trials_own_network_is_saved(frame):
     assert result.metrics["tuning"]["retrained"] is False
     # The network of the best trial: its validation RMSE is the trial's value.
     assert result.metrics["val"]["rmse"] == pytest.approx(result.best_value, rel=1e-5)
-    # Parallel workers' trials ran elsewhere: the best configuration is retrained.
+
+
+@pytest.mark.slow  # spawns two worker processes
+def test_with_parallel_workers_the_best_configuration_is_retrained(frame):
+    # The workers' trials ran in other processes: their networks are gone.
     parallel = run_tune(frame, None, trials=2, jobs=2)
     assert parallel.metrics["tuning"]["retrained"] is True
 
@@ -453,19 +317,3 @@ def test_cli_cv_takes_auto_or_a_number(frame, tmp_path, capsys):
     assert "expected a number of folds or 'auto'" in capsys.readouterr().err
 
 
-def test_a_worker_at_the_trial_count_waits_for_the_trials_others_are_running():
-    import threading
-
-    study = optuna.create_study()
-    for _ in range(2):
-        study.add_trial(optuna.trial.create_trial(value=1.0))
-    other = study.ask()  # another worker's trial, still running when the count is reached
-    other.set_user_attr("worker", "elsewhere:4242")
-    spec = study_mod.WorkerSpec(
-        data=None, target="y", base=RunConfig().to_dict(), space_text=SPACE,
-        space_source="<test>", storage=None, study_name=study.study_name, sampler="random",
-        pruner="none", n_trials=2,
-    )
-    threading.Timer(1.0, lambda: study.tell(other, 0.5)).start()
-    assert study_mod.run_worker(spec, study=study, folds=[]) == 0  # no trial of its own
-    assert study.trials[-1].state == TrialState.COMPLETE  # it ended after the other's trial

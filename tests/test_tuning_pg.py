@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from tabresnet.tuning.objective import quiet_optuna
+from tabresnet.tuning import quiet_optuna
 from tabresnet.tuning.study import display_url, open_study, storage_url
 
 pytestmark = pytest.mark.postgres

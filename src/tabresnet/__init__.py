@@ -18,9 +18,9 @@ __version__ = "0.1.0"
 # Imported on first use so that `import tabresnet` (and the model layer) stays
 # light: Lightning and Optuna load only when fit or tune is called.
 _LAZY = {
-    "fit": ("tabresnet.training", "fit"),
+    "fit": ("tabresnet.api", "fit"),
     "load": ("tabresnet.artifact", "load"),
-    "tune": ("tabresnet.tuning", "tune"),
+    "tune": ("tabresnet.api", "tune"),
     "ResNetRegressor": ("tabresnet.estimator", "ResNetRegressor"),
     "TunedResNetRegressor": ("tabresnet.estimator", "TunedResNetRegressor"),
     "RunConfig": ("tabresnet.defaults", "RunConfig"),
@@ -33,12 +33,7 @@ __all__ = ["__version__", *_LAZY]
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, attr = _LAZY[name]
-        try:
-            value = getattr(importlib.import_module(module), attr)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            raise AttributeError(f"module 'tabresnet' has no attribute {name!r}") from None
+        value = getattr(importlib.import_module(module), attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'tabresnet' has no attribute {name!r}")

@@ -24,7 +24,8 @@ from typing import Any
 
 from . import __version__
 from .defaults import RunConfig, choices, flat_fields
-from .errors import TabResNetError
+from .errors import ConfigError, TabResNetError
+from .tuning import PRUNERS, SAMPLERS
 
 EXIT_USAGE = 2
 
@@ -97,6 +98,14 @@ def _print_metrics(metrics: dict, out=None) -> None:
         print(f"cv: {cv['folds']}-fold RMSE {cv['rmse_mean']:.4g} ± {cv['rmse_std']:.4g}", file=out)
 
 
+def _print_run(metrics: dict, run_dir: Path | None) -> None:
+    """The metrics table, the run directory and its report."""
+    _print_metrics(metrics)
+    print(f"run directory: {run_dir}")
+    if run_dir is not None and (run_dir / "report.html").is_file():
+        print(f"report: {run_dir / 'report.html'}")
+
+
 def _default_out(stem: str) -> Path:
     import time
 
@@ -104,7 +113,7 @@ def _default_out(stem: str) -> Path:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from .training import fit
+    from .api import fit
 
     target = args.target if len(args.target) > 1 else args.target[0]
     out = Path(args.out) if args.out else _default_out("fit")
@@ -119,12 +128,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         report=not args.no_report,
         **flag_overrides(args),
     )
-    if run.dir is None:  # an extra process of a multi-process run
-        return 0
-    _print_metrics(run.metrics)
-    print(f"run directory: {run.dir}")
-    if (run.dir / "report.html").is_file():
-        print(f"report: {run.dir / 'report.html'}")
+    if run.dir is not None:  # None: an extra process of a multi-process run
+        _print_run(run.metrics, run.dir)
     return 0
 
 
@@ -163,7 +168,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from sklearn.datasets import load_diabetes
 
-    from .training import fit
+    from .api import fit
 
     frame = load_diabetes(as_frame=True).frame
     out = Path(args.out)
@@ -176,12 +181,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     _print_metrics(run.metrics)
     t = run.metrics.get("training", {})
-    print(
-        f"trained {t.get('epochs')} epochs in {t.get('seconds', 0):.1f} s (best epoch {t.get('best_epoch')})"
-    )
-    print(f"run directory: {run.dir}")
-    if (run.dir / "report.html").is_file():
-        print(f"report: {run.dir / 'report.html'}")
+    print(f"trained {t.get('epochs')} epochs in {t.get('seconds', 0):.1f} s "
+          f"(best epoch {t.get('best_epoch')})")
+    _print_run({}, run.dir)
     print(f"next: tabresnet predict {run.dir} DATA.csv -o predictions.csv")
     return 0
 
@@ -191,6 +193,99 @@ def cmd_config(args: argparse.Namespace) -> int:
     cfg = cfg.replace(**flag_overrides(args))
     sys.stdout.write(cfg.to_yaml())
     return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    if args.show_space:
+        from .tuning.space import SearchSpace
+
+        text = SearchSpace.load(args.space).text
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return 0
+    if not args.data or not args.target:
+        raise ConfigError("tune needs DATA and --target COLUMN (or --show-space)")
+    from .api import tune
+
+    overrides = flag_overrides(args)
+    result = tune(
+        args.data,
+        args.target if len(args.target) > 1 else args.target[0],
+        config=args.config,
+        trials=args.trials,
+        timeout=args.timeout,
+        space=args.space,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        storage=args.storage,
+        study_name=args.study,
+        jobs=args.jobs,
+        cv=args.cv,
+        out=Path(args.out) if args.out else Path("runs") / f"tune-{Path(args.data).stem}",
+        val_data=args.val_data,
+        test_data=args.test_data,
+        progress=overrides.pop("progress", "auto"),
+        report=not args.no_report,
+        defaults_first=not args.no_defaults_first,
+        bag=False if args.no_bag else None,
+        **overrides,
+    )
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts.items()))
+    print(f"study {result.study.study_name}: {counts}"
+          + (" (interrupted)" if result.interrupted else ""))
+    print(f"best trial {result.best_trial}: validation RMSE {result.best_value:.5g}")
+    for name, value in result.best_params.items():
+        print(f"  {name} = {value}")
+    if result.model.n_members > 1:
+        print(f"retrained best configuration: a bag of {result.model.n_members} networks, one "
+              "per fold (oof: each scored on the fold it did not train on)")
+    else:
+        print("retrained best configuration:")
+    _print_run(result.metrics, result.dir)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .show import check_graph_path, describe, draw_graph, load_model_config
+
+    cfg = load_model_config(args.config)
+    if args.graph:
+        check_graph_path(args.graph)  # a bad suffix fails before anything is printed
+    print(describe(cfg, args.input_dim, args.output_dim))
+    if args.graph:
+        path = draw_graph(cfg.build(args.input_dim, args.output_dim), args.input_dim, args.graph)
+        print(f"graph written to {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    from .report import write_report
+
+    matplotlib.use("Agg")  # a command-line tool never needs a window
+    print(f"report: {write_report(args.run_dir, args.out)}")
+    return 0
+
+
+def _folds(value: str) -> int | str:
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of folds or 'auto', however: {value!r}"
+        ) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 # -- parser ----------------------------------------------------------------------
@@ -236,22 +331,84 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(p)
     p.set_defaults(func=cmd_config)
 
-    import importlib
+    p = sub.add_parser(
+        "tune",
+        help="search hyperparameters with Optuna, then retrain and save the best model",
+        description=(
+            "Search the hyperparameters with Optuna (pruning bad trials early), retrain the "
+            "best configuration and save it as a run directory, like fit. Rerunning the same "
+            "command resumes the study (--out defaults to runs/tune-<data name>). Options the "
+            "search space does not list take the values of the run-config flags below."
+        ),
+    )
+    p.add_argument("data", nargs="?", help="CSV or Parquet file")
+    p.add_argument("--target", "-t", nargs="+", help="target column(s)")
+    p.add_argument("--config", "-c", help="YAML run config for the options not searched")
+    p.add_argument("--trials", type=int, default=20,
+                   help="finished trials the study should hold in total, earlier runs and "
+                        "other workers included (default: 20)")
+    p.add_argument("--timeout", metavar="DURATION",
+                   help="time limit of the search: 90, 90s, 30m, 1h; a trial still running "
+                        "then is stopped (the best configuration is retrained afterwards)")
+    p.add_argument("--space", metavar="YAML", help="search space (default: --show-space)")
+    p.add_argument("--show-space", action="store_true",
+                   help="print the search space (the default or --space) and exit")
+    p.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="default: tpe")
+    p.add_argument("--pruner", choices=PRUNERS, default="median", help="default: median")
+    p.add_argument("--storage", metavar="URL",
+                   help="study database, e.g. postgresql://user@host/db for workers on many "
+                        "machines (default: OUT/tuning/study.db)")
+    p.add_argument("--study", metavar="NAME", help="study name (default: <data name>-<target>)")
+    p.add_argument("--jobs", "-j", type=int, default=1,
+                   help="worker processes on this machine, sharing the cores (default: 1)")
+    p.add_argument("--cv", type=_folds, default="auto", metavar="K",
+                   help="score trials by K-fold cross-validation and save the best "
+                        "configuration as a bag of its K fold networks; 0: the validation "
+                        "split, one network (default: auto, i.e. --cv-folds if given, else 4 "
+                        "folds for tables of at most 10,000 rows and 0 for larger ones)")
+    p.add_argument("--out", "-o", help="run directory (default: runs/tune-<data name>)")
+    p.add_argument("--val-data", help="separate validation table")
+    p.add_argument("--test-data", help="separate test table")
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--no-bag", action="store_true",
+                   help="with --cv: save one network retrained on the training split instead "
+                        "of the bag of the K fold networks")
+    p.add_argument("--no-defaults-first", action="store_true",
+                   help="do not make fit's configuration the first trial of a new study")
+    add_config_flags(p)
+    p.set_defaults(func=cmd_tune)
 
-    for module, adder, runner in (
-        ("tabresnet.show", "add_show_parser", "run_show"),
-        ("tabresnet.report", "add_report_parser", "run_report"),
-        ("tabresnet.tuning.cli", "add_tune_parser", "run_tune"),
-    ):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
-        before = set(sub.choices)
-        getattr(mod, adder)(sub)
-        for name in set(sub.choices) - before:
-            if sub.choices[name].get_default("func") is None:
-                sub.choices[name].set_defaults(func=getattr(mod, runner))
+    p = sub.add_parser(
+        "show",
+        help="print a network's module tree and parameter count; optionally draw its graph",
+        description="Build the network a config describes, print its module tree and "
+        "parameter counts, and optionally render its autograd graph (needs Graphviz).",
+    )
+    p.add_argument("--config", "-c",
+                   help="YAML run config (its model: section) or bare model options; "
+                        "default: defaults")
+    p.add_argument("--graph", metavar="FILE", help="draw the graph to FILE (.png, .svg or .pdf)")
+    # A model config does not know the table it will see; the chapter's examples
+    # use 10 input features, so a tree drawn without --input-dim matches them.
+    p.add_argument("--input-dim", type=_positive_int, default=10, metavar="N",
+                   help="number of input features (default: 10)")
+    p.add_argument("--output-dim", type=_positive_int, default=1, metavar="M",
+                   help="number of regression targets (default: 1)")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of a run directory",
+        description=(
+            "Write one HTML file (images embedded, no network needed) with the data summary, "
+            "the model, learning curves, test-set plots, metrics and, for tuning runs, "
+            "the optimisation plots."
+        ),
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by fit or tune")
+    p.add_argument("-o", "--out", metavar="OUT.html",
+                   help="where to write the report (default: RUN_DIR/report.html)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

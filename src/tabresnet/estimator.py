@@ -9,8 +9,8 @@ Use them like any scikit-learn regressor (``Pipeline``, ``cross_val_score``,
     model.save("model_dir")              # the CLI's model file; tabresnet.load reads it
 
 Every constructor argument is a flat option of :mod:`tabresnet.defaults` (the
-one source of defaults) and has that module's default; the signature is
-generated from it, so a new option there is a new estimator argument.
+one source of defaults) with that module's default, written out as
+scikit-learn does; ``tests/test_estimator.py`` holds the two lists together.
 
 >>> import numpy as np
 >>> from tabresnet import ResNetRegressor
@@ -26,7 +26,6 @@ True
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from pathlib import Path
 from typing import Any
@@ -42,18 +41,10 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .defaults import DataConfig, ModelConfig, RunConfig, TrainConfig, flat_defaults, flat_fields
+from .defaults import RunConfig, flat_fields
 from .errors import DataError
 
-__all__ = [
-    "EXCLUDED",
-    "MIN_VAL_ROWS",
-    "OVERRIDES",
-    "ResNetRegressor",
-    "TUNING_DEFAULTS",
-    "TunedResNetRegressor",
-    "estimator_defaults",
-]
+__all__ = ["EXCLUDED", "MIN_VAL_ROWS", "OVERRIDES", "ResNetRegressor", "TunedResNetRegressor"]
 
 #: Flat options of :mod:`tabresnet.defaults` an estimator does not take, and why.
 EXCLUDED: dict[str, str] = {
@@ -74,108 +65,11 @@ OVERRIDES: dict[str, Any] = {
 MIN_VAL_ROWS = 5
 
 
-def estimator_defaults() -> dict[str, Any]:
-    """Constructor argument -> default, in the order of :func:`~tabresnet.defaults.flat_fields`.
-
-    The flat defaults less :data:`EXCLUDED`, with :data:`OVERRIDES` applied and
-    lists turned into tuples (scikit-learn requires immutable defaults; a list
-    or a tuple is accepted for every list option).
-
-    >>> d = estimator_defaults()
-    >>> d["num_blocks"], d["progress"], "test_size" in d
-    ((2, 2), 'none', False)
-    """
-    defaults = flat_defaults()
-    out = {}
-    for name in flat_fields():
-        if name in EXCLUDED:
-            continue
-        value = OVERRIDES.get(name, defaults[name])
-        out[name] = tuple(value) if isinstance(value, list) else value
-    return out
-
-
-# -- docstrings generated from the config dataclasses ------------------------------
-
-
-def _attribute_docs() -> dict[str, tuple[str, list[str]]]:
-    """Flat name -> (type, description lines), read from the config classes' numpydoc."""
-    docs: dict[str, tuple[str, list[str]]] = {}
-    for cls in (ModelConfig, DataConfig, TrainConfig):
-        lines = (inspect.getdoc(cls) or "").splitlines()
-        try:
-            start = lines.index("Attributes") + 2
-        except ValueError:  # pragma: no cover - every config class documents its fields
-            continue
-        names: list[str] = []
-        for line in lines[start:]:
-            if line and not line.startswith(" "):
-                if ":" not in line:
-                    break  # the next section
-                head, kind = line.split(":", 1)
-                names = [n.strip() for n in head.split(",")]
-                for name in names:
-                    docs[name] = (kind.strip(), [])
-            elif line.strip():
-                for name in names:
-                    docs[name][1].append(line.strip())
-    docs["seed"] = ("int", ["One seed for the validation split, initialisation and batch order."])
-    return docs
-
-
-def _parameters_doc() -> str:
-    """The numpydoc lines of every generated constructor argument (4-space indented)."""
-    docs = _attribute_docs()
-    out = []
-    for name, default in estimator_defaults().items():
-        kind, text = docs.get(name, ("", ["See :class:`tabresnet.defaults.RunConfig`."]))
-        kind = kind.replace("list of", "tuple of")
-        shown = f'"{default}"' if isinstance(default, str) else repr(default)
-        out.append(f"    {name} : {kind}, default={shown}")
-        if name == "val_size":
-            text = [
-                "Fraction of the training rows held out to choose the epoch (early",
-                "stopping); with fewer than ``MIN_VAL_ROWS`` such rows the training",
-                "rows are used instead.",
-            ]
-        out.extend(f"        {t}" for t in text or ["See :class:`~tabresnet.defaults.RunConfig`."])
-    return "\n".join(out)
-
-
-def _with_parameters(doc: str | None) -> str:
-    return (doc or "").replace("    {generated_parameters}", _parameters_doc())
-
-
-# -- the generated signature -----------------------------------------------------
-
-
-def _signature(extra: tuple[inspect.Parameter, ...] = ()) -> inspect.Signature:
-    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *extra]
-    params += [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value)
-        for name, value in estimator_defaults().items()
-    ]
-    return inspect.Signature(params)
-
-
-def _make_init(signature: inspect.Signature):
-    """An ``__init__`` that stores its (keyword-only) arguments and nothing else.
-
-    scikit-learn reads the parameter names from ``__init__``'s signature
-    (``BaseEstimator._get_param_names``); ``__signature__`` gives it the
-    generated one instead of ``**params``, and binding against it rejects
-    unknown names and positional arguments with Python's own ``TypeError``.
-    """
-
-    def __init__(self, **params: Any) -> None:
-        bound = signature.bind(self, **params)
-        bound.apply_defaults()
-        for name, value in bound.arguments.items():
-            if name != "self":
-                setattr(self, name, value)
-
-    __init__.__signature__ = signature  # type: ignore[attr-defined]
-    return __init__
+def _store(estimator: BaseEstimator, arguments: dict[str, Any]) -> None:
+    """``__init__`` only stores its arguments (scikit-learn's rule)."""
+    for name, value in arguments.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
 
 
 # -- input handling ----------------------------------------------------------------
@@ -225,7 +119,8 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
     def _run_config(self) -> RunConfig:
         from .training import resolve_config
 
-        values = {name: _plain(getattr(self, name)) for name in estimator_defaults()}
+        fields = flat_fields()
+        values = {k: _plain(v) for k, v in self.get_params().items() if k in fields}
         return resolve_config(None, values)
 
     def _columns(self) -> list[str]:
@@ -382,7 +277,93 @@ class ResNetRegressor(_ResNetBase):
 
     Parameters
     ----------
-    {generated_parameters}
+    arch : {"resnet", "resnet_regression", "preact_resnet_regression"}, default="resnet"
+        The grouped ResNet or one of the chapter's single-width networks.
+    block : {"PreActResNetBlock", "ResNetBlock"}, default="PreActResNetBlock"
+        The residual block: pre-activation or the original post-activation one.
+    num_blocks : tuple of int, default=(2,)
+        Blocks per group.
+    c_hidden : tuple of int, default=(128,)
+        Width of each group.
+    activation : str, default="relu"
+        Activation by name (see ``tabresnet.models.ACTIVATIONS``).
+    norm : {"batch", "layer", "none"} or None, default=None
+        None: the block's own (BatchNorm for ResNetBlock, LayerNorm for PreActResNetBlock).
+    dropout : float, default=0.1
+        Residual dropout in every block.
+    shortcut : {"projection", "zero_pad"}, default="projection"
+        Shortcut where the width changes.
+    zero_init : bool, default=False
+        Zero each block's branch at construction.
+    init : {"zero_residual", "torch", "kaiming_in", "chapter"}, default="zero_residual"
+        Weight initialisation.
+    embedding_dim : int, default=8
+        Width of each high-cardinality categorical embedding.
+    num_embedding : {"ple", "plr", "none"}, default="ple"
+        Embedding of each numeric column (Gorishniy et al. 2022): piecewise-linear
+        on training-quantile bins, or periodic.
+    num_embedding_dim : int, default=8
+        Embedding size per numeric column.
+    n_bins : int, default=48
+        PLE bins per column.
+    n_frequencies : int, default=48
+        PLR frequencies per column.
+    frequency_scale : float, default=0.1
+        PLR initial frequency scale.
+    ensemble_size : int, default=8
+        Members trained together in one network (TabM); 1 is a plain network.
+    ensemble : {"mini", "batch", "packed"}, default="mini"
+        Shared blocks with an adapter on the first layer (TabM-mini), on every
+        Linear (BatchEnsemble), or independent members.
+    categorical, numeric, ignore : tuple of str, default=()
+        Override the inferred role of these columns.
+    int_as_categorical : int, default=0
+        Integer columns with at most this many distinct values are categorical.
+    numeric_transform : {"quantile", "standard", "none"}, default="quantile"
+        Scaling of numeric columns after median imputation.
+    n_quantiles : int, default=1000
+        Quantiles of the quantile-normal transform.
+    onehot_max_cardinality : int, default=16
+        Categoricals up to this many categories are one-hot encoded, others embedded.
+    target_transform : {"standard", "none"}, default="standard"
+        Standardise the target for training.
+    val_size : float, default=0.16
+        Share of the training rows held out to choose the epoch (early stopping);
+        with fewer than ``MIN_VAL_ROWS`` such rows the training rows are used instead.
+    bag : int, default=0
+        Train K networks on K folds and average them when K > 1 (every row trains
+        K - 1 of them); the estimator then keeps no separate validation split.
+    max_epochs : int, default=300
+        Upper bound; early stopping usually ends training sooner.
+    batch_size : int, default=0
+        Rows per optimisation step; 0 picks it by the number of training rows.
+    optimizer : {"adamw", "adam", "sgd"}, default="adamw"
+    lr : float, default=0.002
+        Learning rate.
+    weight_decay : float, default=0.0003
+        Decoupled weight decay (AdamW) or L2 penalty (Adam, SGD).
+    loss : {"mse", "mae", "huber"}, default="mse"
+    huber_delta : float, default=1.0
+        Threshold of the Huber loss, in standardised target units.
+    scheduler : {"none", "cosine", "plateau"}, default="none"
+    gradient_clip : float, default=0.0
+        Clip the gradient norm to this value; 0 disables clipping.
+    patience : int, default=16
+        Epochs without validation-RMSE improvement before stopping.
+    accelerator, devices, strategy : str, default="auto"
+        Passed to ``lightning.Trainer``.
+    precision : str, default="32-true"
+        Passed to ``lightning.Trainer``.
+    num_threads : int, default=0
+        Torch intra-op threads; 0 picks half the cores, at most 4.
+    progress : {"none", "auto", "rich"}, default="none"
+        A library call prints nothing unless asked.
+    deterministic : bool, default=True
+        Ask torch for deterministic algorithms.
+    ema_decay : float, default=0.0
+        Keep a moving average of the weights with this per-step decay; 0: off.
+    seed : int, default=0
+        One seed for the validation split, initialisation and batch order.
 
     Attributes
     ----------
@@ -432,7 +413,58 @@ class ResNetRegressor(_ResNetBase):
     5
     """
 
-    __init__ = _make_init(_signature())
+    def __init__(
+        self,
+        *,
+        arch: str = "resnet",
+        block: str = "PreActResNetBlock",
+        num_blocks: tuple[int, ...] = (2,),
+        c_hidden: tuple[int, ...] = (128,),
+        activation: str = "relu",
+        norm: str | None = None,
+        dropout: float = 0.1,
+        shortcut: str = "projection",
+        zero_init: bool = False,
+        init: str = "zero_residual",
+        embedding_dim: int = 8,
+        num_embedding: str = "ple",
+        num_embedding_dim: int = 8,
+        n_bins: int = 48,
+        n_frequencies: int = 48,
+        frequency_scale: float = 0.1,
+        ensemble_size: int = 8,
+        ensemble: str = "mini",
+        categorical: tuple[str, ...] = (),
+        numeric: tuple[str, ...] = (),
+        ignore: tuple[str, ...] = (),
+        int_as_categorical: int = 0,
+        numeric_transform: str = "quantile",
+        n_quantiles: int = 1000,
+        onehot_max_cardinality: int = 16,
+        target_transform: str = "standard",
+        val_size: float = 0.16,
+        bag: int = 0,
+        max_epochs: int = 300,
+        batch_size: int = 0,
+        optimizer: str = "adamw",
+        lr: float = 2e-3,
+        weight_decay: float = 3e-4,
+        loss: str = "mse",
+        huber_delta: float = 1.0,
+        scheduler: str = "none",
+        gradient_clip: float = 0.0,
+        patience: int = 16,
+        accelerator: str = "auto",
+        devices: str = "auto",
+        strategy: str = "auto",
+        precision: str = "32-true",
+        num_threads: int = 0,
+        progress: str = "none",
+        deterministic: bool = True,
+        ema_decay: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        _store(self, locals())
 
     def fit(self, X: Any, y: Any) -> ResNetRegressor:
         """Train on ``X``, ``y``; a ``val_size`` share of the rows picks the epoch.
@@ -453,53 +485,47 @@ class ResNetRegressor(_ResNetBase):
         """
         from .artifact import TabularModel
         from .training import evaluate_splits, prepare, train_network
+        from .training.bag import make_folds, train_bag
 
         frame, targets, cfg = self._fit_data(X, y)
-        train, val = self._split(len(frame), cfg)
-        prepared = prepare(frame, targets, cfg, train_index=train, val_index=val)
-        result = train_network(prepared, cfg)
-        if result.diverged:
+        if cfg.data.bag > 1 and len(frame) >= cfg.data.bag * MIN_VAL_ROWS:
+            folds = make_folds(frame, targets, cfg, cv=cfg.data.bag, shared=True)
+            bag = train_bag(folds, cfg)
+            results, history = bag.results, bag.history
+            model = TabularModel(bag.network, cfg, folds[0].schema, folds[0].preprocessor)
+            model.metrics = {**bag.metrics, "training": bag.training_summary()}
+            best_val_rmse = float(bag.metrics["oof"]["rmse"])
+        else:
+            train, val = self._split(len(frame), cfg)
+            prepared = prepare(frame, targets, cfg, train_index=train, val_index=val)
+            result = train_network(prepared, cfg)
+            results, history = [result], result.history
+            model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
+            model.metrics = evaluate_splits(model, prepared)
+            model.metrics["training"] = {
+                "best_epoch": result.best_epoch,
+                "epochs": int(len(result.history)),
+                "seconds": round(result.seconds, 3),
+                "diverged": result.diverged,
+            }
+            best_val_rmse = float(result.best_val_rmse)
+        if any(r.diverged for r in results):
             warnings.warn(
                 "the training loss became NaN or infinite; lower lr or set gradient_clip",
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
-        model.metrics = evaluate_splits(model, prepared)
-        model.metrics["training"] = {
-            "best_epoch": result.best_epoch,
-            "epochs": int(len(result.history)),
-            "seconds": round(result.seconds, 3),
-            "diverged": result.diverged,
-        }
         self.model_ = model
         self.config_ = cfg
-        self.history_ = result.history
-        self.n_epochs_ = int(len(result.history))
-        self.best_epoch_ = int(result.best_epoch)
-        self.best_val_rmse_ = float(result.best_val_rmse)
+        self.history_ = history
+        self.n_epochs_ = int(max(len(r.history) for r in results))
+        self.best_epoch_ = int(results[0].best_epoch)
+        self.best_val_rmse_ = best_val_rmse
         return self
 
 
-ResNetRegressor.__doc__ = _with_parameters(ResNetRegressor.__doc__)
-
 
 # -- tuning ------------------------------------------------------------------------
-
-#: The tuning arguments and their defaults: those of :func:`tabresnet.tuning.tune`
-#: (a test checks they agree), written out so that importing the estimator does
-#: not import Optuna and Lightning.
-TUNING_DEFAULTS: dict[str, Any] = {
-    "n_trials": 20,  # tune(trials=...)
-    "timeout": None,
-    "search_space": None,  # tune(space=...)
-    "sampler": "tpe",
-    "pruner": "median",
-    # Not tune's "auto": an estimator often runs inside sklearn's own
-    # cross-validation, and K-fold scoring would multiply its cost by K.
-    "cv": None,
-}
-
 
 class TunedResNetRegressor(_ResNetBase):
     """A :class:`ResNetRegressor` whose hyperparameters Optuna searches inside ``fit``.
@@ -532,7 +558,8 @@ default="median"
         ``"auto"``: as :func:`tabresnet.tune` decides by the table's size); the
         model is then the bag of the best configuration's ``cv`` fold networks,
         averaged (see :func:`tabresnet.tune`).
-    {generated_parameters}
+    arch, block, num_blocks, c_hidden, activation, norm, dropout, shortcut, zero_init, init, embedding_dim, num_embedding, num_embedding_dim, n_bins, n_frequencies, frequency_scale, ensemble_size, ensemble, categorical, numeric, ignore, int_as_categorical, numeric_transform, n_quantiles, onehot_max_cardinality, target_transform, val_size, bag, max_epochs, batch_size, optimizer, lr, weight_decay, loss, huber_delta, scheduler, gradient_clip, patience, accelerator, devices, strategy, precision, num_threads, progress, deterministic, ema_decay, seed : as for ResNetRegressor
+        The run-config options, with the same defaults.
 
     Options the search space lists take the sampled values; the others keep
     the values given here.
@@ -578,14 +605,66 @@ default="median"
     (['lr'], 2, (3,))
     """
 
-    __init__ = _make_init(
-        _signature(
-            tuple(
-                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value)
-                for name, value in TUNING_DEFAULTS.items()
-            )
-        )
-    )
+    def __init__(
+        self,
+        *,
+        n_trials: int = 20,
+        timeout: float | str | None = None,
+        search_space: Any = None,
+        sampler: Any = "tpe",
+        pruner: Any = "median",
+        # Not tune's "auto": an estimator often runs inside sklearn's own
+        # cross-validation, and K-fold scoring would multiply its cost by K.
+        cv: int | str | None = None,
+        arch: str = "resnet",
+        block: str = "PreActResNetBlock",
+        num_blocks: tuple[int, ...] = (2,),
+        c_hidden: tuple[int, ...] = (128,),
+        activation: str = "relu",
+        norm: str | None = None,
+        dropout: float = 0.1,
+        shortcut: str = "projection",
+        zero_init: bool = False,
+        init: str = "zero_residual",
+        embedding_dim: int = 8,
+        num_embedding: str = "ple",
+        num_embedding_dim: int = 8,
+        n_bins: int = 48,
+        n_frequencies: int = 48,
+        frequency_scale: float = 0.1,
+        ensemble_size: int = 8,
+        ensemble: str = "mini",
+        categorical: tuple[str, ...] = (),
+        numeric: tuple[str, ...] = (),
+        ignore: tuple[str, ...] = (),
+        int_as_categorical: int = 0,
+        numeric_transform: str = "quantile",
+        n_quantiles: int = 1000,
+        onehot_max_cardinality: int = 16,
+        target_transform: str = "standard",
+        val_size: float = 0.16,
+        bag: int = 0,
+        max_epochs: int = 300,
+        batch_size: int = 0,
+        optimizer: str = "adamw",
+        lr: float = 2e-3,
+        weight_decay: float = 3e-4,
+        loss: str = "mse",
+        huber_delta: float = 1.0,
+        scheduler: str = "none",
+        gradient_clip: float = 0.0,
+        patience: int = 16,
+        accelerator: str = "auto",
+        devices: str = "auto",
+        strategy: str = "auto",
+        precision: str = "32-true",
+        num_threads: int = 0,
+        progress: str = "none",
+        deterministic: bool = True,
+        ema_decay: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        _store(self, locals())
 
     def fit(self, X: Any, y: Any) -> TunedResNetRegressor:
         """Search the hyperparameters on ``X``, ``y`` and keep the best model.
@@ -626,7 +705,6 @@ default="median"
             # in for one, so that tune cuts none off the training rows.
             test_data=val_frame,
             progress=self.progress,
-            report=False,
         )
         self.model_ = result.model
         self.config_ = result.best_config
@@ -635,5 +713,3 @@ default="median"
         self.trials_ = result.study.trials_dataframe()
         return self
 
-
-TunedResNetRegressor.__doc__ = _with_parameters(TunedResNetRegressor.__doc__)

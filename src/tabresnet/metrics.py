@@ -1,4 +1,4 @@
-"""Regression metrics in the target's own units.
+"""Regression metrics in the target's own units, from :mod:`sklearn.metrics`.
 
 >>> import numpy as np
 >>> m = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]))
@@ -11,22 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn import metrics as skm
 
 __all__ = ["regression_metrics"]
-
-
-def _single(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    err = p - y
-    out = {
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "mae": float(np.mean(np.abs(err))),
-    }
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
-    out["r2"] = float(1.0 - np.sum(err**2) / ss_tot) if ss_tot > 0 else float("nan")
-    # MAPE is undefined where a true value is 0; report it only when none is.
-    if np.all(np.abs(y) > 0):
-        out["mape"] = float(np.mean(np.abs(err) / np.abs(y)))
-    return out
 
 
 def regression_metrics(
@@ -44,27 +31,31 @@ def regression_metrics(
     Returns
     -------
     dict
-        ``{"rmse", "mae", "r2", ["mape"], "n", ["per_target"]}``.
+        ``{"rmse", "mae", "r2", ["mape"], "n", ["per_target"]}``; R² is NaN
+        for a constant target.
     """
-    y = np.asarray(y_true, dtype=np.float64)
-    p = np.asarray(y_pred, dtype=np.float64)
-    if y.ndim == 1:
-        y = y[:, None]
-    if p.ndim == 1:
-        p = p[:, None]
+    y = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
+    p = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
     if y.shape != p.shape:
         raise ValueError(f"y_true and y_pred shapes differ: {y.shape} vs {p.shape}")
-    per = [_single(y[:, j], p[:, j]) for j in range(y.shape[1])]
-    if len(per) == 1:
-        out: dict = dict(per[0])
-    else:
-        keys = set.intersection(*(set(d) for d in per))
-        out = {
-            k: float(np.mean([d[k] for d in per]))
-            for k in ("rmse", "mae", "r2", "mape")
-            if k in keys
+    raw = {"multioutput": "raw_values"}
+    with np.errstate(divide="ignore", invalid="ignore"):  # a constant target: R² is NaN
+        r2 = np.where(y.std(0) > 0, skm.r2_score(y, p, force_finite=False, **raw), np.nan)
+    per = {
+        "rmse": skm.root_mean_squared_error(y, p, **raw),
+        "mae": skm.mean_absolute_error(y, p, **raw),
+        "r2": r2,
+    }
+    # MAPE is undefined where a true value is 0: reported only for targets without one.
+    no_zero = np.all(np.abs(y) > 0, axis=0)
+    if no_zero.any():
+        per["mape"] = np.where(no_zero, skm.mean_absolute_percentage_error(y, p, **raw), np.nan)
+    out: dict = {k: float(np.mean(v)) for k, v in per.items() if k != "mape" or no_zero.all()}
+    if y.shape[1] > 1:
+        names = list(targets) if targets else [f"y{j}" for j in range(y.shape[1])]
+        out["per_target"] = {
+            name: {k: float(v[j]) for k, v in per.items() if k != "mape" or no_zero[j]}
+            for j, name in enumerate(names)
         }
-        names = list(targets) if targets else [f"y{j}" for j in range(len(per))]
-        out["per_target"] = dict(zip(names, per))
     out["n"] = int(y.shape[0])
     return out

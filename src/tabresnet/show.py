@@ -9,35 +9,35 @@ The graph is the chapter's picture: ``torchviz.make_dot`` on the output of one
 forward pass, with the parameters named. Rendering needs the Graphviz ``dot``
 program.
 
-The CLI wires this module in with :func:`add_show_parser` and :func:`run_show`.
+:func:`render_graph` is the one autograd drawing of the package; the report
+draws its model graph with it too.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .artifact import atomic_write_bytes
 from .errors import ConfigError, TabResNetError
 from .models import ModelConfig
 
 __all__ = [
-    "DEFAULT_INPUT_DIM",
     "GRAPH_FORMATS",
-    "add_show_parser",
+    "check_graph_path",
     "count_parameters",
     "describe",
     "draw_graph",
     "load_model_config",
-    "run_show",
+    "render_graph",
 ]
 
-# A model config does not know the table it will see; the chapter's examples
-# use 10 input features, so a tree drawn without --input-dim matches them.
-DEFAULT_INPUT_DIM = 10
+DEFAULT_INPUT_DIM = 10  # the chapter's examples use 10 input features
 GRAPH_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
 
@@ -110,45 +110,56 @@ def describe(cfg: ModelConfig, input_dim: int = DEFAULT_INPUT_DIM, output_dim: i
     options = " ".join(f"{k}={v}" for k, v in cfg.to_dict().items())
     lines = [
         f"{type(model).__name__} for {input_dim} input features and {output_dim} {outputs}",
-        *_wrap("options: " + options, width=88, indent="  "),
+        *textwrap.wrap("options: " + options, 88, subsequent_indent="  ",
+                       break_long_words=False, break_on_hyphens=False),
         repr(model),
         f"parameters: {total:,} (trainable: {trainable:,})",
     ]
     return "\n".join(lines)
 
 
-def _wrap(text: str, width: int, indent: str) -> list[str]:
-    lines, line = [], ""
-    for word in text.split(" "):
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = indent + word
-        else:
-            line = f"{line} {word}" if line else word
-    return [*lines, line]
+def render_graph(model: nn.Module, inputs: Sequence[torch.Tensor], fmt: str = "png") -> bytes:
+    """The autograd graph of one forward pass on ``inputs``, rendered by Graphviz.
+
+    torchviz walks the graph from the output back to the parameters (blue
+    boxes, named as in the module tree). The pass runs in eval mode (dropout
+    is the identity, no BatchNorm statistics change) and the model's mode is
+    restored. The drawing keeps its natural size (torchviz's size cap is
+    dropped), at screen resolution.
+
+    Raises
+    ------
+    TabResNetError
+        When the Graphviz ``dot`` program is not installed.
+    """
+    import graphviz  # lazily: only drawing needs it
+    from torchviz import make_dot
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            output = model(*inputs)
+        dot = make_dot(output, params=dict(model.named_parameters()))
+    finally:
+        model.train(was_training)
+    dot.graph_attr.pop("size", None)
+    dot.graph_attr.update(dpi="72")
+    try:
+        return dot.pipe(format=fmt)
+    except graphviz.ExecutableNotFound as exc:
+        raise TabResNetError(
+            "Graphviz 'dot' was not found on PATH; install Graphviz "
+            "(apt-get install graphviz, brew install graphviz) or leave out --graph"
+        ) from exc
 
 
 def draw_graph(model: nn.Module, input_dim: int, path: str | os.PathLike) -> Path:
-    """Render the autograd graph of one forward pass to ``path``.
+    """Render the autograd graph of one forward pass on two rows to ``path``.
 
-    The format follows the suffix (``.png``, ``.svg``, ``.pdf``). The file is
-    written under a temporary name and renamed, so ``path`` is either the old
-    file or the complete new one. The forward pass runs in eval mode on two
-    rows (no BatchNorm statistics change) and the model's mode is restored.
-
-    Parameters
-    ----------
-    model : nn.Module
-        A network taking ``(N, input_dim)`` float tensors.
-    input_dim : int
-        Number of input features.
-    path : str or PathLike
-        Output file; missing parent directories are created.
-
-    Returns
-    -------
-    Path
-        ``path``.
+    The format follows the suffix (``.png``, ``.svg``, ``.pdf``); the file is
+    written under a temporary name and renamed, and missing parent directories
+    are created.
 
     Raises
     ------
@@ -167,43 +178,19 @@ def draw_graph(model: nn.Module, input_dim: int, path: str | os.PathLike) -> Pat
     ...         out = draw_graph(model, 3, Path(tmp) / "net.svg")
     ...         assert "<svg" in out.read_text()
     """
-    import graphviz  # lazily: only drawing needs it
-    from torchviz import make_dot
-
     path = Path(path)
-    fmt = _graph_format(path)
-    was_training = model.training
-    model.eval()
-    try:
-        param = next(model.parameters(), None)
-        dtype = param.dtype if param is not None else torch.float32
-        device = param.device if param is not None else None
-        x = torch.randn(2, input_dim, generator=torch.Generator().manual_seed(0))
-        with torch.enable_grad():
-            output = model(x.to(device=device, dtype=dtype))
-        dot = make_dot(output, params=dict(model.named_parameters()))
-    finally:
-        model.train(was_training)
-    try:
-        data = dot.pipe(format=fmt)
-    except graphviz.ExecutableNotFound as exc:
-        raise TabResNetError(
-            "Graphviz 'dot' was not found on PATH; install Graphviz "
-            "(apt-get install graphviz, brew install graphviz) or leave out --graph"
-        ) from exc
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same directory (so the rename is atomic), a name unique to this process.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    fmt = check_graph_path(path)
+    param = next(model.parameters(), None)
+    x = torch.randn(2, input_dim, generator=torch.Generator().manual_seed(0))
+    if param is not None:
+        x = x.to(device=param.device, dtype=param.dtype)
+    atomic_write_bytes(path, render_graph(model, [x], fmt))
     return path
 
 
-def _graph_format(path: Path) -> str:
+def check_graph_path(path: str | os.PathLike) -> str:
+    """The Graphviz format for ``path``'s suffix; :class:`ConfigError` for an unknown one."""
+    path = Path(path)
     fmt = GRAPH_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ConfigError(
@@ -242,81 +229,3 @@ def load_model_config(path: str | os.PathLike | None) -> ModelConfig:
         raise ConfigError(f"{path} is not valid YAML ({first}); fix the file") from exc
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def add_show_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``show`` command to a CLI's subparsers (its handler: :func:`run_show`).
-
-    Examples
-    --------
-    >>> parser = argparse.ArgumentParser(prog="tabresnet")
-    >>> _ = add_show_parser(parser.add_subparsers())
-    >>> args = parser.parse_args(["show", "--input-dim", "20", "--graph", "net.png"])
-    >>> args.config, args.input_dim, args.output_dim, args.graph, args.func is run_show
-    (None, 20, 1, 'net.png', True)
-    """
-    p = subparsers.add_parser(
-        "show",
-        help="print a network's module tree and parameter count; optionally draw its graph",
-        description="Build the network a config describes, print its module tree and "
-        "parameter counts, and optionally render its autograd graph (needs Graphviz).",
-    )
-    p.add_argument(
-        "--config",
-        "-c",
-        help="YAML run config (its model: section) or bare model options; default: defaults",
-    )
-    p.add_argument("--graph", metavar="FILE", help="draw the graph to FILE (.png, .svg or .pdf)")
-    p.add_argument(
-        "--input-dim",
-        type=_positive_int,
-        default=DEFAULT_INPUT_DIM,
-        metavar="N",
-        help=f"number of input features (default: {DEFAULT_INPUT_DIM})",
-    )
-    p.add_argument(
-        "--output-dim",
-        type=_positive_int,
-        default=1,
-        metavar="M",
-        help="number of regression targets (default: 1)",
-    )
-    p.set_defaults(func=run_show)
-    return p
-
-
-def run_show(args: argparse.Namespace) -> int:
-    """Handle ``tabresnet show``: print the description, draw the graph if asked.
-
-    Returns 0; user errors raise :class:`~tabresnet.errors.TabResNetError`,
-    which the CLI prints as one ``error:`` line.
-
-    Examples
-    --------
-    >>> run_show(argparse.Namespace(config=None, input_dim=4, output_dim=2, graph=None))
-    ResNet for 4 input features and 2 outputs
-    ...
-    parameters: ... (trainable: ...)
-    0
-    """
-    cfg = load_model_config(getattr(args, "config", None))
-    input_dim = getattr(args, "input_dim", None) or DEFAULT_INPUT_DIM
-    output_dim = getattr(args, "output_dim", None) or 1
-    graph = getattr(args, "graph", None)
-    if graph:
-        _graph_format(Path(graph))  # a bad suffix fails before anything is printed
-    print(describe(cfg, input_dim, output_dim))
-    if graph:
-        path = draw_graph(cfg.build(input_dim, output_dim), input_dim, graph)
-        print(f"graph written to {path}")
-    return 0

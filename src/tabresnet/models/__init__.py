@@ -14,6 +14,14 @@ from .config import ARCHS, ModelConfig
 from .embeddings import NumericEmbeddings, PeriodicEmbeddings, PiecewiseLinearEmbeddings
 from .ensemble import MeanEnsemble
 from .networks import PreActResNetRegression, ResNet, ResNetRegression
+from .packed import (
+    BatchEnsembleLinear,
+    EnsembleBatchNorm,
+    EnsembleLayerNorm,
+    PackedLinear,
+    TabularEnsemble,
+    pack,
+)
 from .registry import (
     ACTIVATIONS,
     BLOCKS,
@@ -23,15 +31,6 @@ from .registry import (
     get_block,
     get_init,
     get_norm,
-    register_block,
-)
-from .packed import (
-    BatchEnsembleLinear,
-    EnsembleBatchNorm,
-    EnsembleLayerNorm,
-    PackedLinear,
-    TabularEnsemble,
-    pack,
 )
 from .residual import Residual, ZeroPadShortcut, make_shortcut
 from .tabular import CategoricalEmbeddings, TabularNetwork
@@ -67,5 +66,4 @@ __all__ = [
     "get_init",
     "get_norm",
     "make_shortcut",
-    "register_block",
 ]

@@ -32,8 +32,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .registry import get_activation, get_norm, register_block
-from .residual import ZeroPadShortcut
+from .layers import get_activation, get_norm
+from .residual import make_shortcut
 
 __all__ = ["PreActResNetBlock", "ResNetBlock"]
 
@@ -68,7 +68,6 @@ def _zero_branch_tail(net: nn.Sequential) -> None:
             return
 
 
-@register_block("ResNetBlock")
 class ResNetBlock(nn.Module):
     """The original residual block with the activation after the addition.
 
@@ -143,10 +142,10 @@ class ResNetBlock(nn.Module):
         self.net = nn.Sequential(*layers)
         # The chapter stores None when the width is kept; TorchScript refines
         # `is not None` on a None attribute statically, as in torchvision.
-        self.downsample = _widen(shortcut, c_in, c_out, bias=True) if subsample else None
+        self.downsample = make_shortcut(shortcut, c_in, c_out, bias=True) if subsample else None
         self.act_fn = act_fn()
         if zero_init:
-            _zero_branch_tail(self.net)
+            self.zero_init_branch()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.net(x)
@@ -161,7 +160,6 @@ class ResNetBlock(nn.Module):
         _zero_branch_tail(self.net)
 
 
-@register_block("PreActResNetBlock")
 class PreActResNetBlock(nn.Module):
     """The pre-activation residual block: norm and activation before each Linear.
 
@@ -240,9 +238,9 @@ class PreActResNetBlock(nn.Module):
                 norm_layer(c_in), act_fn(), nn.Linear(c_in, c_out, bias=False)
             )
         else:
-            self.downsample = _widen(shortcut, c_in, c_out, bias=False)
+            self.downsample = make_shortcut(shortcut, c_in, c_out, bias=False)
         if zero_init:
-            _zero_branch_tail(self.net)
+            self.zero_init_branch()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.net(x)
@@ -255,13 +253,3 @@ class PreActResNetBlock(nn.Module):
         """Make the branch output zero (used by the ``"zero_residual"`` init)."""
         _zero_branch_tail(self.net)
 
-
-def _widen(shortcut: str, c_in: int, c_out: int, bias: bool) -> nn.Module:
-    if shortcut == "projection":
-        return nn.Linear(c_in, c_out, bias=bias)
-    if shortcut == "zero_pad":
-        return ZeroPadShortcut(c_in, c_out)
-    raise ValueError(
-        f"a block that changes width needs shortcut 'projection' or 'zero_pad', "
-        f"however: {shortcut=}"
-    )

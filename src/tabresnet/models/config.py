@@ -317,9 +317,9 @@ def _as_int_list(value: Any, name: str) -> list[int]:
 
 # Names the search space and CLI may offer.
 CHOICES = {
-    "activation": ACTIVATIONS.canonical_names,
-    "norm": NORMS.canonical_names,
-    "init": INITS.canonical_names,
+    "activation": list(ACTIVATIONS),
+    "norm": list(NORMS),
+    "init": list(INITS),
     "shortcut": list(SHORTCUTS[1:]),
     "arch": list(ARCHS),
     "num_embedding": list(NUM_EMBEDDINGS),

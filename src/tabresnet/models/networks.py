@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from .registry import get_activation, get_block, get_init
+from .registry import get_activation, get_block, get_init, zero_branches
 
 __all__ = ["PreActResNetRegression", "ResNet", "ResNetRegression"]
 
@@ -33,13 +33,10 @@ def _check_positive(**kwargs: int) -> None:
 def _initialise(model: nn.Module, init, zero_init: bool) -> None:
     get_init(init)(model)
     if zero_init:
-        # The blocks zeroed their branches when built, but an init that redraws
-        # every Linear or resets every norm ("chapter", "kaiming_in") undoes
-        # that; zero_init=True asks for zero branches whatever the init.
-        for m in model.modules():
-            zero = getattr(m, "zero_init_branch", None)
-            if callable(zero):
-                zero()
+        # An init that redraws every Linear or resets every norm ("chapter",
+        # "kaiming_in") undoes the blocks' own zeroing; zero_init=True asks for
+        # zero branches whatever the init.
+        zero_branches(model)
 
 
 class ResNetRegression(nn.Module):

@@ -1,25 +1,25 @@
-"""Name registries for blocks, activations, norms and initialisations.
+"""Initialisations and blocks by name, beside the layer names of :mod:`.layers`.
 
-Every place that accepts a layer by name goes through :func:`resolve`, so a
-name is normalised the same way everywhere (``"Leaky_ReLU"`` == ``"leakyrelu"``)
-and an unknown name fails with a message that lists the valid ones.
+Plain dicts: add an entry to register your own (``BLOCKS["MyBlock"] = MyBlock``).
+Lookups normalise the name (``"Zero-Residual"`` == ``"zero_residual"``) and an
+unknown name fails with a message that lists the valid ones.
 
 Examples
 --------
->>> from tabresnet.models.registry import get_activation
->>> get_activation("leaky_relu")
-<class 'torch.nn.modules.activation.LeakyReLU'>
->>> get_activation(torch.nn.GELU)  # a class passes through unchanged
-<class 'torch.nn.modules.activation.GELU'>
+>>> get_block("preact_resnet_block")
+<class 'tabresnet.models.blocks.PreActResNetBlock'>
+>>> get_init("pytorch") is init_torch
+True
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-import torch  # noqa: F401  (used by the doctests)
 from torch import nn
+
+from .blocks import PreActResNetBlock, ResNetBlock
+from .layers import ACTIVATIONS, NORMS, get_activation, get_norm, lookup, normalise_name
 
 __all__ = [
     "ACTIVATIONS",
@@ -31,112 +31,26 @@ __all__ = [
     "get_init",
     "get_norm",
     "normalise_name",
-    "register_block",
-    "resolve",
 ]
 
-
-def normalise_name(name: str) -> str:
-    """Lower-case a registry name and drop ``_``, ``-`` and spaces.
-
-    >>> normalise_name("Leaky_ReLU")
-    'leakyrelu'
-    """
-    return name.replace("_", "").replace("-", "").replace(" ", "").lower()
-
-
-class Registry(dict):
-    """A ``dict`` from normalised names to objects, with readable errors.
-
-    Parameters
-    ----------
-    kind : str
-        What the registry holds, used in error messages (``"activation"``).
-    canonical : dict
-        Canonical name -> object. Lookups normalise the key, so
-        ``"leaky_relu"``, ``"LeakyReLU"`` and ``"leakyrelu"`` are one entry.
-    """
-
-    def __init__(self, kind: str, canonical: dict[str, Any], aliases: dict[str, str] | None = None):
-        super().__init__()
-        self.kind = kind
-        self.canonical_names: list[str] = []
-        for name, obj in canonical.items():
-            self.register(name, obj)
-        for alias, target in (aliases or {}).items():
-            self[normalise_name(alias)] = self[normalise_name(target)]
-
-    def register(self, name: str, obj: Any) -> Any:
-        self[normalise_name(name)] = obj
-        if name not in self.canonical_names:
-            self.canonical_names.append(name)
-        return obj
-
-    def lookup(self, name: str) -> Any:
-        key = normalise_name(name)
-        if key not in self:
-            valid = ", ".join(sorted(self.canonical_names))
-            raise ValueError(f"unknown {self.kind} {name!r}; valid names are: {valid}")
-        return self[key]
-
-    def name_of(self, obj: Any) -> str | None:
-        """The canonical name registered for ``obj``, or ``None``."""
-        for name in self.canonical_names:
-            if self[normalise_name(name)] is obj:
-                return name
-        return None
-
-
-def resolve(registry: Registry, value: str | Any) -> Any:
-    """Look ``value`` up by name, or return it unchanged if it is not a string.
-
-    >>> resolve(ACTIVATIONS, "relu")
-    <class 'torch.nn.modules.activation.ReLU'>
-    >>> resolve(ACTIVATIONS, "nope")
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown activation 'nope'; valid names are: ...
-    """
-    if isinstance(value, str):
-        return registry.lookup(value)
-    return value
-
-
-ACTIVATIONS = Registry(
-    "activation",
-    {
-        "relu": nn.ReLU,
-        "leaky_relu": nn.LeakyReLU,
-        "elu": nn.ELU,
-        "gelu": nn.GELU,
-        "silu": nn.SiLU,
-        "mish": nn.Mish,
-        "selu": nn.SELU,
-        "tanh": nn.Tanh,
-        "sigmoid": nn.Sigmoid,
-        "identity": nn.Identity,
-    },
-    aliases={"swish": "silu", "linear": "identity"},
-)
-
-
-def _no_norm(num_features: int) -> nn.Module:
-    # Keeps the module tree's shape: a disabled norm is an nn.Identity in the
-    # same slot (the Q&A's point; timm's Mlp does the same).
-    return nn.Identity()
-
-
-NORMS = Registry(
-    "norm",
-    {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, "none": _no_norm},
-    aliases={"batchnorm": "batch", "bn": "batch", "layernorm": "layer", "ln": "layer"},
-)
+BLOCKS: dict[str, type[nn.Module]] = {
+    "ResNetBlock": ResNetBlock,
+    "PreActResNetBlock": PreActResNetBlock,
+}
 
 
 # --- initialisations -------------------------------------------------------
 # Each init takes the whole network and changes it in place. "chapter" is the
 # book's _init_params; "default" keeps PyTorch's own layer init and only
 # shrinks the head (see docs/design.md, issue 2 item 9, for the measurements).
+
+
+def zero_branches(model: nn.Module) -> None:
+    """Zero the residual branch of every block in ``model`` (each starts as its shortcut)."""
+    for m in model.modules():
+        zero = getattr(m, "zero_init_branch", None)
+        if callable(zero):
+            zero()
 
 
 def init_chapter(model: nn.Module) -> None:
@@ -179,10 +93,7 @@ def init_zero_residual(model: nn.Module) -> None:
     of a standardised target -- instead of the large random outputs that
     the chapter's fan_out head produces (weight std about 1.4 for one output).
     """
-    for m in model.modules():
-        zero = getattr(m, "zero_init_branch", None)
-        if callable(zero):
-            zero()
+    zero_branches(model)
     head = getattr(model, "output_head", None)
     if callable(head):
         layer = head()
@@ -191,50 +102,20 @@ def init_zero_residual(model: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-INITS = Registry(
-    "init",
-    {
-        "chapter": init_chapter,
-        "torch": init_torch,
-        "kaiming_in": init_kaiming_in,
-        "zero_residual": init_zero_residual,
-    },
-    aliases={"kaiming_fan_out": "chapter", "pytorch": "torch", "default_torch": "torch"},
-)
-
-BLOCKS = Registry("block", {})
-
-
-def register_block(name: str) -> Callable[[type], type]:
-    """Class decorator that adds a block class to :data:`BLOCKS` under ``name``."""
-
-    def deco(cls: type) -> type:
-        BLOCKS.register(name, cls)
-        return cls
-
-    return deco
-
-
-def get_activation(value: str | type[nn.Module]) -> type[nn.Module]:
-    """An activation class by name (see :data:`ACTIVATIONS`) or the class itself."""
-    return resolve(ACTIVATIONS, value)
-
-
-def get_norm(value: str | Callable[[int], nn.Module] | None) -> Callable[[int], nn.Module]:
-    """A norm-layer factory ``f(num_features) -> nn.Module``; ``None`` means no norm."""
-    if value is None:
-        return _no_norm
-    return resolve(NORMS, value)
+INITS: dict[str, Callable[[nn.Module], None]] = {
+    "chapter": init_chapter,
+    "torch": init_torch,
+    "kaiming_in": init_kaiming_in,
+    "zero_residual": init_zero_residual,
+}
+_INIT_ALIASES = {"kaimingfanout": "chapter", "pytorch": "torch", "defaulttorch": "torch"}
 
 
 def get_block(value: str | type[nn.Module]) -> type[nn.Module]:
     """A residual block class by name (see :data:`BLOCKS`) or the class itself."""
-    from . import blocks  # noqa: F401  (registers the built-in blocks)
-
-    return resolve(BLOCKS, value)
+    return lookup(BLOCKS, "block", value)
 
 
 def get_init(value: str | Callable[[nn.Module], None]) -> Callable[[nn.Module], None]:
     """An initialisation function ``f(model) -> None`` by name or the function itself."""
-    return resolve(INITS, value)
-
+    return lookup(INITS, "init", value, _INIT_ALIASES)

@@ -31,20 +31,19 @@ Examples
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
-from typing import Any
 
-__all__ = ["add_report_parser", "build_html", "run_report", "write_report"]
+from ..artifact import atomic_write_text
+from ..errors import ModelFileError
+from . import sections as S
+from .html import page, section
+from .rundir import RUN_FILES, RunDir
+
+__all__ = ["build_html", "write_report"]
 
 
 def build_html(run_dir: str | Path) -> str:
     """The report of ``run_dir`` as an HTML string (see :func:`write_report`)."""
-    from . import sections as S
-    from .html import page, section
-    from .rundir import RunDir
-
     run = RunDir(run_dir)
     anchors = [
         (a, t) for a, t in S.SECTIONS if a != "tuning" or S.is_tuning_run(run)
@@ -86,11 +85,6 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         Missing or broken individual files only mark their sections "not
         available".
     """
-    from tabresnet.errors import ModelFileError
-
-    from .html import write_atomic
-    from .rundir import RUN_FILES, RunDir
-
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise ModelFileError(
@@ -103,54 +97,6 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     target = run.path / "report.html" if out is None else Path(out)
     if target.is_dir():
         target = target / "report.html"
-    write_atomic(target, build_html(run.path))
+    atomic_write_text(target, build_html(run.path))
     return target
 
-
-def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``report RUN_DIR [-o OUT]`` to an ``argparse`` sub-parser set.
-
-    The parser's default ``func`` is :func:`run_report`.
-
-    >>> parser = argparse.ArgumentParser(prog="tabresnet")
-    >>> _ = add_report_parser(parser.add_subparsers(dest="command"))
-    >>> args = parser.parse_args(["report", "runs/a", "-o", "a.html"])
-    >>> args.run_dir, args.out, args.func is run_report
-    ('runs/a', 'a.html', True)
-    """
-    p = subparsers.add_parser(
-        "report",
-        help="write a self-contained HTML report of a run directory",
-        description=(
-            "Write one HTML file (images embedded, no network needed) with the data summary, "
-            "the model, learning curves, test-set plots, metrics and, for tuning runs, "
-            "the optimisation plots."
-        ),
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by fit or tune")
-    p.add_argument(
-        "-o", "--out", metavar="OUT.html", default=None,
-        help="where to write the report (default: RUN_DIR/report.html)",
-    )
-    p.set_defaults(func=run_report)
-    return p
-
-
-def run_report(args: argparse.Namespace) -> int:
-    """Carry out ``tabresnet report``: write the report and print its path.
-
-    Returns 0, or 2 after printing ``error: <message>`` for a run directory
-    that cannot be used.
-    """
-    import matplotlib
-
-    from tabresnet.errors import TabResNetError
-
-    matplotlib.use("Agg")  # a command-line tool never needs a window
-    try:
-        path = write_report(args.run_dir, getattr(args, "out", None))
-    except TabResNetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"report: {path}")
-    return 0

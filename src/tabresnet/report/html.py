@@ -20,13 +20,10 @@ import base64
 import datetime as _dt
 import html as _html
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-__all__ = ["esc", "fmt", "image", "not_available", "page", "section", "table", "write_atomic"]
+__all__ = ["esc", "fmt", "image", "not_available", "page", "section", "table"]
 
 
 def esc(value: Any) -> str:
@@ -186,20 +183,3 @@ def page(title: str, subtitle: str, nav: Sequence[tuple[str, str]], cards: str,
 </html>
 """
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``.
-
-    A reader sees the old file or the new one, never a half-written one; the
-    temporary file is removed if writing fails.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -2,9 +2,8 @@
 
 Our own figures are ``matplotlib.figure.Figure`` objects drawn without pyplot,
 so making a report never touches the caller's pyplot state (a notebook's
-inline backend, open windows). Optuna's matplotlib visualisations do use
-pyplot and a global style sheet; :func:`optuna_figure` runs them inside an
-``rc_context`` and closes their figures.
+inline backend, open windows). Optuna's plots come from
+:func:`tabresnet.tuning.results.plot_png`, the same that ``tune`` saves.
 
 Run it by hand::
 
@@ -19,12 +18,13 @@ Run it by hand::
 from __future__ import annotations
 
 import io
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ..metrics import regression_metrics
 
 __all__ = [
     "PNG_SIGNATURE",
@@ -32,7 +32,6 @@ __all__ = [
     "figure_png",
     "learning_curves",
     "member_groups",
-    "optuna_figure",
     "png_size",
     "predictions",
 ]
@@ -231,9 +230,8 @@ def predictions(y_true: Sequence[float], y_pred: Sequence[float], target: str = 
     if t.size == 0:
         raise ValueError(f"no finite predictions for {target!r}")
     r = t - p
-    rmse = float(np.sqrt(np.mean(r**2)))
-    ss_tot = float(np.sum((t - t.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(r**2)) / ss_tot if ss_tot > 0 else float("nan")
+    scores = regression_metrics(t, p)
+    rmse, r2 = scores["rmse"], scores["r2"]
     # Many points overlap; make each fainter as their number grows.
     alpha = float(np.clip(30 / np.sqrt(t.size), 0.15, 0.8))
     with matplotlib.rc_context(_RC):
@@ -270,70 +268,8 @@ def predictions(y_true: Sequence[float], y_pred: Sequence[float], target: str = 
         return figure_png(fig)
 
 
-def optuna_figure(
-    plot: Callable[..., Any],
-    study: Any,
-    *,
-    size: tuple[float, float] = (10, 4.5),
-    xlabel: str | None = None,
-    ylabel: str | None = None,
-    **kwargs: Any,
-) -> bytes:
-    """Run one of ``optuna.visualization.matplotlib``'s plots and return it as a PNG.
-
-    Optuna's plots switch pyplot to the ggplot style globally and leave their
-    figure open; here the style change is undone and the figure closed.
-    Their own failures (too few trials, one parameter) propagate.
-    """
-    import matplotlib
-    import matplotlib.pyplot as plt
-
-    with matplotlib.rc_context(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ExperimentalWarning on every call
-        plt.rcParams.update(_RC)
-        ax = plot(study, **kwargs)
-        ax0 = np.ravel(ax)[0] if isinstance(ax, np.ndarray) else ax
-        fig = ax0.figure
-        try:
-            fig.set_size_inches(*size)
-            if xlabel is not None:
-                ax0.set_xlabel(xlabel)
-            if ylabel is not None:
-                ax0.set_ylabel(ylabel)
-            _match_fonts(fig)
-            fig.tight_layout()
-            return figure_png(fig)
-        finally:
-            plt.close(fig)
-
-
-def _match_fonts(fig: Any) -> None:
-    """Give an Optuna figure the font sizes of ours (its ggplot style sets larger ones)."""
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in fig.axes:
-        for loc in ("left", "center", "right"):
-            if ax.get_title(loc):
-                # The padding keeps the title clear of tick labels drawn at the top
-                # edge (the parallel-coordinate plot puts category names there).
-                ax.set_title(ax.get_title(loc), loc=loc, fontsize=_RC["axes.titlesize"],
-                             fontweight="bold", y=1.0, pad=14)
-        ax.xaxis.label.set_fontsize(_RC["axes.labelsize"])
-        ax.yaxis.label.set_fontsize(_RC["axes.labelsize"])
-        ax.tick_params(labelsize=9)
-        legend = ax.get_legend()
-        if legend is not None:
-            for text in legend.get_texts():
-                text.set_fontsize(_RC["legend.fontsize"])
-        if ax.get_xlabel() == "trial number":  # trials are counted in whole numbers
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
-def autograd_graph(network: Any, n_num: int, n_cat: int, *, fmt: str = "png") -> bytes:
-    """Draw the autograd graph of one forward pass on a 2-row sample.
-
-    torchviz walks the graph from the output back to the parameters (blue
-    boxes, named as in the module tree); Graphviz's ``dot`` lays it out.
+def autograd_graph(network: Any, n_num: int, n_cat: int) -> bytes:
+    """The autograd graph of one forward pass on a 2-row sample (:func:`tabresnet.show.render_graph`).
 
     Parameters
     ----------
@@ -341,38 +277,11 @@ def autograd_graph(network: Any, n_num: int, n_cat: int, *, fmt: str = "png") ->
         Takes ``forward(x_num, x_cat)``.
     n_num, n_cat : int
         Widths of the float and the integer-code inputs.
-    fmt : {"png", "svg"}
-        Output format of Graphviz.
-
-    Raises
-    ------
-    RuntimeError
-        When torchviz or Graphviz's ``dot`` is missing.
     """
-    import shutil
-
     import torch
 
-    try:
-        from torchviz import make_dot
-    except ImportError as exc:  # pragma: no cover - torchviz is a dependency
-        raise RuntimeError("torchviz is not installed (pip install torchviz)") from exc
-    if shutil.which("dot") is None:
-        raise RuntimeError("Graphviz's 'dot' program is not installed (apt-get install graphviz)")
-    gen = torch.Generator().manual_seed(0)
-    x_num = torch.randn(2, n_num, generator=gen)
+    from ..show import render_graph
+
+    x_num = torch.randn(2, n_num, generator=torch.Generator().manual_seed(0))
     x_cat = torch.zeros(2, n_cat, dtype=torch.long)  # code 0 exists in every column
-    was_training = network.training
-    # Evaluation mode: dropout is the identity, so the graph shows the network.
-    network.eval()
-    try:
-        with torch.enable_grad():
-            out = network(x_num, x_cat)
-        dot = make_dot(out, params=dict(network.named_parameters()))
-    finally:
-        network.train(was_training)
-    # torchviz caps the drawing at a size that grows with the node count; drop
-    # the cap and render at screen resolution, so boxes keep their natural size.
-    dot.graph_attr.pop("size", None)
-    dot.graph_attr.update(dpi="72")
-    return dot.pipe(format=fmt)
+    return render_graph(network, [x_num, x_cat])

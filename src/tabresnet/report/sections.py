@@ -11,9 +11,10 @@ from typing import Any
 
 import pandas as pd
 
+from ..tuning.results import METRIC, PLOTS, plot_png, plotted_params
 from . import plots
 from .html import esc, fmt, image, not_available, table
-from .rundir import RunDir, Unavailable, load_network, summary_columns, summary_rows
+from .rundir import RunDir, Unavailable, load_network
 
 # (anchor, title) in page order; tuning only for tuning runs.
 SECTIONS = [
@@ -40,10 +41,7 @@ def _need(value: Any, name: str) -> Any:
 def key_numbers(run: RunDir) -> str:
     """Cards at the top of the page: test RMSE and R², rows, parameters, epochs."""
     cards: list[tuple[str, str]] = []
-    try:
-        metrics = run.json("metrics.json") or {}
-    except Unavailable:
-        metrics = {}
+    metrics = run.quiet_json("metrics.json") or {}
     test = metrics.get("test") if isinstance(metrics, dict) else None
     if isinstance(test, dict):
         for key, label in (("rmse", "test RMSE"), ("mae", "test MAE"), ("r2", "test R²")):
@@ -54,10 +52,7 @@ def key_numbers(run: RunDir) -> str:
         cards.append((fmt(sum(p.numel() for p in net.parameters())), "parameters"))
     except Unavailable:
         pass
-    try:
-        rows = summary_rows(run.json("data_summary.json"))
-    except Unavailable:
-        rows = {}
+    rows = _rows(run.quiet_json("data_summary.json"))
     if "total" in rows:
         cards.append((fmt(rows["total"]), "rows"))
     try:
@@ -80,10 +75,18 @@ def key_numbers(run: RunDir) -> str:
 
 
 # -- data --------------------------------------------------------------------------
+def _rows(summary: Any) -> dict[str, int]:
+    """Rows per split of ``data_summary.json``, plus ``total`` (all rows the counts cover)."""
+    if not isinstance(summary, dict) or not isinstance(summary.get("rows"), dict):
+        return {}
+    rows = {str(k): int(v) for k, v in summary["rows"].items()}
+    return {**rows, "total": int(summary.get("n_rows", sum(rows.values())))}
+
+
 def data_section(run: RunDir) -> str:
     summary = _need(run.json("data_summary.json"), "data_summary.json")
-    rows = summary_rows(summary)
-    cols = summary_columns(summary)
+    rows = _rows(summary)
+    cols = [c for c in summary.get("columns") or [] if isinstance(c, dict)]
     if not rows and not cols:
         raise Unavailable("data_summary.json has neither rows per split nor columns")
     parts = []
@@ -100,16 +103,17 @@ def data_section(run: RunDir) -> str:
         total = rows.get("total")
         body = []
         for c in cols:
-            miss = c["missing"]
+            miss = c.get("missing")
             share = (
                 f"{100 * miss / total:.1f} %"
                 if isinstance(miss, (int, float)) and total
                 else ""
             )
-            body.append([c["name"], c["role"], c["dtype"], miss, share, c["distinct"]])
+            body.append([c.get("name"), c.get("role"), c.get("dtype"), miss, share,
+                         c.get("distinct")])
         roles: dict[str, int] = {}
         for c in cols:
-            roles[c["role"] or "?"] = roles.get(c["role"] or "?", 0) + 1
+            roles[c.get("role") or "?"] = roles.get(c.get("role") or "?", 0) + 1
         note = ", ".join(f"{n} {r}" for r, n in roles.items())
         parts.append(
             f"<div><h3>Columns ({len(cols)}: {esc(note)})</h3>"
@@ -159,8 +163,8 @@ def model_section(run: RunDir) -> str:
     parts.append(
         f"<h3>Parameters: {esc(fmt(total))}</h3>"
         f'<p class="sub">{esc(fmt(trainable))} trainable; inputs: {info.n_num} numeric '
-        f"feature(s) after preprocessing, {info.n_cat} embedded categorical column(s); "
-        f"rebuilt from {esc(info.source)}.{esc(bag)}</p>"
+        f"feature(s) after preprocessing, {info.n_cat} embedded categorical column(s)."
+        f"{esc(bag)}</p>"
         + table(["module", "type", "parameters"], _param_rows(net))
     )
     parts.append(
@@ -317,6 +321,7 @@ def _best_params(run: RunDir) -> dict[str, Any]:
 
 
 def _load_study(run: RunDir) -> Any:
+    """The study in ``tuning/study.db``: the one ``best_params.json`` names, or its only one."""
     db = run.file("tuning/study.db")
     if db is None:
         raise Unavailable("tuning/study.db is missing")
@@ -324,23 +329,18 @@ def _load_study(run: RunDir) -> Any:
 
     import optuna
 
+    from ..tuning import quiet_optuna
+
     storage = f"sqlite:///{db.resolve()}"
+    name = (run.quiet_json("tuning/best_params.json") or {}).get("study_name")
     try:
-        name = _best_params(run).get("study_name")
-    except Unavailable:
-        name = None
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        with warnings.catch_warnings():
+        with quiet_optuna(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if not name:
                 names = optuna.study.get_all_study_names(storage)
                 if len(names) != 1:
-                    raise Unavailable(
-                        f"tuning/study.db holds {len(names)} studies and "
-                        "tuning/best_params.json names none (study_name)"
-                    )
+                    raise Unavailable(f"tuning/study.db holds {len(names)} studies and "
+                                      "tuning/best_params.json names none (study_name)")
                 name = names[0]
             return optuna.load_study(study_name=str(name), storage=storage)
     except Unavailable:
@@ -348,18 +348,6 @@ def _load_study(run: RunDir) -> Any:
     except Exception as exc:
         reason = f"cannot load study {name!r} from tuning/study.db ({exc})".splitlines()[0]
         raise Unavailable(reason) from None
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-
-
-# Optuna's plots: (title, function name, saved PNG that tune writes, complete trials needed).
-_OPTUNA_PLOTS = [
-    ("Optimisation history", "plot_optimization_history", "optimization_history.png", 1),
-    ("Parameter importances", "plot_param_importances", "param_importances.png", 3),
-    ("Parallel coordinates", "plot_parallel_coordinate", "parallel_coordinate.png", 2),
-]
-# More axes than this make a parallel-coordinate plot a tangle of overlapping labels.
-PARALLEL_MAX_PARAMS = 6
 
 
 def tuning_section(run: RunDir) -> str:
@@ -369,31 +357,23 @@ def tuning_section(run: RunDir) -> str:
     except Unavailable as exc:
         best = {}
         parts.append(not_available(str(exc)))
-    objective = str(best.get("metric") or best.get("objective") or "validation RMSE")
+    objective = str(best.get("metric") or METRIC)
     targets = run.targets()
-    in_units = len(targets) == 1 and any(m in objective.lower() for m in ("rmse", "mae"))
-    unit = f" ({targets[0]} units)" if in_units else ""
-
-    # The best configuration.
-    params = best.get("params", best.get("best_params"))
-    if not isinstance(params, dict):
-        params = {k: v for k, v in best.items() if not isinstance(v, (dict, list))}
-    value = best.get("value", best.get("best_value"))
-    skip = {"params", "best_params", "value", "best_value", "optuna_params", "plots_skipped"}
-    about = {k: v for k, v in best.items() if k not in skip and k not in params}
+    unit = f" ({targets[0]} units)" if len(targets) == 1 and "rmse" in objective.lower() else ""
+    params = best.get("params") if isinstance(best.get("params"), dict) else {}
+    skip = {"params", "value", "optuna_params", "plots_skipped"}
+    about = {k: v for k, v in best.items() if k not in skip}
     if params:
         head = "Best configuration"
-        if isinstance(value, (int, float)):
-            head += f": {objective} {fmt(value)}{unit}"
-        rows = [[k, _show(v)] for k, v in params.items()]
-        parts.append(f"<h3>{esc(head)}</h3>" + table(["parameter", "value"], rows))
+        if isinstance(best.get("value"), (int, float)):
+            head += f": {objective} {fmt(best['value'])}{unit}"
+        parts.append(f"<h3>{esc(head)}</h3>"
+                     + table(["parameter", "value"], [[k, _show(v)] for k, v in params.items()]))
         if about:
-            rows = [[k, _show(v)] for k, v in about.items()]
-            parts.append(table(["about the study", ""], rows))
+            parts.append(table(["about the study", ""], [[k, _show(v)] for k, v in about.items()]))
     elif not parts:
-        reason = "tuning/best_params.json is missing"
-        parts.append("<h3>Best configuration</h3>" + not_available(reason))
-
+        parts.append("<h3>Best configuration</h3>"
+                     + not_available("tuning/best_params.json is missing"))
     try:
         study = _load_study(run)
     except Unavailable as exc:
@@ -406,47 +386,22 @@ def tuning_section(run: RunDir) -> str:
 
 
 def _optuna_plots(study: Any, target_name: str) -> str:
-    import warnings
-
-    import optuna
-    import optuna.visualization.matplotlib as ovm
-
-    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    n_done = len(complete)
-    names = sorted({p for t in complete for p in t.params})
+    n_done = len([t for t in study.trials if t.state.name == "COMPLETE"])
     parts = [
         f'<p class="sub">Study {esc(study.study_name)}: {len(study.trials)} trial(s), '
         f"{n_done} complete, direction {esc(study.direction.name.lower())}.</p>"
     ]
-    shown = names
-    if len(names) > PARALLEL_MAX_PARAMS and n_done >= 3:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                shown = list(optuna.importance.get_param_importances(study))
-        except Exception:  # fall back to the first names
-            pass
-    shown = shown[:PARALLEL_MAX_PARAMS]
-    options = {
-        "plot_optimization_history": dict(xlabel="trial number", size=(10, 4.2)),
-        "plot_param_importances": dict(
-            xlabel="importance (share of the objective's variance)",
-            size=(10, 1.4 + 0.35 * max(3, len(names))),
-        ),
-        "plot_parallel_coordinate": dict(params=shown, size=(12, 5)),
-    }
-    for title, fn, _, needs in _OPTUNA_PLOTS:
-        if fn == "plot_parallel_coordinate" and len(shown) < len(names):
-            title += f" (the {len(shown)} most important of {len(names)} parameters)"
+    shown, n_params = plotted_params(study)
+    for filename, (title, _, needs) in PLOTS.items():
+        if filename == "parallel_coordinate.png" and len(shown) < n_params:
+            title += f" (the {len(shown)} most important of {n_params} parameters)"
         head = f"<h3>{esc(title)}</h3>"
         if n_done < needs:
             reason = f"needs at least {needs} complete trials; the study has {n_done}"
             parts.append(head + not_available(reason))
             continue
         try:
-            png = plots.optuna_figure(getattr(ovm, fn), study, target_name=target_name,
-                                      **options[fn])
-            parts.append(head + image(png, title))
+            parts.append(head + image(plot_png(study, filename, target_name), title))
         except Exception as exc:
             parts.append(head + not_available(f"{type(exc).__name__}: {exc}".splitlines()[0]))
     return "\n".join(parts)
@@ -454,17 +409,11 @@ def _optuna_plots(study: Any, target_name: str) -> str:
 
 def _saved_plots(run: RunDir, why: str) -> str:
     """The PNGs that ``tune`` saved beside the study, for when the study cannot be opened."""
-    from .plots import png_size
-
     parts = [f"<h3>Optimisation plots</h3>{not_available(why)}"]
-    for title, _, filename, _ in _OPTUNA_PLOTS:
+    for filename, (title, _, _) in PLOTS.items():
         path = run.file(f"tuning/{filename}")
-        if path is None:
-            continue
-        png = path.read_bytes()
-        try:
-            png_size(png)
-        except ValueError:
+        png = path.read_bytes() if path is not None else b""
+        if png[:8] != plots.PNG_SIGNATURE:
             continue
         parts.append(f"<h3>{esc(title)}</h3>"
                      + image(png, title, caption=f"tuning/{filename}, as saved by tune."))

@@ -20,7 +20,7 @@ members share one preprocessing fitted on all their rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,9 +32,9 @@ from ..defaults import RunConfig
 from ..metrics import regression_metrics
 from ..models import MeanEnsemble
 from .loop import TrainResult, train_network
-from .prepare import Prepared, as_targets, prepare
+from .prepare import Prepared, as_targets, data_summary, prepare
 
-__all__ = ["BagResult", "make_folds", "pool_and_test", "train_bag"]
+__all__ = ["BagResult", "bag_prepared", "make_folds", "pool_and_test", "train_bag"]
 
 
 def pool_and_test(
@@ -172,3 +172,16 @@ def train_bag(
         [r.history.assign(member=i) for i, r in enumerate(results)], ignore_index=True
     )
     return BagResult(MeanEnsemble([r.network for r in results]), results, metrics, history)
+
+
+def bag_prepared(folds: list[Prepared]) -> Prepared:
+    """The first fold, its summary counting every row of the bag once."""
+    first = folds[0]
+    splits = [first.train, first.val] + ([first.test] if first.test is not None else [])
+    rows = {
+        f"train ({len(folds)}-fold bag)": len(first.train) + len(first.val),
+        "test": len(first.test) if first.test is not None else 0,
+    }
+    summary = data_summary(pd.concat([s.frame for s in splits]), first.schema, rows)
+    summary["bag"] = {"members": len(folds), "folds": len(folds)}
+    return replace(first, summary=summary)

@@ -6,7 +6,7 @@
 >>> df = pd.DataFrame({"a": rng.normal(size=150), "b": rng.normal(size=150)})
 >>> df["y"] = df.a - df.b
 >>> run = fit(df, "y", out=tempfile.mkdtemp() + "/run", max_epochs=2,
-...           num_blocks=[1], c_hidden=[8], progress="none", report=False)
+...           num_blocks=[1], c_hidden=[8], progress="none")
 >>> sorted(run.metrics)                  # no test rows unless asked for
 ['training', 'val']
 >>> (run.dir / "model.safetensors").is_file()
@@ -18,7 +18,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from ..data import kfold_indices, read_table
 from ..defaults import RunConfig
 from ..errors import ConfigError
 from ..metrics import regression_metrics
-from .bag import make_folds, train_bag
+from .bag import bag_prepared, make_folds, train_bag
 from .loop import TrainResult, train_network
 from .prepare import Prepared, Split, as_targets, prepare
 
@@ -135,23 +134,6 @@ def cross_validate(
     }
 
 
-def _bag_prepared(folds: list[Prepared]) -> Prepared:
-    """The first fold, its summary counting every row of the bag once."""
-    from dataclasses import replace
-
-    from .prepare import data_summary
-
-    first = folds[0]
-    splits = [first.train, first.val] + ([first.test] if first.test is not None else [])
-    rows = {
-        f"train ({len(folds)}-fold bag)": len(first.train) + len(first.val),
-        "test": len(first.test) if first.test is not None else 0,
-    }
-    summary = data_summary(pd.concat([s.frame for s in splits]), first.schema, rows)
-    summary["bag"] = {"members": len(folds), "folds": len(folds)}
-    return replace(first, summary=summary)
-
-
 def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output path {out} exists and is not a directory; choose another --out")
@@ -197,7 +179,6 @@ def fit(
     val_data: Any = None,
     test_data: Any = None,
     overwrite: bool = False,
-    report: bool = True,
     callbacks: Sequence[Any] = (),
     **overrides: Any,
 ) -> Run:
@@ -222,8 +203,6 @@ def fit(
         Separate validation and test tables.
     overwrite : bool
         Replace a non-empty ``out``.
-    report : bool
-        Also write ``report.html`` into the run directory.
     callbacks : sequence
         Extra Lightning callbacks.
     **overrides
@@ -254,7 +233,7 @@ def fit(
     try:
         if bagged:
             result = train_bag(folds, cfg, callbacks=callbacks)
-            prepared = _bag_prepared(folds)
+            prepared = bag_prepared(folds)
             model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
             metrics = {**result.metrics, **evaluate_splits(model, prepared, ("test",))}
             metrics["training"] = result.training_summary()
@@ -284,8 +263,6 @@ def fit(
             _swap_into_place(staging, out_path)
             staging = None
             run.dir = out_path
-            if report:
-                _write_report(out_path)
         return run
     finally:
         if staging is not None:
@@ -307,13 +284,3 @@ def _swap_into_place(staging: Path, out: Path) -> None:
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
 
-
-def _write_report(run_dir: Path) -> None:
-    try:
-        from ..report import write_report
-    except ImportError:  # the report layer is optional at this level
-        return
-    try:
-        write_report(run_dir)
-    except Exception as exc:  # a failed report must not lose a trained model
-        warnings.warn(f"report not written: {exc}", stacklevel=2)

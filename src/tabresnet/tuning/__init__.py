@@ -5,16 +5,27 @@
 
 From Python: :func:`tune` returns a :class:`TuneResult` (best parameters and
 configuration, the retrained model, its metrics, the study). See
-``docs/architecture.md`` for the run directory it writes.
+``docs/architecture.md`` for the run directory it writes. The parts:
+``space`` (YAML -> Optuna distributions), ``objective`` (one trial),
+``study`` (storage, samplers, pruners, lost trials), ``workers`` (the trial
+loop, in this process or spawned ones), ``retrain`` (the best configuration,
+once or as a bag), ``results`` (the files of ``RUN/tuning``) and ``api``
+(:func:`tune`, which puts them together).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 from typing import Any
 
-# Loaded on first use: the ``tabresnet`` command builds its parser from
-# tabresnet.tuning.cli without importing Optuna and Lightning.
+# The names the command line offers; here so that building the parser imports
+# neither Optuna nor Lightning.
+SAMPLERS = ("tpe", "gp", "random", "cmaes", "qmc")
+PRUNERS = ("median", "hyperband", "successive-halving", "none")
+
+# Loaded on first use, for the same reason.
 _LAZY = {
     "AUTO_CV_FOLDS": "api",
     "AUTO_CV_MAX_ROWS": "api",
@@ -24,14 +35,19 @@ _LAZY = {
     "SearchSpace": "space",
 }
 
-__all__ = [
-    "AUTO_CV_FOLDS",
-    "AUTO_CV_MAX_ROWS",
-    "SearchSpace",
-    "TuneResult",
-    "parse_duration",
-    "tune",
-]
+__all__ = [*_LAZY, "PRUNERS", "SAMPLERS", "quiet_optuna"]
+
+
+@contextlib.contextmanager
+def quiet_optuna(level: int = logging.ERROR):
+    """Silence Optuna's per-trial log lines; tune reports progress itself."""
+    logger = logging.getLogger("optuna")
+    old = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,7 @@ Examples
 >>> df["y"] = df.a - 2 * df.b
 >>> space = "lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}"
 >>> result = tune(df, "y", trials=2, space=space, out=tempfile.mkdtemp() + "/run",
-...               max_epochs=2, num_blocks=[1], c_hidden=[8], progress="none", report=False)
+...               max_epochs=2, num_blocks=[1], c_hidden=[8], progress="none")
 >>> sorted(result.best_params), result.n_trials
 (['lr'], 2)
 >>> sorted(p.name for p in (result.dir / "tuning").iterdir())[:3]
@@ -28,49 +28,41 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
-import pandas as pd
 from optuna.trial import TrialState
 
 from ..artifact import TabularModel
 from ..data import read_table
 from ..defaults import RunConfig
 from ..errors import ConfigError, TabResNetError
-from ..metrics import regression_metrics
-from ..models import MeanEnsemble
-from ..training import Prepared, evaluate_splits, prepare, resolve_config, train_network
-from ..training.fit import write_run
-from ..training.prepare import as_targets, data_summary
-from . import results
-from .objective import CONFIG, PruningCallback, StopFlag, quiet_optuna
+from ..training import prepare, resolve_config
+from ..training.bag import make_folds
+from ..training.prepare import as_targets
+from . import quiet_optuna, results
+from .objective import CONFIG, Objective, StopFlag
 from .progress import TuneProgress, progress_enabled
+from .retrain import retrain, retrain_bag
 from .space import SearchSpace
 from .study import (
     FINISHED,
-    WorkerSpec,
-    available_cores,
     count_trials,
     display_url,
-    fail_stale_trials,
-    make_folds,
+    fail_lost_trials,
     make_pruner,
     make_sampler,
     open_study,
-    run_parallel,
-    run_worker,
     storage_url,
 )
+from .workers import WorkerSpec, available_cores, run_parallel, run_worker
 
 __all__ = ["AUTO_CV_FOLDS", "AUTO_CV_MAX_ROWS", "TuneResult", "parse_duration", "tune"]
 
@@ -222,18 +214,6 @@ def _stored_cv(url: str | None, name: str) -> int | None:
     return int(value) if isinstance(value, (int, float)) else None
 
 
-def _snapshot(study: optuna.Study):
-    def read():
-        trials = study.get_trials(deepcopy=False)
-        done = sum(t.state in FINISHED for t in trials)
-        failed = sum(t.state == TrialState.FAIL for t in trials)
-        running = sum(t.state == TrialState.RUNNING for t in trials)
-        values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-        return done, failed, running, (min(values) if values else None)
-
-    return read
-
-
 def tune(
     data: Any,
     target: str | Sequence[str],
@@ -252,7 +232,6 @@ def tune(
     val_data: Any = None,
     test_data: Any = None,
     progress: str = "auto",
-    report: bool = True,
     defaults_first: bool = True,
     bag: bool | None = None,
     **overrides: Any,
@@ -311,8 +290,6 @@ def tune(
     progress : {"auto", "rich", "none"}
         The live display (``auto``: only on a terminal); also the config's
         ``progress`` option, used by the final retraining.
-    report : bool
-        Write ``report.html`` at the end.
     bag : bool, optional
         With ``cv >= 2``, save the k fold networks of the best configuration
         averaged (the default) rather than one network retrained on the
@@ -355,9 +332,9 @@ def tune(
     run_dir = Path(out) if out is not None else None
     if run_dir is not None:
         _check_run_dir(run_dir)
-    tmp = None
-    if storage is None and run_dir is None and jobs > 1:
-        tmp = tempfile.TemporaryDirectory(prefix="tabresnet-tune-")
+    # Parallel workers without a run directory share a study in a temporary one.
+    tmp = tempfile.TemporaryDirectory(prefix="tabresnet-tune-") if (
+        storage is None and run_dir is None and jobs > 1) else None
     url = storage_url(storage, run_dir if run_dir is not None else (Path(tmp.name) if tmp else None))
     name = study_name or _default_study_name(data, targets)
     # Each table is read once here: the folds, the bag and the retraining start
@@ -373,12 +350,11 @@ def tune(
     threads = max(1, available_cores() // jobs)
     if jobs > 1 and user_cfg.train.num_threads == 0:
         trial_cfg = trial_cfg.replace(num_threads=threads)
-
-    # Prepare the data here first: a data problem is reported before any worker starts.
+    # Prepared here first: a data problem is reported before any worker starts.
     folds = make_folds(table, targets, trial_cfg, val_table, test_table, k)
-    attrs = {"target": targets, "cv": k, "space": space_obj.fingerprint()}
-    study = open_study(url, name, attrs=attrs)
-    fail_stale_trials(study)
+    study = open_study(url, name, attrs={"target": targets, "cv": k,
+                                         "space": space_obj.fingerprint()})
+    fail_lost_trials(study)
     if defaults_first and not study.get_trials(deepcopy=False):
         params = space_obj.params_for(trial_cfg)
         if params:
@@ -390,88 +366,56 @@ def tune(
         deadline=(time.time() + seconds) if seconds is not None else None,
         cv=k, val_data=val_data, test_data=test_data,
     )
-    if url is None and jobs > 1:  # pragma: no cover - guarded above by the temp directory
-        raise ConfigError("parallel jobs need a storage")
 
-    stop = StopFlag(
-        message="interrupted: stopping the running trial(s); finishing with the best trial "
-        "so far (press Ctrl-C again to abort)"
-    )
-    display = TuneProgress(_snapshot(study), trials, spec.deadline, progress_enabled(progress))
-    stop.install()
-    display.start()
-    kept: dict = {}
-    try:
+    # -- the search ------------------------------------------------------------------------
+    stop = StopFlag(message="interrupted: stopping the running trial(s); finishing with the "
+                            "best trial so far (press Ctrl-C again to abort)")
+    objective = Objective(folds, trial_cfg, space_obj, stop, deadline=spec.deadline)
+    display = TuneProgress(study, trials, progress_enabled(progress))
+    with stop, display:
         if jobs == 1:
-            run_worker(spec, 0, stop, study=study, folds=folds, keep=kept)
+            run_worker(spec, objective, study)
         else:
             run_parallel(spec, jobs, stop, threads)
-    finally:
-        stop.restore()
-        display.stop()
-    interrupted = stop.requested
-
     with quiet_optuna():
-        fail_stale_trials(study)
+        fail_lost_trials(study)
         counts = count_trials(study)
-        complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    if not complete:
-        if interrupted:
-            raise KeyboardInterrupt
-        failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))]
-        last = results.fail_reason(failed[-1], study.user_attrs) if failed else "none ran"
-        raise TabResNetError(
-            f"no trial of study {name!r} completed ({counts[TrialState.PRUNED]} pruned, "
-            f"{counts[TrialState.FAIL]} failed; last failure: {last}); "
-            "check the data and the search space"
-        )
-    best = min(complete, key=lambda t: t.value)
+    best = _best_trial(study, counts, stop.requested)
     best_params = dict(best.user_attrs.get(CONFIG) or {})
     if not best_params:  # a trial from another tool: replay its parameters
         _, best_params = space_obj.sample(optuna.trial.FixedTrial(best.params), user_cfg)
     best_cfg = user_cfg.replace(**best_params)
 
-    # -- retrain the best configuration and write the run --------------------------------
-    bagging = k >= 2 and (bag is None or bool(bag))
-    if bagging:
-        bag_folds = make_folds(table, targets, trial_cfg, val_table, test_table, k, shared=True)
-    else:
-        prepared = folds[0] if k == 0 else prepare(
-            table, targets, trial_cfg, val_data=val_table, test_data=test_table
-        )
+    # -- the retraining --------------------------------------------------------------------
     tuning_info = {
         "study_name": name,
         "best_trial": best.number,
         "best_val_rmse": float(best.value),
         "cv_folds": k,
         "trials": {s.name: int(n) for s, n in counts.items()},
-        "interrupted": interrupted,
+        "interrupted": stop.requested,
     }
-    # Without cv the best trial, if it ran in this process, trained on this very
-    # split: its network is kept (the same seed would train the same one again).
-    reuse = None if bagging or kept.get("number") != best.number else kept.get("result")
-    if progress_enabled(progress):
-        what = f"on each of the {k} folds" if bagging else "once"
-        if reuse is None:
-            print(f"retraining the best configuration (trial {best.number}) {what}",
-                  file=sys.stderr)
-        else:
-            print(f"saving the network of the best trial ({best.number})", file=sys.stderr)
-    if bagging:
-        model, metrics = _retrain_bag(
-            bag_folds, best_cfg, run_dir, {"tuning": tuning_info}, trial_cfg.train.num_threads
-        )
+    threads = trial_cfg.train.num_threads
+    if k >= 2 and (bag is None or bool(bag)):
+        _say(progress, f"retraining the best configuration (trial {best.number}) "
+                       f"on each of the {k} folds")
+        bag_folds = make_folds(table, targets, trial_cfg, val_table, test_table, k, shared=True)
+        model, metrics = retrain_bag(bag_folds, best_cfg, run_dir, {"tuning": tuning_info},
+                                     threads)
     else:
+        prepared = folds[0] if k == 0 else prepare(
+            table, targets, trial_cfg, val_data=val_table, test_data=test_table)
+        # Without cv the best trial, if it ran in this process, trained on this very
+        # split: its network is kept (the same seed would train the same one again).
+        own = objective.best
+        reuse = own.result if own is not None and own.number == best.number else None
         tuning_info["retrained"] = reuse is None
-        model, metrics = _retrain(
-            prepared, best_cfg, run_dir, {"tuning": tuning_info}, trial_cfg.train.num_threads,
-            result=reuse,
-        )
-    n_finished = sum(counts[s] for s in FINISHED)
+        _say(progress, f"saving the network of the best trial ({best.number})" if reuse
+             else f"retraining the best configuration (trial {best.number}) once")
+        model, metrics = retrain(prepared, best_cfg, run_dir, {"tuning": tuning_info}, threads,
+                                 result=reuse)
     if run_dir is not None:
         _write_tuning(run_dir, study, best, best_params, url, k)
-        if report:
-            _write_report(run_dir)
     return TuneResult(
         best_params=best_params,
         best_value=float(best.value),
@@ -480,137 +424,34 @@ def tune(
         metrics=metrics,
         study=study,
         dir=run_dir,
-        n_trials=n_finished,
+        n_trials=sum(counts[s] for s in FINISHED),
         counts={s.name: int(n) for s, n in counts.items()},
         best_trial=best.number,
-        interrupted=interrupted,
+        interrupted=stop.requested,
         seconds=time.perf_counter() - start,
         _tmp=tmp,
     )
 
 
-def _retrain(
-    prepared: Prepared,
-    config: RunConfig,
-    run_dir: Path | None,
-    extra: dict,
-    threads: int = 0,
-    result: Any = None,
-) -> tuple[TabularModel, dict]:
-    """Train ``config`` once more (same seed and split as its trial) and evaluate it.
-
-    It runs with the trials' thread count: with ``--jobs K`` that is
-    ``cores // K``, which on small tables beats more threads fighting over
-    the cores (and reproduces the trial's numbers). A given ``result`` (the
-    best trial's own training) is saved as it is, without training.
-    """
-    # Ctrl-C now ends the retraining early with the best weights so far.
-    stop = StopFlag(message="interrupted: ending the retraining with its best epoch so far "
-                            "(press Ctrl-C again to abort)")
-    staging = None
-    if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".retrain.", dir=run_dir))
-    try:
-        if result is None:
-            with stop:
-                result = train_network(
-                    prepared,
-                    config.replace(num_threads=threads) if threads else config,
-                    callbacks=[PruningCallback(None, stop)],
-                    out_dir=staging,
-                )
-        if result.diverged:
-            warnings.warn("the retrained best configuration diverged; its model is the best "
-                          "epoch before that", stacklevel=3)
-        model = TabularModel(result.network, config, prepared.schema, prepared.preprocessor)
-        metrics = evaluate_splits(model, prepared)
-        metrics["training"] = {
-            "best_epoch": result.best_epoch,
-            "epochs": int(len(result.history)),
-            "seconds": round(result.seconds, 3),
-            "diverged": result.diverged,
-            "interrupted": stop.requested,
-        }
-        metrics.update(extra)
-        model.metrics = metrics
-        if run_dir is not None:
-            write_run(run_dir, model, prepared, result, metrics)
-            for sub in ("logs", "checkpoints"):
-                if (staging / sub).exists():
-                    shutil.rmtree(run_dir / sub, ignore_errors=True)
-                    (staging / sub).rename(run_dir / sub)
-        return model, metrics
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+def _say(progress: str, text: str) -> None:
+    if progress_enabled(progress):
+        print(text, file=sys.stderr)
 
 
-def _retrain_bag(
-    folds: list[Prepared],
-    config: RunConfig,
-    run_dir: Path | None,
-    extra: dict,
-    threads: int = 0,
-) -> tuple[TabularModel, dict]:
-    """Train ``config`` on each fold and average the networks (a k-fold bag).
-
-    Every fold holds the same preprocessing (fitted on all its rows) and the
-    test split. The metrics are ``oof`` (each member on the fold it did not
-    train on: an honest validation score) and ``test`` (the average); Ctrl-C
-    keeps the members finished so far (the running one ends at its best epoch).
-    """
-    stop = StopFlag(message="interrupted: ending the retraining with the members so far "
-                            "(press Ctrl-C again to abort)")
-    cfg = config.replace(num_threads=threads) if threads else config
-    results = []
-    with stop:
-        for prepared in folds:
-            results.append(train_network(prepared, cfg, callbacks=[PruningCallback(None, stop)]))
-            if stop.requested:
-                break
-    if any(r.diverged for r in results):
-        warnings.warn("a member of the retrained bag diverged; it keeps its best epoch before "
-                      "that", stacklevel=3)
-    first = folds[0]
-    model = TabularModel(
-        MeanEnsemble([r.network for r in results]), config, first.schema, first.preprocessor
+def _best_trial(study: optuna.Study, counts: Any, interrupted: bool) -> optuna.trial.FrozenTrial:
+    """The best complete trial; without one, why the search gave nothing."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if complete:
+        return min(complete, key=lambda t: t.value)
+    if interrupted:
+        raise KeyboardInterrupt
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    last = results.fail_reason(failed[-1], study.user_attrs) if failed else "none ran"
+    raise TabResNetError(
+        f"no trial of study {study.study_name!r} completed ({counts[TrialState.PRUNED]} pruned, "
+        f"{counts[TrialState.FAIL]} failed; last failure: {last}); "
+        "check the data and the search space"
     )
-    y_true, y_pred = [], []
-    for prepared, r in zip(folds, results):
-        member = TabularModel(r.network, config, first.schema, first.preprocessor)
-        y_true.append(prepared.val.y_raw)
-        y_pred.append(member.predict_tensors(prepared.val.x_num, prepared.val.x_cat))
-    metrics: dict[str, Any] = {
-        "oof": regression_metrics(np.concatenate(y_true), np.concatenate(y_pred), first.targets)
-    }
-    if first.test is not None and len(first.test):
-        pred = model.predict_tensors(first.test.x_num, first.test.x_cat)
-        metrics["test"] = regression_metrics(first.test.y_raw, pred, first.targets)
-    metrics["training"] = {
-        "members": len(results),
-        "folds": len(folds),
-        "best_epoch": [r.best_epoch for r in results],
-        "epochs": [int(len(r.history)) for r in results],
-        "seconds": round(sum(r.seconds for r in results), 3),
-        "diverged": any(r.diverged for r in results),
-        "interrupted": stop.requested,
-    }
-    metrics.update(extra)
-    model.metrics = metrics
-    if run_dir is not None:
-        history = pd.concat(
-            [r.history.assign(member=i) for i, r in enumerate(results)], ignore_index=True
-        )
-        splits = [first.train, first.val] + ([first.test] if first.test is not None else [])
-        rows = {f"train ({len(folds)}-fold bag)": len(first.train) + len(first.val),
-                "test": len(first.test) if first.test is not None else 0}
-        summary = data_summary(pd.concat([s.frame for s in splits]), first.schema, rows)
-        summary["bag"] = {"members": len(results), "folds": len(folds)}
-        bag_data = replace(first, summary=summary)
-        write_run(run_dir, model, bag_data,
-                  replace(results[0], history=history), metrics)
-    return model, metrics
 
 
 def _write_tuning(
@@ -642,14 +483,3 @@ def _write_tuning(
             "plots_skipped": skipped,
         },
     )
-
-
-def _write_report(run_dir: Path) -> None:
-    try:
-        from ..report import write_report
-    except ImportError:
-        return
-    try:
-        write_report(run_dir)
-    except Exception as exc:  # a failed report must not lose the tuned model
-        warnings.warn(f"report not written: {exc}", stacklevel=3)

@@ -18,16 +18,17 @@ raise :class:`TrialFailed`, whose reason is stored as the trial's
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import math
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -38,15 +39,8 @@ from ..defaults import RunConfig
 from ..training import Prepared, train_network
 from .space import SearchSpace
 
-__all__ = [
-    "FAIL_REASON",
-    "Objective",
-    "PruningCallback",
-    "StopFlag",
-    "TrialFailed",
-    "quiet_optuna",
-    "worker_id",
-]
+__all__ = ["FAIL_REASON", "Best", "Objective", "PruningCallback", "StopFlag", "TrialFailed",
+           "worker_id"]
 
 log = logging.getLogger("tabresnet.tuning")
 
@@ -65,16 +59,13 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@contextlib.contextmanager
-def quiet_optuna(level: int = logging.ERROR):
-    """Silence Optuna's per-trial log lines; tune reports progress itself."""
-    logger = logging.getLogger("optuna")
-    old = logger.level
-    logger.setLevel(level)
-    try:
-        yield
-    finally:
-        logger.setLevel(old)
+@dataclass
+class Best:
+    """The best trial an :class:`Objective` completed, with its training."""
+
+    number: int
+    value: float
+    result: Any  # tabresnet.training.TrainResult
 
 
 class TrialFailed(Exception):
@@ -128,8 +119,6 @@ class StopFlag:
         # SIGUSR1 is what tune's parent process sends its workers on Ctrl-C.
         name = "stop sent by tune" if signum == signal.SIGUSR1 else signal.Signals(signum).name
         if self.message:
-            import sys
-
             print(self.message, file=sys.stderr, flush=True)
         self.request(f"interrupted ({name})")
 
@@ -228,16 +217,21 @@ class Objective:
         Values of the options the space does not set.
     space : SearchSpace
     stop : StopFlag, optional
-    keep : dict, optional
-        With one fold: filled with the ``number``, ``value`` and
-        :class:`~tabresnet.training.TrainResult` of the best trial this
-        objective completed, so that ``tune`` can save that network instead of
-        training the same configuration again.
     deadline : float, optional
         ``time.time()`` of the study's time limit: a trial still running then
         is stopped and recorded as pruned (user attribute ``stopped``), once
         the study holds a complete trial (until then it runs on, since tune
         needs a best configuration).
+
+    Attributes
+    ----------
+    best : Best or None
+        With one fold: the best trial this objective completed and its
+        trained network, so that ``tune`` can save that network instead of
+        training the same configuration again.
+    on_start : callable, optional
+        Called once the trial exists, before training (the workers release
+        their trial-creation lock there).
     """
 
     def __init__(
@@ -247,10 +241,10 @@ class Objective:
         space: SearchSpace,
         stop: StopFlag | None = None,
         deadline: float | None = None,
-        keep: dict | None = None,
     ):
         self.folds = list(folds)
-        self.keep = keep
+        self.best: Best | None = None
+        self.on_start: Callable[[], None] | None = None
         self.base = base
         self.space = space
         self.stop = stop or StopFlag()
@@ -278,6 +272,8 @@ class Objective:
         return TrialFailed(reason)
 
     def __call__(self, trial: optuna.Trial) -> float:
+        if self.on_start is not None:
+            self.on_start()
         self.last_failed = False
         trial.set_user_attr(WORKER, worker_id())
         try:
@@ -330,8 +326,6 @@ class Objective:
         if len(scores) > 1:
             trial.set_user_attr("fold_rmse", scores)
         value = float(sum(scores) / len(scores))
-        if self.keep is not None and len(self.folds) == 1 and value < self.keep.get(
-            "value", math.inf
-        ):
-            self.keep.update(number=trial.number, value=value, result=result)
+        if len(self.folds) == 1 and (self.best is None or value < self.best.value):
+            self.best = Best(trial.number, value, result)
         return value

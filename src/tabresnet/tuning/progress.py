@@ -3,87 +3,78 @@
 It polls the study's storage once a second, so it counts the trials of every
 worker (other processes and machines included). Shown only on a terminal
 (``progress="auto"``) or when asked (``"rich"``); otherwise nothing is drawn.
+Rich's own columns give the elapsed and the remaining time.
 
->>> TuneProgress(lambda: (0, 0, 0, None), planned=5, enabled=False).start().stop()
+>>> import optuna
+>>> with TuneProgress(optuna.create_study(), planned=5, enabled=False):
+...     pass
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-import time
-from collections.abc import Callable
+from typing import Any
 
-__all__ = ["TuneProgress", "progress_enabled"]
+from optuna.trial import TrialState
 
-# (finished, failed, running, best value or None)
-Snapshot = tuple[int, int, int, "float | None"]
+__all__ = ["TuneProgress", "progress_enabled", "snapshot"]
 
 
 def progress_enabled(mode: str) -> bool:
     """``"auto"``: only when stderr is a terminal; ``"rich"``: always; ``"none"``: never."""
-    if mode == "none":
-        return False
-    if mode == "rich":
-        return True
-    return sys.stderr.isatty()
+    return mode == "rich" or (mode == "auto" and sys.stderr.isatty())
 
 
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+def snapshot(study: Any) -> tuple[int, str]:
+    """``(finished trials, status text)``: the best value, failed and running trials."""
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state for t in trials]
+    values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    parts = [f"best {min(values):.5g}"] if values else []
+    for state in (TrialState.FAIL, TrialState.RUNNING):
+        if states.count(state):
+            parts.append(f"{states.count(state)} {'failed' if state == TrialState.FAIL else 'running'}")
+    done = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
+    return done, " · ".join(parts)
 
 
 class TuneProgress:
-    """A Rich progress line fed by ``read() -> (finished, failed, running, best)``.
+    """A Rich progress line over ``study``, refreshed from a background thread.
 
     Parameters
     ----------
-    read : callable
-        Polled from a background thread once a second.
+    study : optuna.Study
     planned : int
         Finished trials the study aims at.
-    deadline : float, optional
-        ``time.time()`` at which no new trial starts.
     enabled : bool
+    interval : float
+        Seconds between two reads of the storage.
     """
 
-    def __init__(
-        self,
-        read: Callable[[], Snapshot],
-        planned: int,
-        deadline: float | None = None,
-        enabled: bool = True,
-        interval: float = 1.0,
-    ):
-        self.read = read
-        self.planned = int(planned)
-        self.deadline = deadline
-        self.enabled = enabled
-        self.interval = interval
+    def __init__(self, study: Any, planned: int, enabled: bool = True, interval: float = 1.0):
+        self.study, self.planned, self.enabled, self.interval = study, int(planned), enabled, interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._progress = None
-        self._task = None
-        self._start = time.time()
-        self._first_done: int | None = None
+        self._progress: Any = None
 
-    def start(self) -> TuneProgress:
+    def __enter__(self) -> TuneProgress:
         if not self.enabled:
             return self
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
-        self._start = time.time()
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
+            TextColumn("[bold]tuning"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
             console=Console(stderr=True),
-            transient=False,
         )
         self._task = self._progress.add_task("tuning", total=self.planned, status="")
         self._progress.start()
@@ -91,54 +82,21 @@ class TuneProgress:
         self._thread.start()
         return self
 
-    def describe(self, text: str) -> None:
-        """Change the label (e.g. "retraining best")."""
-        if self._progress is not None:
-            self._progress.update(self._task, description=text)
-
-    def _status(self, snap: Snapshot) -> str:
-        done, failed, running, best = snap
-        now = time.time()
-        if self._first_done is None:
-            self._first_done = done
-        parts = []
-        if best is not None:
-            parts.append(f"best {best:.5g}")
-        if failed:
-            parts.append(f"{failed} failed")
-        if running:
-            parts.append(f"{running} running")
-        elapsed = now - self._start
-        parts.append(f"{_clock(elapsed)} elapsed")
-        new = done - self._first_done
-        left = None
-        if new > 0:
-            left = elapsed / new * max(0, self.planned - done)
-        if self.deadline is not None:
-            left = min(left, self.deadline - now) if left is not None else self.deadline - now
-        if left is not None:
-            parts.append(f"~{_clock(left)} left")
-        return " · ".join(parts)
-
     def refresh(self) -> None:
         try:
-            snap = self.read()
-        except Exception:  # a busy database: try again next second
+            done, status = snapshot(self.study)
+        except Exception:  # a busy database: try again next time
             return
-        if self._progress is not None:
-            self._progress.update(self._task, completed=min(snap[0], self.planned),
-                                  status=self._status(snap))
+        self._progress.update(self._task, completed=min(done, self.planned), status=status)
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.wait(self.interval):
             self.refresh()
-            self._stop.wait(self.interval)
 
-    def stop(self) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-            self._thread = None
         if self._progress is not None:
             self.refresh()
             self._progress.stop()

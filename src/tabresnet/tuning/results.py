@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import warnings
 from pathlib import Path
@@ -22,15 +23,19 @@ from optuna.trial import TrialState
 from ..artifact import atomic_write_bytes, atomic_write_text, dumps
 from .objective import FAIL_REASON, WORKER
 
-__all__ = ["PLOTS", "fail_reason", "trials_frame", "write_plots", "write_trials"]
+__all__ = ["PLOTS", "fail_reason", "plot_png", "trials_frame", "write_plots", "write_trials"]
 
 METRIC = "validation RMSE"
-# File name -> (Optuna plot function name, fewest complete trials it needs).
+# File name -> (title, Optuna plot function name, fewest complete trials it needs).
 PLOTS = {
-    "optimization_history.png": ("plot_optimization_history", 1),
-    "param_importances.png": ("plot_param_importances", 2),
-    "parallel_coordinate.png": ("plot_parallel_coordinate", 2),
+    "optimization_history.png": ("Optimisation history", "plot_optimization_history", 1),
+    "param_importances.png": ("Parameter importances", "plot_param_importances", 3),
+    "parallel_coordinate.png": ("Parallel coordinates", "plot_parallel_coordinate", 2),
 }
+# More axes than this make a parallel-coordinate plot a tangle of overlapping labels.
+PARALLEL_MAX_PARAMS = 6
+# The report's figure style (10 pt text at 110 dpi), which Optuna's ggplot style overrides.
+_RC = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9}
 
 
 def fail_reason(trial: optuna.trial.FrozenTrial, study_attrs: dict[str, Any]) -> str:
@@ -83,47 +88,94 @@ def write_trials(study: optuna.Study, path: Path) -> pd.DataFrame:
     return frame
 
 
-def write_plots(study: optuna.Study, directory: Path) -> dict[str, str]:
-    """Write Optuna's plots as PNG; returns ``{file: reason}`` for those skipped.
+def plotted_params(study: optuna.Study) -> tuple[list[str], int]:
+    """The parameters a parallel-coordinate plot shows (the most important first) and their total."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    names = sorted({p for t in complete for p in t.params})
+    if len(names) > PARALLEL_MAX_PARAMS and len(complete) >= 3:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                names = list(optuna.importance.get_param_importances(study))
+        except Exception:  # keep the names in order
+            pass
+    return names[:PARALLEL_MAX_PARAMS], len({p for t in complete for p in t.params})
 
-    A plot skipped now removes its file from an earlier run, so the folder
-    never shows a stale figure.
+
+def plot_png(study: optuna.Study, filename: str, target_name: str = METRIC) -> bytes:
+    """One of :data:`PLOTS`, drawn by ``optuna.visualization.matplotlib``, as PNG bytes.
+
+    Optuna's plots switch pyplot to the ggplot style globally and leave their
+    figure open; here the style change is undone, the fonts match the
+    report's, and the figure is closed. Their own failures (too few trials,
+    one parameter) propagate.
     """
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    import numpy as np
     import optuna.visualization.matplotlib as ovm
+    from matplotlib.ticker import MaxNLocator
 
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    name = PLOTS[filename][1]
+    n_params = len({p for t in study.get_trials(deepcopy=False) for p in t.params})
+    options: dict[str, Any] = {
+        "plot_optimization_history": {},
+        "plot_param_importances": {},
+        "plot_parallel_coordinate": {"params": plotted_params(study)[0]},
+    }[name]
+    size = {"plot_optimization_history": (10, 4.2),
+            "plot_param_importances": (10, 1.4 + 0.35 * max(3, n_params)),
+            "plot_parallel_coordinate": (12, 5)}[name]
+    with matplotlib.rc_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ExperimentalWarning on every call
+        ax = getattr(ovm, name)(study, target_name=target_name, **options)
+        plt.rcParams.update(_RC)
+        fig = np.ravel(ax)[0].figure if isinstance(ax, np.ndarray) else ax.figure
+        try:
+            fig.set_size_inches(*size)
+            xlabel = {"plot_optimization_history": "trial number",
+                      "plot_param_importances": "importance (share of the objective's variance)",
+                      }.get(name)
+            if xlabel:
+                fig.axes[0].set_xlabel(xlabel)
+            for a in fig.axes:
+                for loc in ("left", "center", "right"):
+                    if a.get_title(loc):
+                        # Padded: the parallel-coordinate plot puts category names at the top.
+                        a.set_title(a.get_title(loc), loc=loc, fontsize=11, fontweight="bold",
+                                    y=1.0, pad=14)
+                a.xaxis.label.set_fontsize(10)
+                a.yaxis.label.set_fontsize(10)
+                a.tick_params(labelsize=9)
+                if a.get_xlabel() == "trial number":  # trials are whole numbers
+                    a.xaxis.set_major_locator(MaxNLocator(integer=True))
+            fig.tight_layout()
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=110, facecolor="white")
+            return buf.getvalue()
+        finally:
+            plt.close(fig)
+
+
+def write_plots(study: optuna.Study, directory: Path) -> dict[str, str]:
+    """Write :data:`PLOTS` as PNG; returns ``{file: reason}`` for those skipped.
+
+    A plot skipped now removes its file from an earlier run, so the folder
+    never shows a stale figure.
+    """
+    n_done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     skipped: dict[str, str] = {}
-    for filename, (name, needed) in PLOTS.items():
+    for filename, (_, _, needed) in PLOTS.items():
         path = Path(directory) / filename
-        if len(complete) < needed:
-            skipped[filename] = f"needs {needed} complete trial(s), the study has {len(complete)}"
+        try:
+            if n_done < needed:
+                raise ValueError(f"needs {needed} complete trial(s), the study has {n_done}")
+            atomic_write_bytes(path, plot_png(study, filename))
+        except Exception as exc:  # too few trials or distinct values, one parameter, ...
+            skipped[filename] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             path.unlink(missing_ok=True)
-            continue
-        # Optuna's plots switch pyplot to the ggplot style for good: keep it local.
-        with matplotlib.rc_context(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                ax = getattr(ovm, name)(study, target_name=METRIC)
-                ax0 = ax.flat[0] if hasattr(ax, "flat") else ax
-                fig = ax0.figure
-                try:
-                    fig.set_size_inches(10, 5.5 if name != "plot_parallel_coordinate" else 6)
-                    fig.tight_layout()
-                    buf = io.BytesIO()
-                    fig.savefig(buf, format="png", dpi=110)
-                finally:
-                    plt.close(fig)
-            except Exception as exc:  # too few distinct values, one parameter, ...
-                skipped[filename] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                path.unlink(missing_ok=True)
-                continue
-        atomic_write_bytes(path, buf.getvalue())
     return skipped
 
 

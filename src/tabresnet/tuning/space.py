@@ -1,4 +1,4 @@
-"""A declarative search space, read from YAML and checked against the run config.
+"""The search space: YAML entries read into Optuna distributions, checked against the run config.
 
     tabresnet tune --show-space                     # print the default space
     tabresnet tune DATA --target y --space my.yaml  # tune over your own
@@ -37,17 +37,25 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    distribution_to_json,
+)
+
 from ..defaults import RunConfig, flat_fields
 from ..errors import ConfigError
 
-__all__ = ["DERIVED", "Param", "SearchSpace", "default_space_text"]
+__all__ = ["DERIVED", "Entry", "SearchSpace", "default_space_text"]
 
 # Derived names: the architecture's shape, mapped to num_blocks and c_hidden.
 DERIVED = ("n_groups", "blocks", "width")
@@ -65,7 +73,7 @@ _NOT_SEARCHABLE = {
     "deterministic": "it is a reproducibility setting",
     "max_epochs": "it is the training budget (pruning shortens bad trials)",
 }
-_KINDS = ("categorical", "float", "int", "pow2", "fixed")
+_TYPES = ("categorical", "float", "int", "pow2", "fixed")
 
 
 def default_space_text() -> str:
@@ -74,91 +82,86 @@ def default_space_text() -> str:
 
 
 @dataclass(frozen=True)
-class Param:
-    """One entry of a search space.
+class Entry:
+    """One entry of a space: an Optuna distribution (``None``: the fixed ``value``).
 
-    Attributes
-    ----------
-    name : str
-        Flat option name or derived name (``n_groups``, ``blocks``, ``width``).
-    kind : {"categorical", "float", "int", "pow2", "fixed"}
-    choices : tuple
-        Categorical choices.
-    low, high : float
-        Range ends (for ``pow2``: the powers of two themselves).
-    log : bool
-    step : float or None
-    value : Any
-        The value of a ``fixed`` entry.
-    per_group : bool
-        One value per group (``blocks`` and ``width`` only).
-    when : dict
-        Option name -> allowed values; the entry is sampled only when all match.
+    ``pow2`` entries search the exponent (an :class:`~optuna.distributions.IntDistribution`
+    named ``log2_<name>``); ``per_group`` ones get one parameter per group
+    (``<name>_1``, ...); ``when`` maps option names to the values that switch
+    the entry on.
     """
 
     name: str
-    kind: str
-    choices: tuple = ()
-    low: float = 0.0
-    high: float = 0.0
-    log: bool = False
-    step: float | None = None
+    dist: BaseDistribution | None
     value: Any = None
+    pow2: bool = False
     per_group: bool = False
     when: dict = field(default_factory=dict)
 
-    def optuna_name(self, group: int | None = None) -> str:
-        """The parameter's name in the study (``log2_`` for powers of two, ``_<g>`` per group)."""
+    def param_name(self, group: int | None = None) -> str:
         name = self.name if group is None else f"{self.name}_{group}"
-        return f"log2_{name}" if self.kind == "pow2" else name
+        return f"log2_{name}" if self.pow2 else name
 
     def suggest(self, trial: Any, group: int | None = None) -> Any:
-        name = self.optuna_name(group)
-        if self.kind == "fixed":
+        d, name = self.dist, self.param_name(group)
+        if d is None:
             return self.value
-        if self.kind == "categorical":
-            return trial.suggest_categorical(name, list(self.choices))
-        if self.kind == "float":
-            return float(
-                trial.suggest_float(name, self.low, self.high, log=self.log, step=self.step)
-            )
-        if self.kind == "int":
-            step = int(self.step or 1)
-            return int(trial.suggest_int(name, int(self.low), int(self.high), step=step,
-                                         log=self.log))
-        exponent = trial.suggest_int(name, int(math.log2(self.low)), int(math.log2(self.high)))
-        return 2 ** int(exponent)
+        if isinstance(d, CategoricalDistribution):
+            return trial.suggest_categorical(name, list(d.choices))
+        if isinstance(d, IntDistribution):
+            value = int(trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log))
+            return 2**value if self.pow2 else value
+        return float(trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log))
+
+    def encode(self, value: Any) -> Any:
+        """``value`` as the study stores it, or ``_OUTSIDE`` where the distribution lacks it."""
+        d = self.dist
+        if isinstance(d, CategoricalDistribution):
+            return value if value in d.choices else _OUTSIDE
+        if d is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return _OUTSIDE
+        if self.pow2:
+            if value <= 0 or value != 2 ** round(math.log2(value)):
+                return _OUTSIDE
+            value = round(math.log2(value))
+        steps = (value - d.low) / d.step if d.step else 0.0
+        if not d.low <= value <= d.high or not math.isclose(steps, round(steps)):
+            return _OUTSIDE
+        if isinstance(d, IntDistribution):
+            return int(value) if value == int(value) else _OUTSIDE
+        return float(value)
 
     def bounds(self) -> list[Any]:
         """Values worth validating: the choices, the fixed value or the range ends."""
-        if self.kind == "categorical":
-            return list(self.choices)
-        if self.kind == "fixed":
+        d = self.dist
+        if d is None:
             return [self.value]
-        if self.kind in ("int", "pow2"):
-            return [int(self.low), int(self.high)]
-        return [float(self.low), float(self.high)]
+        if isinstance(d, CategoricalDistribution):
+            return list(d.choices)
+        ends = [d.low, d.high]
+        return [2**e for e in ends] if self.pow2 else ends
+
+
+_OUTSIDE = object()
 
 
 class SearchSpace:
-    """An ordered list of :class:`Param` entries; build one with :meth:`load` or :meth:`from_yaml`.
+    """An ordered list of :class:`Entry`; build one with :meth:`load` or :meth:`from_yaml`.
 
     Parameters
     ----------
-    params : list of Param
+    entries : list of Entry
     text : str
         The YAML source (printed by ``tabresnet tune --show-space``).
     source : str
         Where it came from, for messages.
     """
 
-    def __init__(self, params: list[Param], text: str = "", source: str = "<space>"):
-        self.params = list(params)
+    def __init__(self, entries: list[Entry], text: str = "", source: str = "<space>"):
+        self.entries = list(entries)
         self.text = text
         self.source = source
-        self._by_name = {p.name: p for p in self.params}
 
-    # -- reading -----------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path | None = None) -> SearchSpace:
         """Read a space from a YAML file, or the default space when ``path`` is ``None``."""
@@ -184,60 +187,65 @@ class SearchSpace:
                 f"search space {source} must be a non-empty YAML mapping of option: range"
             )
         fields = flat_fields()
-        params: list[Param] = []
+        entries: dict[str, Entry] = {}
         for raw_name, spec in data.items():
             name = str(raw_name)
             _check_name(name, fields, source)
-            param = _parse_entry(name, spec, source)
-            seen = {p.name for p in params}
-            for key in param.when:
+            entry = _parse_entry(name, spec, f"search space {source}, entry {name}")
+            for key in entry.when:
                 if key not in fields and key not in DERIVED:
                     raise ConfigError(
                         f"search space {source}: {name} has a condition on unknown option {key!r}"
                     )
-                if key in data and key not in seen:
-                    raise ConfigError(
-                        f"search space {source}: {name} depends on {key}, "
-                        f"so list {key} before {name}"
-                    )
-                if key in data and _by(params, key).per_group:
+                if key in data and key not in entries:
+                    raise ConfigError(f"search space {source}: {name} depends on {key}, "
+                                      f"so list {key} before {name}")
+                if key in entries and entries[key].per_group:
                     raise ConfigError(
                         f"search space {source}: {name} cannot depend on the per-group {key}"
                     )
-            _check_values(param, source)
-            params.append(param)
-        names = {p.name for p in params}
+            _check_values(entry, f"search space {source}, entry {name}")
+            entries[name] = entry
         for derived, flat in _LIST_OF.items():
-            if derived in names and flat in names:
-                raise ConfigError(
-                    f"search space {source} lists both {derived} and {flat}; keep one"
-                )
-        if "n_groups" in names and names & {"num_blocks", "c_hidden"}:
+            if derived in entries and flat in entries:
+                raise ConfigError(f"search space {source} lists both {derived} and {flat}; keep one")
+        if "n_groups" in entries and entries.keys() & {"num_blocks", "c_hidden"}:
             raise ConfigError(
                 f"search space {source} lists n_groups with a fixed num_blocks or c_hidden; "
                 "use blocks and width instead"
             )
-        return cls(params, text=text, source=source)
+        return cls(list(entries.values()), text=text, source=source)
 
-    # -- properties -----------------------------------------------------------------
     @property
     def names(self) -> list[str]:
         """The entry names, in sampling order."""
-        return [p.name for p in self.params]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._by_name
+        return [e.name for e in self.entries]
 
     def __repr__(self) -> str:
         return f"SearchSpace({self.source}: {', '.join(self.names)})"
 
     def fingerprint(self) -> str:
         """A short hash of the entries (stored in the study to notice a changed space)."""
-        text = repr([(p.name, p.kind, p.choices, p.low, p.high, p.log, p.step, p.value,
-                      p.per_group, sorted(p.when.items())) for p in self.params])
+        text = json.dumps([
+            [e.name, distribution_to_json(e.dist) if e.dist else repr(e.value), e.pow2,
+             e.per_group, sorted((k, list(v)) for k, v in e.when.items())]
+            for e in self.entries
+        ])
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    # -- sampling -------------------------------------------------------------------
+    def _active(self, config: RunConfig, values: dict[str, Any]):
+        """Yield the entries whose ``when`` holds, with a reader of current values."""
+        flat = config.to_flat()
+
+        def current(name: str) -> Any:
+            if name in values:
+                return values[name]
+            return len(flat["num_blocks"]) if name == "n_groups" else flat.get(name)
+
+        for e in self.entries:
+            if all(current(k) in allowed for k, allowed in e.when.items()):
+                yield e, current
+
     def sample(self, trial: Any, base: RunConfig) -> tuple[RunConfig, dict[str, Any]]:
         """Suggest every entry through ``trial`` and apply them to ``base``.
 
@@ -259,34 +267,22 @@ class SearchSpace:
         ValueError
             The sampled values make an invalid run config.
         """
-        flat = base.to_flat()
         values: dict[str, Any] = {}
-
-        def current(name: str) -> Any:
-            if name in values:
-                return values[name]
-            if name == "n_groups":
-                return len(flat["num_blocks"])
-            return flat.get(name)
-
         single_width = base.model.arch != "resnet"  # the chapter's networks have one group
-        for p in self.params:
-            if not all(current(k) in allowed for k, allowed in p.when.items()):
-                continue
-            if p.name == "n_groups" and single_width:
+        current = None
+        for e, current in self._active(base, values):
+            if e.name == "n_groups" and single_width:
                 values["n_groups"] = 1
-            elif p.per_group:
-                n = int(current("n_groups"))
-                values[p.name] = [p.suggest(trial, g + 1) for g in range(n)]
+            elif e.per_group:
+                values[e.name] = [e.suggest(trial, g + 1) for g in range(int(current("n_groups")))]
             else:
-                values[p.name] = p.suggest(trial, None)
-
+                values[e.name] = e.suggest(trial)
         overrides = {k: v for k, v in values.items() if k not in DERIVED}
-        if any(k in values for k in DERIVED):
+        if current is not None and values.keys() & set(DERIVED):
             n = int(current("n_groups"))
+            flat = base.to_flat()
             for derived, name in _LIST_OF.items():
-                given = values.get(derived, flat[name])
-                overrides[name] = _resize(given, n)
+                overrides[name] = _resize(values.get(derived, flat[name]), n)
         return base.replace(**overrides), overrides
 
     def params_for(self, config: RunConfig) -> dict[str, Any]:
@@ -297,15 +293,6 @@ class SearchSpace:
         them on its own score. A value outside the space (a width that is not
         a power of two, a choice the space does not offer) is left out and
         that parameter is sampled as usual.
-
-        Parameters
-        ----------
-        config : RunConfig
-
-        Returns
-        -------
-        dict
-            Optuna parameter name -> value (``log2_width_1`` -> 7, ...).
 
         Examples
         --------
@@ -319,31 +306,22 @@ class SearchSpace:
         {'n_groups': 2, 'log2_width_1': 6, 'log2_width_2': 7, 'lr': 0.01}
         """
         flat = config.to_flat()
-        values: dict[str, Any] = {"n_groups": len(flat["num_blocks"])}
-        values.update({d: flat[name] for d, name in _LIST_OF.items()})
+        values = {d: flat[name] for d, name in _LIST_OF.items()}
         params: dict[str, Any] = {}
-
-        def current(name: str) -> Any:
-            return values[name] if name in values else flat.get(name)
-
-        single_width = config.model.arch != "resnet"
-        for p in self.params:
-            if not all(current(k) in allowed for k, allowed in p.when.items()):
+        for e, current in self._active(config, values):
+            if e.name == "n_groups" and config.model.arch != "resnet":
                 continue
-            if p.name == "n_groups" and single_width:
-                continue
-            value = current(p.name)
-            if p.name == "norm" and value is None:
+            value = current(e.name)
+            if e.name == "norm" and value is None:
                 value = _natural_norm(config.model.block)
-            if p.per_group:
-                items = list(value)
-                if len(items) != int(current("n_groups")):
+            if e.per_group:
+                if len(value) != int(current("n_groups")):
                     continue
-                pairs = [(p.optuna_name(g + 1), v) for g, v in enumerate(items)]
+                pairs = [(e.param_name(g + 1), v) for g, v in enumerate(value)]
             else:
-                pairs = [(p.optuna_name(None), value)]
+                pairs = [(e.param_name(), value)]
             for name, v in pairs:
-                coded = _encode(p, v)
+                coded = e.encode(v)
                 if coded is not _OUTSIDE:
                     params[name] = coded
         return params
@@ -356,7 +334,7 @@ class SearchSpace:
         """
         import optuna
 
-        from .objective import quiet_optuna
+        from . import quiet_optuna
 
         with quiet_optuna():
             study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
@@ -365,40 +343,11 @@ class SearchSpace:
             try:
                 self.sample(trial, base)
             except (ValueError, TypeError) as exc:
-                first = str(exc).splitlines()[0]
                 raise ConfigError(
-                    f"search space {self.source} gives an invalid run config: {first}; "
-                    "change the space or the fixed options"
+                    f"search space {self.source} gives an invalid run config: "
+                    f"{str(exc).splitlines()[0]}; change the space or the fixed options"
                 ) from None
             study.tell(trial, 0.0)
-
-
-_OUTSIDE = object()
-
-
-def _encode(p: Param, value: Any) -> Any:
-    """``value`` as the study stores it for ``p``, or ``_OUTSIDE`` if the space lacks it."""
-    if p.kind == "fixed":
-        return _OUTSIDE
-    if p.kind == "categorical":
-        return value if value in p.choices else _OUTSIDE
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return _OUTSIDE
-    if p.kind == "pow2":
-        if value <= 0 or value != 2 ** round(math.log2(value)):
-            return _OUTSIDE
-        value, low, high = round(math.log2(value)), math.log2(p.low), math.log2(p.high)
-    else:
-        low, high = p.low, p.high
-    if not low <= value <= high:
-        return _OUTSIDE
-    if p.step is not None and not math.isclose(
-        (value - low) / p.step, round((value - low) / p.step)
-    ):
-        return _OUTSIDE
-    if p.kind in ("int", "pow2"):
-        return int(value) if value == int(value) else _OUTSIDE
-    return float(value)
 
 
 def _natural_norm(block: str) -> Any:
@@ -411,15 +360,10 @@ def _natural_norm(block: str) -> Any:
     return None if default is None else default.default
 
 
-def _by(params: Iterable[Param], name: str) -> Param:
-    return next(p for p in params if p.name == name)
-
-
 def _resize(value: Any, n: int) -> list[int]:
     """A per-group list of length ``n``: a scalar repeated, a list cut or padded with its last."""
     items = list(value) if isinstance(value, (list, tuple)) else [value]
-    items = items[:n] + [items[-1]] * max(0, n - len(items))
-    return [int(v) for v in items]
+    return [int(v) for v in items[:n] + [items[-1]] * max(0, n - len(items))]
 
 
 def _check_name(name: str, fields: dict, source: str) -> None:
@@ -432,81 +376,76 @@ def _check_name(name: str, fields: dict, source: str) -> None:
             f"unknown option {name!r} in search space {source}; {hint}"
             "`tabresnet config` lists the options (plus n_groups, blocks, width)"
         )
-    section = fields[name][0]
     reason = _NOT_SEARCHABLE.get(name)
-    if reason is None and section == "data":
+    if reason is None and fields[name][0] == "data":
         reason = "the data are prepared once per worker, not per trial"
     if reason:
         raise ConfigError(f"search space {source} cannot search {name}: {reason}; set it as a flag")
 
 
-def _parse_entry(name: str, spec: Any, source: str) -> Param:
-    where = f"search space {source}, entry {name}"
+def _parse_entry(name: str, spec: Any, where: str) -> Entry:
+    """One YAML entry as an :class:`Entry`; Optuna's distributions check the ranges."""
     if isinstance(spec, list):
         spec = {"type": "categorical", "choices": spec}
     elif not isinstance(spec, dict):
-        return Param(name, "fixed", value=spec)
+        return Entry(name, None, value=spec)
     spec = dict(spec)
-    if "choices" in spec:
-        spec.setdefault("type", "categorical")
-    kind = str(spec.pop("type", "")).lower()
-    if kind not in _KINDS:
-        raise ConfigError(
-            f"{where}: type must be one of categorical, float, int, pow2, however: {kind!r}"
-        )
+    kind = str(spec.pop("type", "categorical" if "choices" in spec else "")).lower()
+    if kind not in _TYPES:
+        raise ConfigError(f"{where}: type must be one of {', '.join(_TYPES)}, however: {kind!r}")
     per_group = bool(spec.pop("per_group", False))
     if per_group and name not in _LIST_OF:
         raise ConfigError(f"{where}: per_group is only for blocks and width")
-    when_raw = spec.pop("when", None) or {}
-    if not isinstance(when_raw, dict):
+    when = spec.pop("when", None) or {}
+    if not isinstance(when, dict):
         raise ConfigError(f"{where}: when must be a mapping of option: value(s)")
-    when = {str(k): tuple(v) if isinstance(v, list) else (v,) for k, v in when_raw.items()}
+    when = {str(k): tuple(v) if isinstance(v, list) else (v,) for k, v in when.items()}
+    common = {"per_group": per_group, "when": when}
     try:
-        if kind == "categorical":
+        if kind == "fixed":
+            entry = Entry(name, None, value=spec.pop("value", None), when=when)
+        elif kind == "categorical":
             choices = spec.pop("choices", None)
             if not isinstance(choices, list) or not choices:
                 raise ConfigError(f"{where}: choices must be a non-empty list")
             if any(isinstance(c, (list, dict)) for c in choices):
-                raise ConfigError(
-                    f"{where}: choices must be single values; search list options "
-                    "with n_groups, blocks and width"
-                )
-            param = Param(name, kind, choices=tuple(choices), per_group=per_group, when=when)
-        elif kind == "fixed":
-            param = Param(name, kind, value=spec.pop("value", None), when=when)
+                raise ConfigError(f"{where}: choices must be single values; search list "
+                                  "options with n_groups, blocks and width")
+            entry = Entry(name, CategoricalDistribution(choices), **common)
         else:
-            low, high = float(spec.pop("low")), float(spec.pop("high"))
-            log = bool(spec.pop("log", False))
-            step = spec.pop("step", None)
-            step = float(step) if step is not None else None
-            if not low <= high:
-                raise ConfigError(f"{where}: low must not exceed high, however: {low} > {high}")
-            if (log or kind == "pow2") and low <= 0:
-                raise ConfigError(f"{where}: a log or pow2 range needs low > 0, however: {low}")
-            if kind == "pow2":
-                for v in (low, high):
-                    if v != 2 ** round(math.log2(v)):
-                        raise ConfigError(f"{where}: pow2 ends must be powers of two, however: {v}")
-            if kind in ("int", "pow2") and (low != int(low) or high != int(high)):
-                raise ConfigError(f"{where}: int ranges need whole numbers, however: {low}, {high}")
-            param = Param(name, kind, low=low, high=high, log=log, step=step,
-                          per_group=per_group, when=when)
+            low, high = spec.pop("low"), spec.pop("high")
+            log, step = bool(spec.pop("log", False)), spec.pop("step", None)
+            if kind == "float":
+                dist = FloatDistribution(float(low), float(high), log=log, step=step)
+            elif kind == "int":
+                dist = IntDistribution(_whole(low), _whole(high), log=log, step=int(step or 1))
+            else:
+                if any(v <= 0 or v != 2 ** round(math.log2(v)) for v in (low, high)):
+                    raise ConfigError(f"{where}: pow2 ends must be powers of two, "
+                                      f"however: {low}, {high}")
+                dist = IntDistribution(round(math.log2(low)), round(math.log2(high)))
+            entry = Entry(name, dist, pow2=kind == "pow2", **common)
     except KeyError as exc:
         raise ConfigError(f"{where}: missing {exc.args[0]}") from None
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:  # Optuna's own range checks among them
         raise ConfigError(f"{where}: {str(exc).splitlines()[0]}") from None
     if spec:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, spec))}")
-    return param
+    return entry
 
 
-def _check_values(param: Param, source: str) -> None:
+def _whole(value: Any) -> int:
+    if float(value) != int(float(value)):
+        raise ValueError(f"int ranges need whole numbers, however: {value}")
+    return int(float(value))
+
+
+def _check_values(entry: Entry, where: str) -> None:
     """Each choice, fixed value and range end must be a valid value of its option."""
-    where = f"search space {source}, entry {param.name}"
-    for value in param.bounds():
-        if param.name in DERIVED:
+    for value in entry.bounds():
+        if entry.name in DERIVED:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{where}: values must be whole numbers >= 1, however: {value!r}")
             continue
@@ -515,7 +454,7 @@ def _check_values(param: Param, source: str) -> None:
         # reject the default two groups, not the value itself.
         for extra in ({}, {"num_blocks": [1], "c_hidden": [8]}):
             try:
-                RunConfig().replace(**{**extra, param.name: value})
+                RunConfig().replace(**{**extra, entry.name: value})
                 break
             except (ValueError, TypeError) as exc:
                 errors.append(str(exc).splitlines()[0])

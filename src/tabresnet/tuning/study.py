@@ -1,18 +1,16 @@
-"""Studies, storage and the worker loop that many processes (and machines) share.
+"""Studies and their storage, samplers and pruners, lost trials, the data the trials see.
 
 Storage is an SQLAlchemy URL: by default ``sqlite:///RUN/tuning/study.db``,
 or PostgreSQL (``postgresql://`` is rewritten to the psycopg 3 driver) for
 workers on several machines. Every worker opens the same study
-(``load_if_exists``; a lost creation race is retried) and runs trials until
-the study holds ``n_trials`` finished ones (complete or pruned, counting those
-of earlier runs and of the other workers; failed trials do not count), the
-deadline passes, or it is asked to stop.
+(``load_if_exists``; a lost creation race is retried).
 
 A worker that dies mid-trial leaves that trial RUNNING. Optuna's heartbeat
 (``RDBStorage(heartbeat_interval=..., grace_period=...)``) lets any other or
-later worker fail it once its heartbeat is :data:`GRACE_PERIOD` seconds old;
-on the worker's own machine, a trial whose process is gone is failed at once.
-Either way the trial gets a ``fail_reason``.
+later worker fail it once its heartbeat is :data:`GRACE_PERIOD` seconds old
+(``optuna.storages.fail_stale_trials``); on the worker's own machine, a trial
+whose process is gone is failed at once. Either way the study records a
+``fail_reason`` for it.
 
 >>> storage_url("postgresql://tune:pw@db.example/tabresnet")
 'postgresql+psycopg://tune:pw@db.example/tabresnet'
@@ -23,55 +21,32 @@ Either way the trial gets a ``fail_reason``.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import random
-import signal
 import socket
 import time
 import warnings
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from ..data import clean_target, kfold_indices, read_table, split_indices
-from ..defaults import RunConfig
 from ..errors import ConfigError
-from ..training import Prepared, prepare
-from ..training.prepare import as_targets
-from .cli import PRUNERS, SAMPLERS
-from .objective import (
-    FAIL_REASON,
-    WORKER,
-    Objective,
-    StopFlag,
-    TrialFailed,
-    quiet_optuna,
-    worker_id,
-)
-from .space import SearchSpace
+from . import PRUNERS, SAMPLERS, quiet_optuna
+from .objective import FAIL_REASON, WORKER, worker_id
 
 __all__ = [
+    "FINISHED",
     "GRACE_PERIOD",
     "HEARTBEAT_INTERVAL",
-    "PRUNERS",
-    "SAMPLERS",
-    "WorkerSpec",
     "count_trials",
     "display_url",
-    "fail_stale_trials",
-    "make_folds",
-    "pool_and_test",
+    "fail_lost_trials",
     "make_pruner",
     "make_sampler",
     "open_study",
-    "run_parallel",
-    "run_worker",
     "storage_url",
 ]
 
@@ -81,9 +56,6 @@ log = logging.getLogger("tabresnet.tuning")
 # trial without one for GRACE_PERIOD seconds is taken as lost and failed.
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 60
-# A worker gives up after this many failed trials in a row: a space or data
-# problem that fails every trial should not burn the whole budget.
-MAX_CONSECUTIVE_FAILURES = 10
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -124,7 +96,7 @@ def _record_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     # Optuna failed a stale trial itself (between our own checks); a finished
     # trial takes no user attributes, so the reason goes on the study.
     try:
-        study.set_user_attr(f"{FAIL_REASON}:{trial.number}", _stale_reason(trial, GRACE_PERIOD))
+        study.set_user_attr(f"{FAIL_REASON}:{trial.number}", _stale_reason(trial))
     except Exception:  # pragma: no cover - best effort
         pass
 
@@ -311,266 +283,34 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _stale_reason(trial: optuna.trial.FrozenTrial, grace: int) -> str:
+def _stale_reason(trial: optuna.trial.FrozenTrial) -> str:
     worker = trial.user_attrs.get(WORKER, "?")
-    return (
-        f"lost: worker {worker} sent no heartbeat for {grace} s "
-        "(killed, crashed or cut off) while the trial ran"
-    )
+    return (f"lost: worker {worker} sent no heartbeat for {GRACE_PERIOD} s "
+            "(killed, crashed or cut off) while the trial ran")
 
 
-def fail_stale_trials(study: optuna.Study, own_running: set[int] | None = None) -> list[int]:
-    """Fail the RUNNING trials whose worker is gone, each with a ``fail_reason``.
+def fail_lost_trials(study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials whose worker is gone; returns their numbers.
 
-    A trial of a process on this machine that no longer exists fails at once;
-    any other fails once its heartbeat is older than the grace period.
-    Returns the numbers of the trials failed here.
+    A trial of a process on this machine that no longer exists (or of this
+    very process, which calls this only between trials) fails at once, with
+    its reason recorded on the study (``fail_reason:<number>``); any other
+    fails once its heartbeat is older than the grace period
+    (``optuna.storages.fail_stale_trials``, whose callback records the reason).
     """
-    own_running = own_running or set()
-    storage = study._storage  # noqa: SLF001 - Optuna exposes no public handle for this
     host, me = socket.gethostname(), worker_id()
-    reasons: dict[int, tuple[int, str]] = {}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in running:
         worker = str(t.user_attrs.get(WORKER, ""))
         w_host, _, w_pid = worker.rpartition(":")
-        if not worker or w_host != host or not w_pid.isdigit() or t.number in own_running:
+        if w_host != host or not w_pid.isdigit() or (worker != me and _pid_alive(int(w_pid))):
             continue
-        if worker == me or not _pid_alive(int(w_pid)):
-            reasons[t._trial_id] = (  # noqa: SLF001
-                t.number,
-                f"lost: worker process {worker} ended (killed or crashed) while the trial ran",
-            )
-    try:
-        from optuna.storages._heartbeat import is_heartbeat_enabled
-
-        if is_heartbeat_enabled(storage):
-            grace = int(getattr(storage, "grace_period", None) or GRACE_PERIOD)
-            for trial_id in storage._get_stale_trial_ids(study._study_id):  # noqa: SLF001
-                if trial_id not in reasons:
-                    t = storage.get_trial(trial_id)
-                    if t.number not in own_running:
-                        reasons[trial_id] = (t.number, _stale_reason(t, grace))
-    except (AttributeError, ImportError):  # pragma: no cover - other Optuna versions
-        pass
-    failed = []
-    for trial_id, (number, reason) in reasons.items():
-        try:
-            storage.set_trial_user_attr(trial_id, FAIL_REASON, reason)
-            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                failed.append(number)
-                log.warning("trial %d failed: %s", number, reason)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another worker got there first
-    return failed
-
-
-# -- data for the trials -------------------------------------------------------------------
-def pool_and_test(
-    data: Any, target: Any, config: RunConfig, val_data: Any = None, test_data: Any = None
-):
-    """The rows tuning may see (``pool``) and the test rows, as ``prepare`` splits them.
-
-    Returns ``(pool, test)``: DataFrames with a fresh index; ``test`` is the
-    split-off test rows, or ``test_data`` when given.
-    """
-    import pandas as pd
-
-    targets = as_targets(target)
-    frame = clean_target(read_table(data), targets).reset_index(drop=True)
-    if test_data is None:
-        tr, va, te = split_indices(
-            len(frame), config.data.val_size, config.data.test_size, config.seed
-        )
-        test = frame.iloc[te]
-        frame = frame.iloc[np.sort(np.concatenate([tr, va]))]
-    else:
-        test = clean_target(read_table(test_data), targets)
-    if val_data is not None:
-        frame = pd.concat([frame, clean_target(read_table(val_data), targets)])
-    return frame.reset_index(drop=True), test.reset_index(drop=True)
-
-
-def make_folds(
-    data: Any,
-    target: Any,
-    config: RunConfig,
-    val_data: Any = None,
-    test_data: Any = None,
-    cv: int = 0,
-    shared: bool = False,
-) -> list[Prepared]:
-    """The prepared data every trial trains on: one split, or ``cv`` folds.
-
-    With ``cv >= 2`` the folds cover the rows outside the test split (the
-    validation rows included); the test rows are never seen while tuning.
-    Each fold fits its own preprocessing on its training rows, unless
-    ``shared``: then all folds share one fitted on every non-test row and
-    carry the test split too (the members of a bag).
-    """
-    if cv < 2:
-        return [prepare(data, target, config, val_data=val_data, test_data=test_data)]
-    targets = as_targets(target)
-    pool, test = pool_and_test(data, targets, config, val_data, test_data)
-    every = np.arange(len(pool)) if shared else None
-    return [
-        prepare(pool, targets, config, train_index=train_idx, val_index=val_idx,
-                test_data=test if shared and len(test) else None, fit_index=every)
-        for train_idx, val_idx in kfold_indices(len(pool), cv, config.seed)
-    ]
-
-
-# -- the worker loop ----------------------------------------------------------------------
-@dataclass
-class WorkerSpec:
-    """Everything a worker process needs (picklable, for ``spawn``)."""
-
-    data: Any
-    target: Any
-    base: dict
-    space_text: str
-    space_source: str
-    storage: str | None
-    study_name: str
-    sampler: Any
-    pruner: Any
-    n_trials: int
-    deadline: float | None = None
-    cv: int = 0
-    val_data: Any = None
-    test_data: Any = None
-
-
-def _sampler_seed(seed: int, rank: int, existing: int) -> int:
-    # Distinct per worker and per resumed session: workers with one seed would
-    # propose the same random start-up points.
-    return (int(seed) * 1_000_003 + rank * 7_919 + existing) % (2**31 - 1)
-
-
-def run_worker(
-    spec: WorkerSpec,
-    rank: int = 0,
-    stop: StopFlag | None = None,
-    *,
-    study: optuna.Study | None = None,
-    folds: list[Prepared] | None = None,
-    keep: dict | None = None,
-) -> int:
-    """Run trials of the shared study until it is done; returns how many this worker ran.
-
-    Once the study holds ``spec.n_trials`` finished trials, the worker waits
-    for the trials other workers were running at that moment (a dead worker's
-    trial is failed as stale), so that every worker ends on the same study.
-    ``keep`` (in-process, one fold) receives this worker's best trial and its
-    trained network (see :class:`~tabresnet.tuning.objective.Objective`).
-    """
-    stop = stop or StopFlag()
-    base = RunConfig.from_dict(spec.base)
-    space = SearchSpace.from_yaml(spec.space_text, spec.space_source)
-    if folds is None:
-        folds = make_folds(spec.data, spec.target, base, spec.val_data, spec.test_data, spec.cv)
-    if study is None:
-        study = open_study(spec.storage, spec.study_name)
-    existing = len(study.get_trials(deepcopy=False))
-    study.sampler = make_sampler(spec.sampler, _sampler_seed(base.seed, rank, existing))
-    study.pruner = make_pruner(spec.pruner, base.train.max_epochs)
-    objective = Objective(folds, base, space, stop, deadline=spec.deadline, keep=keep)
-    ran = failures = 0
-    # The other workers' trials still running when the study reached its count:
-    # waited for (or failed once stale), so that every worker ends on the same
-    # final study and retrains the same best. Only those: a worker with a larger
-    # --trials may go on starting new ones.
-    finishing: set[int] | None = None
-    with quiet_optuna():
-        while not stop.requested:
-            fail_stale_trials(study)
-            counts = count_trials(study)
-            done = sum(counts[s] for s in FINISHED)
-            if done >= spec.n_trials:
-                running = {t.number for t in study.get_trials(
-                    deepcopy=False, states=(TrialState.RUNNING,))}
-                finishing = running if finishing is None else finishing & running
-                if not finishing:
-                    break
-                time.sleep(0.5)
-                continue
-            # Past the deadline no trial starts, unless the study has no complete
-            # one yet (worker start-up may eat a short budget): tune needs a best.
-            if spec.deadline is not None and time.time() >= spec.deadline and counts[
-                TrialState.COMPLETE
-            ]:
-                break
-            if done + counts[TrialState.RUNNING] >= spec.n_trials:
-                # The other workers' running trials fill the study; wait, since
-                # one of them may yet fail and leave a place to fill.
-                time.sleep(0.5)
-                continue
-            study.optimize(objective, n_trials=1, catch=(TrialFailed,))
-            ran += 1
-            failures = failures + 1 if objective.last_failed else 0
-            if failures >= MAX_CONSECUTIVE_FAILURES and not stop.requested:
-                log.error(
-                    "worker %s stops: its last %d trials failed (see fail_reason in trials.csv)",
-                    worker_id(), failures,
-                )
-                break
-    return ran
-
-
-def _worker_main(spec: WorkerSpec, rank: int, threads: int) -> None:
-    """Entry point of a spawned worker: SIGUSR1 (or SIGTERM) stops it cleanly."""
-    # Ctrl-C reaches the whole process group; the parent alone decides and
-    # forwards SIGUSR1, so one key press is one stop request, not two. SIGUSR1
-    # rather than SIGTERM: Lightning turns SIGTERM into SystemExit mid-fit.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import torch
-
-    torch.set_num_threads(max(1, threads))
-    stop = StopFlag().install((signal.SIGUSR1, signal.SIGTERM))
-    run_worker(spec, rank, stop)
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
-
-
-def run_parallel(spec: WorkerSpec, jobs: int, stop: StopFlag, threads: int) -> None:
-    """Run ``jobs`` spawned worker processes on the shared study and wait for them.
-
-    The first stop request sends each worker SIGUSR1 (it fails its running
-    trial as interrupted and exits); a second one (KeyboardInterrupt)
-    terminates them.
-    """
-    ctx = multiprocessing.get_context("spawn")
-    procs = [
-        ctx.Process(target=_worker_main, args=(spec, rank, threads), name=f"tune-worker-{rank}")
-        for rank in range(jobs)
-    ]
-
-    def forward() -> None:
-        for p in procs:
-            if p.pid is not None and p.is_alive():
-                os.kill(p.pid, signal.SIGUSR1)
-
-    stop.on_request.append(forward)
-    try:
-        for p in procs:
-            p.start()
-        while any(p.is_alive() for p in procs):
-            for p in procs:
-                p.join(timeout=0.5)
-        bad = [(p.name, p.exitcode) for p in procs if p.exitcode not in (0, None)]
-        if bad and not stop.requested:
-            log.warning("worker(s) exited abnormally: %s", ", ".join(f"{n} ({c})" for n, c in bad))
-    finally:
-        stop.on_request.remove(forward)
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
-                p.join()
+        reason = f"lost: worker process {worker} ended (killed or crashed) while the trial ran"
+        study.set_user_attr(f"{FAIL_REASON}:{t.number}", reason)
+        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        log.warning("trial %d failed: %s", t.number, reason)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fail_stale_trials is "experimental"
+        optuna.storages.fail_stale_trials(study)
+    still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    return [t.number for t in running if t.number not in still]

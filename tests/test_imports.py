@@ -1,0 +1,118 @@
+"""The package's import graph: layers point down, no loops, no guarded imports of our own modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tabresnet"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def is_package(name: str) -> bool:
+    return MODULES[name].name == "__init__.py"
+
+
+def imported(name: str, node: ast.Import | ast.ImportFrom) -> set[str]:
+    """The package's modules an import statement (anywhere in ``name``) loads."""
+    if isinstance(node, ast.Import):
+        targets = [a.name for a in node.names]
+    else:
+        if node.level:
+            base = name.split(".")
+            base = base[: len(base) - node.level + (1 if is_package(name) else 0)]
+            module = ".".join(base + ([node.module] if node.module else []))
+        else:
+            module = node.module or ""
+        targets = [f"{module}.{a.name}" if f"{module}.{a.name}" in MODULES else module
+                   for a in node.names]
+    out = set()
+    for target in targets:
+        parts = target.split(".")
+        for i in range(1, len(parts) + 1):
+            candidate = ".".join(parts[:i])
+            # Importing pkg.sub runs pkg first, unless the importer lives inside pkg.
+            if candidate in MODULES and not (name + ".").startswith(candidate + "."):
+                out.add(candidate)
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    edges = {}
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        edges[name] = set().union(*(imported(name, n) for n in ast.walk(tree)
+                                    if isinstance(n, (ast.Import, ast.ImportFrom))))
+        edges[name].discard(name)
+    return edges
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str]:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(edges):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return []
+
+
+def test_the_walk_sees_the_imports():
+    edges = graph()
+    assert "tabresnet.models.layers" in edges["tabresnet.models.blocks"]
+    assert "tabresnet.tuning" in edges["tabresnet.report.sections"]  # via tuning.results
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_no_import_loop():
+    cycle = find_cycle(graph())
+    assert not cycle, "import loop: " + " -> ".join(cycle)
+
+
+LAYERS = ["models", "data", "training", "tuning"]
+
+
+def test_layers_only_import_the_layers_below():
+    for name, targets in graph().items():
+        parts = name.split(".")
+        if len(parts) < 2 or parts[1] not in LAYERS:
+            continue
+        allowed = LAYERS[: LAYERS.index(parts[1]) + 1]
+        for target in targets:
+            below = target.split(".")[1] if target.count(".") else ""
+            # defaults, errors, metrics and artifact sit beside the layers they serve.
+            assert below in allowed or below in {"defaults", "errors", "metrics", "artifact", ""}, (
+                f"{name} imports {target}, a layer above it"
+            )
+
+
+def test_no_guarded_import_of_our_own_modules():
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Try):
+                continue
+            guards = {ast.unparse(h.type) for h in node.handlers if h.type is not None}
+            if not guards & {"ImportError", "ModuleNotFoundError"}:
+                continue
+            for stmt in node.body:
+                if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                    assert not imported(name, stmt), f"{name}: try-import of {ast.unparse(stmt)}"

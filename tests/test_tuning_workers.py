@@ -1,0 +1,57 @@
+"""tabresnet.tuning.workers: a worker at the trial count waits for the others' trials."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tabresnet.defaults import RunConfig
+from tabresnet.tuning import SearchSpace
+from tabresnet.tuning import objective as objective_mod
+from tabresnet.tuning import workers as workers_mod
+
+TINY = dict(max_epochs=4, num_blocks=[1], c_hidden=[8], batch_size=32, progress="none")
+SPACE = """
+lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+optimizer: [adamw, sgd]
+gradient_clip: {type: float, low: 0.5, high: 2.0, when: {optimizer: sgd}}
+"""
+
+
+
+def test_a_worker_at_the_trial_count_waits_for_the_trials_others_are_running(monkeypatch):
+    study = optuna.create_study()
+    for _ in range(2):
+        study.add_trial(optuna.trial.create_trial(value=1.0))
+    other = study.ask()  # another worker's trial, still running when the count is reached
+    other.set_user_attr("worker", "elsewhere:4242")
+    spec = workers_mod.WorkerSpec(
+        data=None, target="y", base=RunConfig().to_dict(), space_text=SPACE,
+        space_source="<test>", storage=None, study_name=study.study_name, sampler="random",
+        pruner="none", n_trials=2,
+    )
+    # The worker polls while the other trial runs; that trial ends at its first wait.
+    monkeypatch.setattr(workers_mod.time, "sleep", lambda s: study.tell(other, 0.5))
+    objective = objective_mod.Objective([], RunConfig(), SearchSpace.from_yaml(SPACE))
+    assert workers_mod.run_worker(spec, objective, study) == 0  # no trial of its own
+    assert study.trials[-1].state == TrialState.COMPLETE  # it ended after the other's trial
+
+
+def test_workers_of_one_sqlite_study_count_and_create_trials_one_at_a_time(tmp_path):
+    import fcntl
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    lock = workers_mod._CreationLock(url)
+    other = open(tmp_path / "study.db.lock")  # another worker's handle on the same lock
+    try:
+        lock.acquire()
+        with pytest.raises(BlockingIOError):  # held: the other worker waits
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.release()  # released once the trial exists (Objective.on_start)
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(other, fcntl.LOCK_UN)
+    finally:
+        other.close()
+        lock.close()
+    assert workers_mod._CreationLock(None)._file is None  # in memory: one worker, no lock
