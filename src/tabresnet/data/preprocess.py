@@ -425,8 +425,9 @@ class Preprocessor:
                 self._qt = self._rebuild_quantile_transformer(self.quantiles_)
             self._finish()
             if state["target"] is not None:
-                self.target_mean_ = np.array(state["target"]["mean"], dtype=np.float64)
-                self.target_std_ = np.array(state["target"]["std"], dtype=np.float64)
+                n_targets = len(self.schema.targets) or len(state["target"]["mean"])
+                self.target_mean_ = _vector(state["target"]["mean"], n_targets)
+                self.target_std_ = _vector(state["target"]["std"], n_targets)
                 self._target_fitted = True
         except ModelFileError:
             raise
