@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
-from safetensors.torch import save_file
+from safetensors.torch import save as save_safetensors
 
 from . import __version__
 from .data import Preprocessor, Schema, check_columns, read_table
@@ -60,12 +60,30 @@ FORMAT = "tabresnet-model"
 FORMAT_VERSION = 2
 MODEL_JSON = "model.json"
 WEIGHTS = "model.safetensors"
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+
+
+def _create_temp(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """An exclusive new file beside ``path``, mode 0666 less the umask.
+
+    ``tempfile.mkstemp`` would make it 0600 whatever the umask, and the rename
+    keeps the mode: a team sharing a run directory could not read it.
+    """
+    while True:
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666), tmp
+        except FileExistsError:  # pragma: no cover - 48 random bits collided
+            continue
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    The file's mode follows the umask, like a file written with ``open``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -216,16 +234,11 @@ class TabularModel:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
-        fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".safetensors.tmp", dir=directory)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={"format": FORMAT})
-            digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
-            text = dumps(self.to_json_dict(digest))
-            os.replace(tmp, directory / WEIGHTS)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        data = save_safetensors(tensors, metadata={"format": FORMAT})
+        text = dumps(self.to_json_dict(hashlib.sha256(data).hexdigest()))
+        # Through our own temporary file (safetensors' writer makes it 0600):
+        # the files follow the umask like any other file of the run.
+        atomic_write_bytes(directory / WEIGHTS, data)
         # The JSON names the weights' digest: it is renamed last, so a reader
         # never sees a JSON that points at weights other than its own.
         atomic_write_text(directory / MODEL_JSON, text)
