@@ -160,7 +160,7 @@ class TabularModel:
         z = torch.cat(outs).double().numpy() if outs else np.zeros((0, len(self.targets)))
         return self.preprocessor.inverse_target(z)
 
-    def predict(self, data: Any) -> np.ndarray:
+    def predict(self, data: Any, strict: bool = False) -> np.ndarray:
         """Predict from raw columns.
 
         Parameters
@@ -168,6 +168,13 @@ class TabularModel:
         data : DataFrame, path or ndarray
             Needs every feature column the model was trained on, in any order;
             extra columns (the target included) are ignored.
+        strict : bool
+            Cells the model cannot use as trained (text in a numeric column,
+            no date in a date column, a category unseen in training) are read
+            as missing and counted in one
+            :class:`~tabresnet.errors.TabResNetWarning`; with ``strict=True``
+            they raise :class:`~tabresnet.errors.DataError` instead
+            (:meth:`tabresnet.data.Preprocessor.check`).
 
         Returns
         -------
@@ -175,18 +182,25 @@ class TabularModel:
         """
         frame = read_table(data)
         check_columns(frame, self.schema)
+        self.preprocessor.check(frame, strict=strict)
         x_num, x_cat = self.preprocessor.transform(frame)
         pred = self.predict_tensors(torch.as_tensor(x_num), torch.as_tensor(x_cat))
         return pred[:, 0] if pred.shape[1] == 1 else pred
 
-    def predict_frame(self, data: Any) -> pd.DataFrame:
-        """Predictions as a DataFrame with one ``<target>_pred`` column per target."""
-        pred = self.predict(data)
+    def predict_frame(self, data: Any, strict: bool = False) -> pd.DataFrame:
+        """Predictions as a DataFrame with one ``<target>_pred`` column per target.
+
+        ``strict`` as in :meth:`predict`.
+        """
+        pred = self.predict(data, strict=strict)
         pred = pred[:, None] if pred.ndim == 1 else pred
         return pd.DataFrame({f"{t}_pred": pred[:, j] for j, t in enumerate(self.targets)})
 
-    def evaluate(self, data: Any) -> dict:
-        """RMSE, MAE, R² (and MAPE where defined) on a table that has the target(s)."""
+    def evaluate(self, data: Any, strict: bool = False) -> dict:
+        """RMSE, MAE, R² (and MAPE where defined) on a table that has the target(s).
+
+        ``strict`` as in :meth:`predict`.
+        """
         from .data import clean_target
 
         frame = read_table(data)
@@ -196,7 +210,7 @@ class TabularModel:
                 f"target column(s) {', '.join(missing)} not in the data; evaluate needs them"
             )
         frame = clean_target(frame, self.targets)
-        pred = self.predict(frame)
+        pred = self.predict(frame, strict=strict)
         return regression_metrics(
             frame[self.targets].to_numpy(dtype=np.float64), pred, self.targets
         )
