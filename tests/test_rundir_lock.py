@@ -152,3 +152,11 @@ def test_a_saved_model_follows_the_umask(regression_frame, tmp_path, umask_027):
     run.model.save(tmp_path / "m")
     for name in ("model.json", "model.safetensors"):
         assert stat.S_IMODE((tmp_path / "m" / name).stat().st_mode) == 0o640
+
+
+def test_a_fit_that_fails_on_its_data_creates_no_folder(regression_frame, tmp_path):
+    from tabresnet.errors import DataError
+
+    with pytest.raises(DataError):
+        tabresnet.fit(regression_frame, "nope", out=tmp_path / "new" / "run", **TINY)
+    assert list(tmp_path.iterdir()) == []

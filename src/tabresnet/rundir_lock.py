@@ -227,8 +227,12 @@ def make_staging(out: str | Path) -> Path:
 
 
 def probe(out: str | Path) -> None:
-    """Raise :class:`ConfigError` now if another process is writing ``out``."""
-    if not _worker_rank():
+    """Raise :class:`ConfigError` now if another process is writing ``out``.
+
+    Creates nothing that outlives the call (no folder: a lock in a folder
+    that does not exist yet cannot be held).
+    """
+    if not _worker_rank() and Path(out).parent.is_dir():
         RunDirLock(out).acquire().release()
 
 
