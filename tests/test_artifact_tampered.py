@@ -125,6 +125,14 @@ def test_weights_outside_the_model_directory_are_not_read(model_dir, name, monke
     assert read == []
 
 
+@pytest.mark.parametrize("name", ["a\x00b", "x" * 5000, "sub/" * 2000 + "x"])
+def test_a_weights_name_the_file_system_cannot_take_is_refused(model_dir, name):
+    meta = _meta(model_dir)
+    meta["weights"] = name
+    _write_meta(model_dir, meta)
+    _refused(model_dir, "unusable weights file")
+
+
 def test_a_symlink_out_of_the_model_directory_is_refused(model_dir, tmp_path):
     outside = tmp_path / "elsewhere.safetensors"
     outside.write_bytes((model_dir / "model.safetensors").read_bytes())

@@ -355,8 +355,20 @@ def _weights_path(meta: dict, path: Path) -> Path:
     """The weights file named in ``meta``: a plain name inside the model's directory."""
     name = meta.get("weights", WEIGHTS)
     rel = Path(name)
-    folder = path.parent.resolve()
-    weights = (path.parent / rel).resolve()
+    try:
+        folder = path.parent.resolve()
+        weights = (path.parent / rel).resolve()
+        (path.parent / rel).stat()
+        usable = True
+    except FileNotFoundError:  # reported below, once the name is known to be inside
+        usable = True
+    except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+        usable = False
+    if not usable:
+        raise ModelFileError(
+            f"model file {path} names an unusable weights file {name[:60]!r}; "
+            "re-run fit or restore the file"
+        )
     if rel.is_absolute() or ".." in rel.parts or not weights.is_relative_to(folder):
         raise ModelFileError(
             f"model file {path} names weights {name!r} outside its directory; a model's "
