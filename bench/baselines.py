@@ -111,6 +111,9 @@ class Settings:
     # retraining of the best configuration comes on top.
     tune_budget: float = 60.0
     tune_hard_factor: float = 2.0
+    # A trial count instead of the time budget (no timeout, no hard deadline):
+    # the smoke test's run then does the same work however loaded the machine is.
+    tune_trials: int | None = None
     quick: bool = False
 
 
@@ -483,12 +486,15 @@ def tabresnet_tuned(data: SplitData, settings: Settings) -> Score:
     """
     tabresnet = _tabresnet("tune")
     start = time.perf_counter()
+    by_count = settings.tune_trials is not None
     kwargs = _accepted(
         tabresnet.tune,
-        {"timeout": settings.tune_budget, "trials": 10_000, "report": False,
+        {"timeout": None if by_count else settings.tune_budget,
+         "trials": settings.tune_trials if by_count else 10_000, "report": False,
          "val_data": data.frame("val"), "test_data": data.frame("test")},
     )
-    with _hard_deadline(settings.tune_budget * settings.tune_hard_factor) as fired:
+    deadline = None if by_count else settings.tune_budget * settings.tune_hard_factor
+    with _hard_deadline(deadline) as fired:
         try:
             result = tabresnet.tune(
                 data.frame("train"), data.target, **kwargs, **_quiet_overrides(data, settings)
@@ -509,17 +515,18 @@ def tabresnet_tuned(data: SplitData, settings: Settings) -> Score:
 
 
 @contextlib.contextmanager
-def _hard_deadline(seconds: float):
+def _hard_deadline(seconds: float | None):
     """Send this process SIGINT after ``seconds``: tune's handler turns it into a clean stop.
 
     SIGINT, not SIGTERM: Lightning also handles SIGTERM during training and
     answers it with ``SystemExit``, which would end the benchmark. A timer's
     SIGINT that arrives while tune's handler is not installed (before it
     starts, between trial and retraining) is ignored by a handler of ours; a
-    real Ctrl-C still interrupts. Main thread only; elsewhere a no-op.
+    real Ctrl-C still interrupts. Main thread only; elsewhere (or with
+    ``seconds=None``) a no-op.
     Yields a function telling whether the signal was sent.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if seconds is None or threading.current_thread() is not threading.main_thread():
         yield lambda: False
         return
     sent = threading.Event()

@@ -56,6 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="split/init seeds (default 0 1 2; --quick: 0)")
     p.add_argument("--tune-budget", type=float, default=None,
                    help="seconds of tabresnet.tune per dataset and seed (default 60, --quick: 8)")
+    p.add_argument("--tune-trials", type=int, default=None, metavar="N",
+                   help="tabresnet.tune runs exactly N trials instead of --tune-budget seconds "
+                        "(the same work on any machine: the smoke test uses it)")
     p.add_argument("--competitors", nargs="+", default=list(COMPETITORS), metavar="NAME",
                    help="a subset of: " + "; ".join(COMPETITORS))
     p.add_argument("--max-rows", type=int, default=None,
@@ -127,7 +130,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
 
 
 def _run(args: argparse.Namespace, log) -> dict:
-    settings = Settings(threads=args.threads, tune_budget=args.tune_budget, quick=args.quick)
+    settings = Settings(threads=args.threads, tune_budget=args.tune_budget, quick=args.quick,
+                        tune_trials=args.tune_trials)
     if args.quick:
         settings.max_epochs, settings.patience, settings.max_seconds = 5, 3, 20.0
         settings.tune_hard_factor = 10.0  # start-up dominates tiny trials; let one finish

@@ -131,16 +131,17 @@ def test_all_missing_wins_over_override(mixed):
     assert "empty" in s.ignored and "empty" not in s.categorical
 
 
-def test_datetime_is_ignored_with_warning(mixed):
+def test_datetime_becomes_a_date_column_and_timedelta_is_ignored(mixed):
     mixed["when"] = pd.date_range("2021-01-01", periods=len(mixed))
     mixed["dt"] = pd.to_timedelta(np.arange(len(mixed)), unit="s")
     with pytest.warns(UserWarning) as record:
         s = infer_schema(mixed, "y")
-    assert s.ignored == ["when", "dt"]
+    assert s.dates == ["when"] and s.ignored == ["dt"]
     messages = [str(w.message) for w in record]
-    assert messages[0].startswith("column 'when' holds dates or times (datetime64")
-    assert "derive numeric features" in messages[0]
+    assert messages[0].startswith("column 'when' holds dates (datetime64")
+    assert "5 numeric features (days, year, month, day, weekday)" in messages[0]
     assert messages[1].startswith("column 'dt' holds dates or times (timedelta64")
+    assert "derive numeric features" in messages[1]
 
 
 def test_datetime_can_be_forced_categorical(mixed):

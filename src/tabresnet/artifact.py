@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
-from safetensors.torch import save_file
+from safetensors.torch import save as save_safetensors
 
 from . import __version__
 from .data import Preprocessor, Schema, check_columns, read_table
@@ -65,12 +65,30 @@ FORMAT_VERSION = 3
 _OPTIONS_BEFORE_V3 = {"num_embedding": "none", "ensemble_size": 1}
 MODEL_JSON = "model.json"
 WEIGHTS = "model.safetensors"
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+
+
+def _create_temp(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """An exclusive new file beside ``path``, mode 0666 less the umask.
+
+    ``tempfile.mkstemp`` would make it 0600 whatever the umask, and the rename
+    keeps the mode: a team sharing a run directory could not read it.
+    """
+    while True:
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666), tmp
+        except FileExistsError:  # pragma: no cover - 48 random bits collided
+            continue
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    The file's mode follows the umask, like a file written with ``open``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -147,7 +165,7 @@ class TabularModel:
         z = torch.cat(outs).double().numpy() if outs else np.zeros((0, len(self.targets)))
         return self.preprocessor.inverse_target(z)
 
-    def predict(self, data: Any) -> np.ndarray:
+    def predict(self, data: Any, strict: bool = False) -> np.ndarray:
         """Predict from raw columns.
 
         Parameters
@@ -155,6 +173,13 @@ class TabularModel:
         data : DataFrame, path or ndarray
             Needs every feature column the model was trained on, in any order;
             extra columns (the target included) are ignored.
+        strict : bool
+            Cells the model cannot use as trained (text in a numeric column,
+            no date in a date column, a category unseen in training) are read
+            as missing and counted in one
+            :class:`~tabresnet.errors.TabResNetWarning`; with ``strict=True``
+            they raise :class:`~tabresnet.errors.DataError` instead
+            (:meth:`tabresnet.data.Preprocessor.check`).
 
         Returns
         -------
@@ -162,18 +187,25 @@ class TabularModel:
         """
         frame = read_table(data)
         check_columns(frame, self.schema)
+        self.preprocessor.check(frame, strict=strict)
         x_num, x_cat = self.preprocessor.transform(frame)
         pred = self.predict_tensors(torch.as_tensor(x_num), torch.as_tensor(x_cat))
         return pred[:, 0] if pred.shape[1] == 1 else pred
 
-    def predict_frame(self, data: Any) -> pd.DataFrame:
-        """Predictions as a DataFrame with one ``<target>_pred`` column per target."""
-        pred = self.predict(data)
+    def predict_frame(self, data: Any, strict: bool = False) -> pd.DataFrame:
+        """Predictions as a DataFrame with one ``<target>_pred`` column per target.
+
+        ``strict`` as in :meth:`predict`.
+        """
+        pred = self.predict(data, strict=strict)
         pred = pred[:, None] if pred.ndim == 1 else pred
         return pd.DataFrame({f"{t}_pred": pred[:, j] for j, t in enumerate(self.targets)})
 
-    def evaluate(self, data: Any) -> dict:
-        """RMSE, MAE, R² (and MAPE where defined) on a table that has the target(s)."""
+    def evaluate(self, data: Any, strict: bool = False) -> dict:
+        """RMSE, MAE, R² (and MAPE where defined) on a table that has the target(s).
+
+        ``strict`` as in :meth:`predict`.
+        """
         from .data import clean_target
 
         frame = read_table(data)
@@ -183,7 +215,7 @@ class TabularModel:
                 f"target column(s) {', '.join(missing)} not in the data; evaluate needs them"
             )
         frame = clean_target(frame, self.targets)
-        pred = self.predict(frame)
+        pred = self.predict(frame, strict=strict)
         return regression_metrics(
             frame[self.targets].to_numpy(dtype=np.float64), pred, self.targets
         )
@@ -222,16 +254,11 @@ class TabularModel:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
-        fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".safetensors.tmp", dir=directory)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={"format": FORMAT})
-            digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
-            text = dumps(self.to_json_dict(digest))
-            os.replace(tmp, directory / WEIGHTS)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        data = save_safetensors(tensors, metadata={"format": FORMAT})
+        text = dumps(self.to_json_dict(hashlib.sha256(data).hexdigest()))
+        # Through our own temporary file (safetensors' writer makes it 0600):
+        # the files follow the umask like any other file of the run.
+        atomic_write_bytes(directory / WEIGHTS, data)
         # The JSON names the weights' digest: it is renamed last, so a reader
         # never sees a JSON that points at weights other than its own.
         atomic_write_text(directory / MODEL_JSON, text)
@@ -258,11 +285,225 @@ def resolve_model_path(path: str | Path) -> Path:
     return path
 
 
+# -- checking a model file before anything is built from it ---------------------------
+# safetensors' dtype names (its header format) for the dtypes a network holds.
+_ST_DTYPES = {
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+_ST_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
+                "I8": 1, "U8": 1, "BOOL": 1, "U16": 2, "U32": 4, "U64": 8,
+                "F8_E4M3": 1, "F8_E5M2": 1}
+# A header larger than this is no header of ours (a network of a million
+# tensors has one of ~100 MB); refusing it keeps a damaged length from
+# making the reader allocate.
+_MAX_HEADER_BYTES = 100 * 2**20
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_fields(meta: dict, path: Path) -> None:
+    """Every field load() reads has the type save() writes; one-line ModelFileError otherwise."""
+
+    def bad(field: str, want: str) -> ModelFileError:
+        got = meta
+        for part in field.split("."):
+            got = got.get(part) if isinstance(got, dict) else None
+        return ModelFileError(
+            f"model file {path} is corrupted: {field} must be {want}, however: "
+            f"{json.dumps(got)[:60]}; re-run fit"
+        )
+
+    version = meta.get("format_version")
+    if not _is_int(version) or version < 1:
+        raise bad("format_version", "a positive integer")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} has format version {version}, newer than this "
+            f"tabresnet reads ({FORMAT_VERSION}); upgrade tabresnet"
+        )
+    if "weights" in meta and (not isinstance(meta["weights"], str) or not meta["weights"]):
+        raise bad("weights", "a file name")
+    digest = meta.get("weights_sha256")
+    if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _SHA256_HEX:
+        raise bad("weights_sha256", "64 hexadecimal digits")
+    for name in ("config", "schema", "preprocessor", "network"):
+        if not isinstance(meta.get(name), dict):
+            raise bad(name, "an object")
+    if meta.get("metrics") is not None and not isinstance(meta["metrics"], dict):
+        raise bad("metrics", "an object")
+    if not isinstance(meta["preprocessor"].get("target"), dict):
+        raise bad("preprocessor.target", "the target's fitted mean and std")
+    net = meta["network"]
+    for key in ("n_num", "output_dim"):
+        if not _is_int(net.get(key)) or net[key] < (0 if key == "n_num" else 1):
+            raise bad(f"network.{key}", "a non-negative integer" if key == "n_num"
+                      else "a positive integer")
+    cards = net.get("cardinalities")
+    if not isinstance(cards, list) or not all(_is_int(c) and c >= 1 for c in cards):
+        raise bad("network.cardinalities", "a list of positive integers")
+    if "members" in net and (not _is_int(net["members"]) or net["members"] < 1):
+        raise bad("network.members", "a positive integer")
+    if "n_cont" in net and (not _is_int(net["n_cont"]) or not 0 <= net["n_cont"] <= net["n_num"]):
+        raise bad("network.n_cont", "an integer from 0 to n_num")
+
+
+def _weights_path(meta: dict, path: Path) -> Path:
+    """The weights file named in ``meta``: a plain name inside the model's directory."""
+    name = meta.get("weights", WEIGHTS)
+    rel = Path(name)
+    try:
+        folder = path.parent.resolve()
+        weights = (path.parent / rel).resolve()
+        (path.parent / rel).stat()
+        usable = True
+    except FileNotFoundError:  # reported below, once the name is known to be inside
+        usable = True
+    except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+        usable = False
+    if not usable:
+        raise ModelFileError(
+            f"model file {path} names an unusable weights file {name[:60]!r}; "
+            "re-run fit or restore the file"
+        )
+    if rel.is_absolute() or ".." in rel.parts or not weights.is_relative_to(folder):
+        raise ModelFileError(
+            f"model file {path} names weights {name!r} outside its directory; a model's "
+            "weights must sit beside its model.json - re-run fit or restore the file"
+        )
+    return path.parent / rel
+
+
+def _safetensors_header(raw: bytes, weights: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``{key: (dtype, shape)}`` from the safetensors header, checked against the file size.
+
+    Only the header is parsed (8-byte little-endian length, then JSON); no
+    tensor is materialised.
+    """
+
+    def bad(why: str) -> ModelFileError:
+        return ModelFileError(
+            f"weights file {weights} is corrupted ({why}); re-run fit"
+        )
+
+    if len(raw) < 8:
+        raise bad("shorter than a safetensors header")
+    n = int.from_bytes(raw[:8], "little")
+    if n > min(len(raw) - 8, _MAX_HEADER_BYTES):
+        raise bad(f"its header claims {n} bytes, the file has {len(raw)}")
+    try:
+        header = json.loads(raw[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise bad("its header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise bad("its header is not an object")
+    data_size = len(raw) - 8 - n
+    out: dict[str, tuple[str, tuple[int, ...]]] = {}
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+            ok = (
+                isinstance(dtype, str)
+                and isinstance(shape, list)
+                and all(_is_int(d) and d >= 0 for d in shape)
+                and _is_int(begin) and _is_int(end) and 0 <= begin <= end <= data_size
+            )
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise bad(f"tensor {key!r} has a malformed entry")
+        if dtype in _ST_ITEMSIZE and end - begin != _ST_ITEMSIZE[dtype] * int(np.prod(shape)):
+            raise bad(f"tensor {key!r} of shape {tuple(shape)} does not match its byte size")
+        out[key] = (dtype, tuple(shape))
+    return out
+
+
+def _check_counts(config: RunConfig, net: dict, members: int, header: dict, path: Path) -> None:
+    """Refuse counts that the weights cannot hold, before building anything.
+
+    Building a network loops in Python once per block, member and embedded
+    column, even on the meta device; each of these holds at least one tensor,
+    so the header's tensor count bounds them.
+    """
+    n_tensors = len(header)
+    per_member = (sum(config.model.num_blocks) + len(net["cardinalities"])) * max(members, 1)
+    if max(members, 1) > n_tensors or per_member > n_tensors:
+        raise ModelFileError(
+            f"model file {path} is inconsistent with its weights: its config "
+            f"(members={max(members, 1)}, num_blocks={config.model.num_blocks[:8]}, "
+            f"{len(net['cardinalities'])} embedded columns) needs at least {per_member} "
+            f"tensors, the weights hold {n_tensors}; re-run fit"
+        )
+    # An in-network ensemble stacks its members' heads: some tensor has k rows.
+    k_net = config.model.ensemble_size
+    if k_net > 1 and k_net > max((shape[0] for _, shape in header.values() if shape), default=0):
+        raise ModelFileError(
+            f"model file {path} is inconsistent with its weights: ensemble_size={k_net} but "
+            "no tensor holds that many members; re-run fit"
+        )
+    if members:
+        found = sorted({int(k.split(".")[1]) for k in header
+                        if k.startswith("members.") and k.split(".")[1].isdigit()})
+        if found != list(range(members)):
+            raise ModelFileError(
+                f"model file {path} is inconsistent with its weights: network.members="
+                f"{members}, the weights hold "
+                f"{len(found)} member(s); re-run fit"
+            )
+
+
+def _check_shapes(network: torch.nn.Module, header: dict, path: Path) -> None:
+    """The (meta-device) network's state-dict keys, shapes and dtypes equal the header's."""
+    expected = {
+        k: (_ST_DTYPES.get(v.dtype, str(v.dtype)), tuple(v.shape))
+        for k, v in network.state_dict().items()
+    }
+    missing = [k for k in expected if k not in header]
+    extra = [k for k in header if k not in expected]
+    if missing or extra:
+        what = (f"lacks tensor {missing[0]!r}" if missing else f"has unexpected tensor {extra[0]!r}")
+        raise ModelFileError(
+            f"model file {path} is inconsistent with its weights: the weights file {what} "
+            f"({len(missing)} missing, {len(extra)} unexpected); re-run fit"
+        )
+    for key, (dtype, shape) in expected.items():
+        if header[key] != (dtype, shape):
+            got_dtype, got_shape = header[key]
+            raise ModelFileError(
+                f"model file {path} is inconsistent with its weights: {key!r} is "
+                f"{list(got_shape)} {got_dtype} in the weights, the config builds "
+                f"{list(shape)} {dtype}; re-run fit"
+            )
+
+
+def _build(config: RunConfig, widths: tuple, members: int) -> torch.nn.Module:
+    if members:
+        return MeanEnsemble([config.model.build_tabular(*widths) for _ in range(members)])
+    return config.model.build_tabular(*widths)
+
+
 def load(path: str | Path) -> TabularModel:
     """Load a model saved by ``fit``, ``tune`` or ``TabularModel.save``.
 
     Never unpickles: the JSON is parsed with :mod:`json` and the weights with
-    safetensors, and the weights' SHA-256 is checked against the JSON.
+    safetensors, and the weights' SHA-256 is checked against the JSON. Every
+    field is type-checked, the weights must sit in the model's directory, and
+    the network is first built on PyTorch's meta device (no memory) and its
+    tensors' shapes compared with the safetensors header, so a damaged or
+    hostile model file is refused before anything is allocated.
 
     Parameters
     ----------
@@ -272,30 +513,35 @@ def load(path: str | Path) -> TabularModel:
     Raises
     ------
     ModelFileError
-        Missing, corrupted, truncated or foreign files.
+        Missing, unreadable, corrupted, truncated, inconsistent or foreign
+        files; the message is one line.
     """
     path = resolve_model_path(path)
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ModelFileError(
             f"model file {path} is corrupted or truncated (not valid JSON); re-run fit"
         ) from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read model file {path}: {exc.strerror or exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a tabresnet model file")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path} has format version {meta.get('format_version')}, newer than this "
-            f"tabresnet reads ({FORMAT_VERSION}); upgrade tabresnet"
-        )
-    weights = path.parent / meta.get("weights", WEIGHTS)
+    _check_fields(meta, path)
+    weights = _weights_path(meta, path)
     if not weights.is_file():
         raise ModelFileError(f"weights file missing: {weights}; copy it beside {path.name}")
-    raw = weights.read_bytes()
-    if hashlib.sha256(raw).hexdigest() != meta.get("weights_sha256"):
+    try:
+        raw = weights.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read weights file {weights}: {exc.strerror or exc}") from None
+    if hashlib.sha256(raw).hexdigest() != meta["weights_sha256"]:
         raise ModelFileError(
             f"weights file {weights} is corrupted or truncated (checksum mismatch); re-run fit"
         )
+    header = _safetensors_header(raw, weights)
+    net_meta = meta["network"]
+    members = int(net_meta.get("members", 0))
     try:
         if int(meta["format_version"]) < 3 and isinstance(meta["config"].get("model"), dict):
             for name, value in _OPTIONS_BEFORE_V3.items():
@@ -303,20 +549,28 @@ def load(path: str | Path) -> TabularModel:
         config = RunConfig.from_dict(meta["config"])
         schema = Schema.from_dict(meta["schema"])
         pre = Preprocessor.from_dict(meta["preprocessor"])
-        net_meta = meta["network"]
         widths = (
-            int(net_meta["n_num"]),
-            [int(c) for c in net_meta["cardinalities"]],
-            int(net_meta["output_dim"]),
-            int(net_meta.get("n_cont", 0)),
+            net_meta["n_num"],
+            list(net_meta["cardinalities"]),
+            net_meta["output_dim"],
+            net_meta.get("n_cont", 0),
         )
-        members = int(net_meta.get("members", 0))
-        if members:
-            network = MeanEnsemble([config.model.build_tabular(*widths) for _ in range(members)])
-        else:
-            network = config.model.build_tabular(*widths)
+        if (widths[0], widths[1], widths[2]) != (
+            pre.n_num, list(pre.cardinalities), len(schema.targets)
+        ):
+            raise ValueError(
+                f"network widths (n_num={widths[0]}, cardinalities={widths[1][:8]}, "
+                f"output_dim={widths[2]}) differ from the preprocessing's "
+                f"({pre.n_num}, {list(pre.cardinalities)[:8]}, {len(schema.targets)})"
+            )
+        _check_counts(config, net_meta, members, header, path)
+        with torch.device("meta"):
+            _check_shapes(_build(config, widths, members), header, path)
+        network = _build(config, widths, members)
         state = load_safetensors(raw)  # the bytes already checked: one read
         network.load_state_dict(state, strict=True)
+    except ModelFileError:
+        raise
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelFileError(f"model file {path} is inconsistent: {first}; re-run fit") from None

@@ -11,7 +11,7 @@ tabresnet.errors.DataError: target column 'price' not found; columns are: a, b
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "ModelFileError", "TabResNetError"]
+__all__ = ["ConfigError", "DataError", "ModelFileError", "TabResNetError", "TabResNetWarning"]
 
 
 class TabResNetError(Exception):
@@ -28,3 +28,15 @@ class ConfigError(TabResNetError, ValueError):
 
 class ModelFileError(TabResNetError):
     """A model file is missing, corrupted, truncated or of an unknown format."""
+
+
+class TabResNetWarning(UserWarning):
+    """Something the user should know about their data or run; one line.
+
+    tabresnet's own warnings use this class so that a front end (the
+    ``tabresnet`` command) can print them as one clean ``warning:`` line
+    instead of Python's ``file:line: UserWarning: ...`` format, and a user
+    can filter them as a group::
+
+        warnings.filterwarnings("ignore", category=TabResNetWarning)
+    """

@@ -126,6 +126,8 @@ def _read_file(path: Path) -> pd.DataFrame:
         # writes one): it becomes the index, not a feature called "Unnamed: 0".
         index_col = 0 if len(header) > 1 and header[0].strip() == "" else None
         df = pd.read_csv(path, sep=sep, decimal=decimal, index_col=index_col)
+        if decimal == ",":
+            _decimal_commas_in_text(df)
         if index_col is not None:
             header = header[1:]
     except DataError:
@@ -187,6 +189,26 @@ def _decimal_mark(lines: list[str], sep: str) -> str:
             elif _DECIMAL_POINT.fullmatch(f):
                 point += 1
     return "," if comma > point else "."
+
+
+def _decimal_commas_in_text(df: pd.DataFrame) -> None:
+    """In text columns of a decimal-comma file, write ``1,5`` as ``1.5`` (in place).
+
+    pandas converts a column's decimal commas only when every cell is a
+    number; one typo leaves the column as text. Rewriting the number cells
+    lets the schema read the column as numbers (the typo becomes missing,
+    with a warning) instead of as a categorical of every value.
+    """
+    for name in df.columns:
+        col = df[name]
+        if not (pd.api.types.is_object_dtype(col.dtype) or pd.api.types.is_string_dtype(col.dtype)):
+            continue
+        text = col.astype(object).where(col.notna(), "").astype(str).str.strip()
+        numbers = text.str.fullmatch(_DECIMAL_COMMA.pattern).to_numpy(dtype=bool)
+        if numbers.any():
+            fixed = col.astype(object).copy()
+            fixed[numbers] = text[numbers].str.replace(",", ".", regex=False)
+            df[name] = fixed
 
 
 def _raw_header(path: Path, sep: str) -> list[str]:

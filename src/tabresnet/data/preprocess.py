@@ -11,15 +11,25 @@ What each column becomes (``x_num`` is float32, ``x_cat`` int64)::
 
     numeric      inf -> NaN -> median -> quantile-normal | standard | none   x_num
                  + one "<col>__missing" 0/1 column if it had gaps in training  x_num
+    date         "<col>__days", "__year", "__month", "__day", "__weekday"    x_num
+                 numbers, then as numeric ("<col>__days__missing" if gaps)
     categorical  str -> sorted training categories, code 0 = missing/unseen
                  <= onehot_max_cardinality categories: one-hot "<col>=<cat>"  x_num
                  more: one code column, cardinality n_categories + 1         x_cat
 
-``x_num`` holds, in order: scaled numerics, missing indicators, one-hot blocks.
+``x_num`` holds, in order: scaled numerics and date parts, missing
+indicators, one-hot blocks.
+
+At prediction time :meth:`Preprocessor.check` counts, per column, the cells
+that cannot be used as trained (text in a numeric column, a non-date in a
+date column, an unseen category) and reports them in one warning, or raises
+``DataError`` with ``strict=True``; :meth:`Preprocessor.transform` treats them
+as missing.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -27,12 +37,23 @@ import pandas as pd
 from sklearn.preprocessing import QuantileTransformer
 
 from ..defaults import DataConfig, choices
-from ..errors import ConfigError, DataError, ModelFileError
-from .schema import Schema, as_float, check_columns
+from ..errors import ConfigError, DataError, ModelFileError, TabResNetWarning
+from .schema import (
+    DATE_PARTS,
+    Schema,
+    as_float,
+    check_columns,
+    date_format,
+    date_parts,
+    examples_of,
+    parse_numbers,
+)
 
 __all__ = ["Preprocessor"]
 
-FORMAT_VERSION = 1
+# The newest state format this version reads. A state without date columns is
+# still written as format 1 (readable by every release); date columns need 2.
+FORMAT_VERSION = 2
 # Inputs are clipped to the float32 range: the output is float32, and bounded
 # inputs keep means and variances finite in float64.
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -125,6 +146,15 @@ class Preprocessor:
         self.n_quantiles = int(cfg.n_quantiles)
         self.onehot_max_cardinality = int(cfg.onehot_max_cardinality)
         self.seed = int(seed)
+        # The columns of the numeric matrix: numeric columns, then date parts.
+        self._num_names = [*schema.numeric] + [
+            f"{d}__{part}" for d in schema.dates for part in DATE_PARTS
+        ]
+        # A date's parts share their gaps: one indicator (on "days") is enough.
+        self._indicator_candidates = set(schema.numeric) | {
+            f"{d}__{DATE_PARTS[0]}" for d in schema.dates
+        }
+        self.date_formats_: dict[str, str | None] = {}
         self._fitted = False
         self._target_fitted = False
 
@@ -148,6 +178,7 @@ class Preprocessor:
         check_columns(df, self.schema)
         if len(df) == 0:
             raise DataError("cannot fit preprocessing on 0 rows; the training split is empty")
+        self.date_formats_ = {d: date_format(df[d]) for d in self.schema.dates}
         self._fit_numeric(self._numeric_matrix(df))
         self.categories_: dict[str, list[str]] = {}
         for name in self.schema.categorical:
@@ -159,11 +190,15 @@ class Preprocessor:
         return self
 
     def _numeric_matrix(self, df: pd.DataFrame) -> np.ndarray:
-        """Numeric columns as float64 ``(n, k)``, inf -> NaN, clipped to the float32 range."""
+        """Numeric columns and date parts as float64 ``(n, k)``, inf -> NaN, clipped to float32."""
         cols = self.schema.numeric
-        x = np.empty((len(df), len(cols)), dtype=np.float64)
+        x = np.empty((len(df), len(self._num_names)), dtype=np.float64)
         for j, name in enumerate(cols):
             x[:, j] = as_float(df[name])
+        width = len(DATE_PARTS)
+        for i, name in enumerate(self.schema.dates):
+            start = len(cols) + i * width
+            x[:, start : start + width] = date_parts(df[name], self.date_formats_.get(name))[0]
         x[np.isinf(x)] = np.nan
         return np.clip(x, -_F32_MAX, _F32_MAX)
 
@@ -174,7 +209,11 @@ class Preprocessor:
         if has_values.any():
             median[has_values] = np.nanmedian(x[:, has_values], axis=0)
         self.median_ = median
-        self.indicators_ = [c for c, g in zip(self.schema.numeric, gaps.any(axis=0)) if g]
+        self.indicators_ = [
+            c
+            for c, g in zip(self._num_names, gaps.any(axis=0))
+            if g and c in self._indicator_candidates
+        ]
         x = np.where(gaps, median, x)
         k = x.shape[1]
         self.mean_, self.std_ = np.zeros(k), np.ones(k)
@@ -209,7 +248,7 @@ class Preprocessor:
         ]
         self.embedded_ = [c for c in self.schema.categorical if c not in set(self.onehot_)]
         self._index = {c: pd.Index(cats, dtype=object) for c, cats in self.categories_.items()}
-        names = list(self.schema.numeric)
+        names = list(self._num_names)
         names += [f"{c}__missing" for c in self.indicators_]
         for c in self.onehot_:
             names += [f"{c}={v}" for v in self.categories_[c]]
@@ -259,6 +298,81 @@ class Preprocessor:
         x_num = np.concatenate(parts, axis=1)
         return np.ascontiguousarray(x_num, dtype=np.float32), x_cat
 
+    def check(self, df: pd.DataFrame, strict: bool = False) -> dict[str, dict[str, Any]]:
+        """Count the cells of ``df`` the model cannot use as trained; warn once or raise.
+
+        Per column: text in a numeric column, a value that is no date in a
+        date column, a category not seen in training. :meth:`transform` reads
+        each of them as missing; this says so, in one
+        :class:`~tabresnet.errors.TabResNetWarning` for the whole table.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            A table with the schema's feature columns (e.g. to predict on).
+        strict : bool
+            Raise :class:`~tabresnet.errors.DataError` instead of warning.
+
+        Returns
+        -------
+        dict
+            ``{column: {"problem": "not numbers" | "not dates" | "unseen
+            categories", "count": int, "examples": str}}``, only the columns
+            with such cells.
+
+        Examples
+        --------
+        >>> df = pd.DataFrame({"a": [1.0, 2.0], "c": ["x", "y"], "t": [0.0, 1.0]})
+        >>> pre = Preprocessor(Schema(numeric=["a"], categorical=["c"], targets=["t"])).fit(df)
+        >>> new = pd.DataFrame({"a": ["3", "oops"], "c": ["x", "z"]})
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as w:
+        ...     warnings.simplefilter("always")
+        ...     found = pre.check(new)
+        >>> print(w[0].message)
+        2 cells cannot be used as trained and count as missing: a: 1 not numbers ('oops'); c: 1 unseen categories ('z')
+        >>> pre.check(new, strict=True)
+        Traceback (most recent call last):
+        ...
+        tabresnet.errors.DataError: 2 cells cannot be used as trained: a: 1 not numbers ('oops'); ...
+        """
+        self._check_fitted()
+        check_columns(df, self.schema)
+        found: dict[str, dict[str, Any]] = {}
+
+        def note(name: str, problem: str, mask: np.ndarray) -> None:
+            if mask.any():
+                found[name] = {
+                    "problem": problem,
+                    "count": int(mask.sum()),
+                    "examples": examples_of(df[name], mask),
+                }
+
+        for name in self.schema.numeric:
+            note(name, "not numbers", parse_numbers(df[name])[1])
+        for name in self.schema.dates:
+            note(name, "not dates", date_parts(df[name], self.date_formats_.get(name))[1])
+        for name in self.schema.categorical:
+            unseen = (self._codes(df[name]) == 0) & df[name].notna().to_numpy()
+            note(name, "unseen categories", unseen)
+        if found:
+            total = sum(f["count"] for f in found.values())
+            detail = "; ".join(
+                f"{name}: {f['count']} {f['problem']} ({f['examples']})" for name, f in found.items()
+            )
+            noun = "cell cannot" if total == 1 else "cells cannot"
+            if strict:
+                raise DataError(
+                    f"{total} {noun} be used as trained: {detail}; fix them, or predict "
+                    "without strict to read them as missing"
+                )
+            warnings.warn(
+                f"{total} {noun} be used as trained and count as missing: {detail}",
+                TabResNetWarning,
+                stacklevel=2,
+            )
+        return found
+
     def _transform_numeric(self, x: np.ndarray) -> np.ndarray:
         gaps = np.isnan(x)
         x = np.where(gaps, self.median_, x)
@@ -270,7 +384,7 @@ class Preprocessor:
                 out[:, ~self.constant_] = self._qt.transform(x[:, ~self.constant_])
             # A column constant in training carries no information: 0 everywhere.
             x = out
-        indicator_cols = [self.schema.numeric.index(c) for c in self.indicators_]
+        indicator_cols = [self._num_names.index(c) for c in self.indicators_]
         indicators = gaps[:, indicator_cols].astype(np.float64)
         # Saturate rather than overflow: a far-out value under a tiny training std.
         return np.clip(np.concatenate([x, indicators], axis=1), -_F32_MAX, _F32_MAX)
@@ -365,7 +479,7 @@ class Preprocessor:
         """
         self._check_fitted()
         state: dict[str, Any] = {
-            "format": FORMAT_VERSION,
+            "format": 2 if self.schema.dates else 1,
             "schema": self.schema.to_dict(),
             "seed": self.seed,
             "numeric_transform": self.numeric_transform,
@@ -381,6 +495,8 @@ class Preprocessor:
             "categories": {c: list(v) for c, v in self.categories_.items()},
             "target": None,
         }
+        if self.schema.dates:
+            state["date_formats"] = dict(self.date_formats_)
         if self._target_fitted:
             state["target"] = {
                 "mean": self.target_mean_.tolist(),
@@ -397,10 +513,10 @@ class Preprocessor:
         ModelFileError
             If ``state`` is not a preprocessing state this version can read.
         """
-        if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        if not isinstance(state, dict) or state.get("format") not in range(1, FORMAT_VERSION + 1):
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise ModelFileError(
-                f"preprocessing state has format {got!r}, expected {FORMAT_VERSION}; "
+                f"preprocessing state has format {got!r}, expected 1 to {FORMAT_VERSION}; "
                 "the model file is corrupted or from another tabresnet version"
             )
         try:
@@ -411,7 +527,7 @@ class Preprocessor:
                 onehot_max_cardinality=int(state["onehot_max_cardinality"]),
             )
             self = cls(Schema.from_dict(state["schema"]), cfg, seed=int(state["seed"]))
-            k = len(self.schema.numeric)
+            k = len(self._num_names)
             self.median_ = _vector(state["median"], k)
             self.mean_ = _vector(state["mean"], k)
             self.std_ = _vector(state["std"], k)
@@ -422,16 +538,23 @@ class Preprocessor:
             }
             if set(self.categories_) != set(self.schema.categorical) or not set(
                 self.indicators_
-            ) <= set(self.schema.numeric):
+            ) <= self._indicator_candidates:
                 raise ValueError("columns do not match the schema")
+            formats = state.get("date_formats", {})
+            if set(formats) != set(self.schema.dates) or not all(
+                f is None or isinstance(f, str) for f in formats.values()
+            ):
+                raise ValueError("date formats do not match the schema's date columns")
+            self.date_formats_ = dict(formats)
             self.quantiles_, self._qt = None, None
             if state["quantiles"] is not None:
                 self.quantiles_ = np.array(state["quantiles"], dtype=np.float64).T
                 self._qt = self._rebuild_quantile_transformer(self.quantiles_)
             self._finish()
             if state["target"] is not None:
-                self.target_mean_ = np.array(state["target"]["mean"], dtype=np.float64)
-                self.target_std_ = np.array(state["target"]["std"], dtype=np.float64)
+                n_targets = len(self.schema.targets) or len(state["target"]["mean"])
+                self.target_mean_ = _vector(state["target"]["mean"], n_targets)
+                self.target_std_ = _vector(state["target"]["std"], n_targets)
                 self._target_fitted = True
         except ModelFileError:
             raise

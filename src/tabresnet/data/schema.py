@@ -1,13 +1,24 @@
-"""Column roles: which columns are numeric, categorical, target or ignored.
+"""Column roles: which columns are numeric, categorical, dates, target or ignored.
 
 >>> import pandas as pd
 >>> from tabresnet.defaults import DataConfig
 >>> df = pd.DataFrame({"size": [50.0, 80.0], "city": ["Oslo", "Rome"], "price": [1.0, 2.0]})
 >>> infer_schema(df, "price", DataConfig())
-Schema(numeric=['size'], categorical=['city'], targets=['price'], ignored=[])
+Schema(numeric=['size'], categorical=['city'], targets=['price'], ignored=[], dates=[])
+>>> for line in infer_schema(df, "price").describe():
+...     print(line)
+target (1): price
+numeric (1): size
+categorical (1): city
 
 The schema is fitted once on the training table and saved with the model;
 :func:`check_columns` checks a prediction table against it.
+
+Text columns are read for what they hold: a column whose non-missing cells
+are at least :data:`NUMERIC_TEXT_SHARE` numbers is numeric (the other cells
+become missing, with one warning naming the column); one whose cells are
+dates in one format is a date column, which the preprocessing turns into the
+numeric features :data:`DATE_PARTS` (so are datetime columns).
 """
 
 from __future__ import annotations
@@ -22,12 +33,39 @@ import numpy as np
 import pandas as pd
 
 from ..defaults import DataConfig
-from ..errors import DataError, ModelFileError
+from ..errors import DataError, ModelFileError, TabResNetWarning
 
-__all__ = ["Schema", "as_float", "check_columns", "clean_target", "infer_schema"]
+__all__ = [
+    "DATE_PARTS",
+    "NUMERIC_TEXT_SHARE",
+    "Schema",
+    "as_float",
+    "check_columns",
+    "clean_target",
+    "date_format",
+    "date_parts",
+    "infer_schema",
+    "parse_numbers",
+]
 
 # Error messages list at most this many column names, then "... (N more)".
 _MAX_LISTED = 20
+
+#: A text column is numeric when at least this share of its non-missing cells
+#: parse as numbers; the rest become missing, with a warning. One typo in a
+#: thousand rows must not turn a numeric column into a categorical with one
+#: level per value (it cost a test R2 of 0.84 -> 0.64 in issue 13), while a
+#: column of codes of which a few look like numbers stays text.
+NUMERIC_TEXT_SHARE = 0.95
+#: The same share for date strings (all read with the format of the first one).
+DATE_TEXT_SHARE = 0.95
+#: The numeric features a date column becomes, in this order: days since
+#: 1970-01-01 (fractional with a time of day; the trend), then the calendar
+#: year, month, day of month and day of week (Monday = 0; the seasons).
+DATE_PARTS = ("days", "year", "month", "day", "weekday")
+# Text that pandas' CSV reader reads as missing; typed in a DataFrame it is missing too.
+_NA_TEXT = frozenset({"", "nan", "na", "n/a", "null", "none", "<na>", "nat", "-nan", "#n/a"})
+_EPOCH = pd.Timestamp("1970-01-01")
 
 
 @dataclass
@@ -43,26 +81,65 @@ class Schema:
     targets : list of str
         Target columns (one or more).
     ignored : list of str
-        Columns left out (by request, all missing, dates, unsupported types).
+        Columns left out (by request, all missing, times and periods,
+        unsupported types).
+    dates : list of str
+        Date and datetime columns; each becomes the numeric features
+        :data:`DATE_PARTS`.
 
     Examples
     --------
-    >>> s = Schema(numeric=["a"], categorical=["c"], targets=["y"])
+    >>> s = Schema(numeric=["a"], categorical=["c"], targets=["y"], dates=["sold"])
     >>> s.feature_columns
-    ['a', 'c']
+    ['a', 'c', 'sold']
     >>> Schema.from_dict(s.to_dict()) == s
     True
+    >>> s.describe()
+    ['target (1): y', 'numeric (1): a', 'categorical (1): c', 'date (1): sold (as days, year, month, day, weekday)']
     """
 
     numeric: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
 
     @property
     def feature_columns(self) -> list[str]:
-        """Numeric then categorical columns: what a prediction table must have."""
-        return [*self.numeric, *self.categorical]
+        """Numeric, categorical, then date columns: what a prediction table must have."""
+        return [*self.numeric, *self.categorical, *self.dates]
+
+    def roles(self) -> dict[str, list[str]]:
+        """``{role: columns}`` for every role, the target first; roles as ``data_summary`` names them."""
+        return {
+            "target": list(self.targets),
+            "numeric": list(self.numeric),
+            "categorical": list(self.categorical),
+            "date": list(self.dates),
+            "ignored": list(self.ignored),
+        }
+
+    def describe(self, max_names: int = 8) -> list[str]:
+        """One compact line per role that has columns: ``"numeric (12): a, b, ... (4 more)"``.
+
+        What ``tabresnet fit`` prints so the user sees every decision.
+
+        Parameters
+        ----------
+        max_names : int
+            Names shown per line before ``... (N more)``.
+        """
+        lines = []
+        for role, names in self.roles().items():
+            if not names:
+                continue
+            shown = ", ".join(names[:max_names])
+            if len(names) > max_names:
+                shown += f", ... ({len(names) - max_names} more)"
+            if role == "date":
+                shown += f" (as {', '.join(DATE_PARTS)})"
+            lines.append(f"{role} ({len(names)}): {shown}")
+        return lines
 
     def to_dict(self) -> dict[str, list[str]]:
         """Plain lists of strings, JSON-safe."""
@@ -70,8 +147,13 @@ class Schema:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Schema:
-        """Inverse of :meth:`to_dict`; ``ModelFileError`` if ``data`` is malformed."""
+        """Inverse of :meth:`to_dict`; ``ModelFileError`` if ``data`` is malformed.
+
+        ``dates`` may be absent (model files written before date columns).
+        """
         names = [f.name for f in dataclasses.fields(cls)]
+        if isinstance(data, dict) and "dates" not in data:
+            data = {**data, "dates": []}
         if not isinstance(data, dict) or not set(names) <= set(data):
             got = sorted(data) if isinstance(data, dict) else type(data).__name__
             raise ModelFileError(
@@ -160,6 +242,130 @@ def as_float(series: pd.Series) -> np.ndarray:
     return numbers.to_numpy(dtype="float64", na_value=np.nan)
 
 
+def parse_numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A column as float64 and the mask of its cells that hold something else.
+
+    Missing cells, and text that spells missing (``""``, ``"NA"``, ``"n/a"``,
+    ``"null"``, ... as pandas' CSV reader reads them), are NaN and not bad.
+
+    Returns
+    -------
+    values : numpy.ndarray
+        float64; NaN where missing or not a number.
+    bad : numpy.ndarray
+        bool; True where a present cell is not a number.
+
+    Examples
+    --------
+    >>> values, bad = parse_numbers(pd.Series(["1.5", "oops", None, "n/a", " 2 "]))
+    >>> values.tolist()[0], values.tolist()[4], bad.tolist()
+    (1.5, 2.0, [False, True, False, False, False])
+    """
+    values = as_float(series)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return values, np.zeros(len(values), dtype=bool)
+    bad = np.isnan(values) & ~series.isna().to_numpy()
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        spelled_missing = [str(v).strip().lower() in _NA_TEXT for v in series.iloc[idx]]
+        bad[idx[np.asarray(spelled_missing, dtype=bool)]] = False
+    return values, bad
+
+
+def date_format(series: pd.Series) -> str | None:
+    """The ``strftime`` format of the column's first text value, if it has a year and a month.
+
+    ``None`` for a column without text or whose first text is no date.
+
+    Examples
+    --------
+    >>> date_format(pd.Series([None, "2021-03-04", "2021-12-31"]))
+    '%Y-%m-%d'
+    >>> date_format(pd.Series(["04/01/2020", "13/01/2020"]))  # day first: 13 is no month
+    '%d/%m/%Y'
+    >>> date_format(pd.Series(["May", "June"])) is None
+    True
+    """
+    from pandas.tseries.api import guess_datetime_format
+
+    sample = series[series.notna()].iloc[:1000]
+    first = next((v for v in sample if isinstance(v, str) and v.strip()), None)
+    if first is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas' dayfirst chatter
+        guesses = {guess_datetime_format(first.strip(), dayfirst=d) for d in (False, True)}
+    formats = [
+        f
+        for f in sorted(guesses - {None})
+        if any(y in f for y in ("%Y", "%y")) and any(m in f for m in ("%m", "%b", "%B"))
+    ]
+    if not formats:
+        return None
+    # "04/01/2020" reads month-first or day-first: keep the one more cells fit.
+    return max(formats, key=lambda f: int(_to_datetime(sample, f).notna().sum()))
+
+
+def _to_datetime(series: pd.Series, fmt: str | None) -> pd.Series:
+    """Naive UTC timestamps; NaT where missing or not a date in ``fmt``."""
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        ts = series
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas' "could not infer format" chatter
+            ts = pd.to_datetime(series.astype(object), format=fmt, errors="coerce", utc=True)
+    if getattr(ts.dt, "tz", None) is not None:
+        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    return ts
+
+
+def date_parts(series: pd.Series, fmt: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The :data:`DATE_PARTS` of a date column and the mask of its cells that are no date.
+
+    Parameters
+    ----------
+    series : pandas.Series
+        Datetimes (any time zone: read in UTC) or date strings.
+    fmt : str or None
+        The strings' format (:func:`date_format`); ignored for datetimes.
+
+    Returns
+    -------
+    parts : numpy.ndarray
+        ``(n, len(DATE_PARTS))`` float64, NaN where missing.
+    bad : numpy.ndarray
+        ``(n,)`` bool; True where a present cell is not a date.
+
+    Examples
+    --------
+    >>> parts, bad = date_parts(pd.Series(["2021-03-04", "soon", None]), "%Y-%m-%d")
+    >>> parts[0].tolist(), bad.tolist()
+    ([18690.0, 2021.0, 3.0, 4.0, 3.0], [False, True, False])
+    """
+    ts = _to_datetime(series, fmt)
+    out = np.full((len(series), len(DATE_PARTS)), np.nan)
+    gaps = ts.isna().to_numpy()
+    if (~gaps).any():
+        ok = ts[~gaps]
+        out[~gaps, 0] = ((ok - _EPOCH) / pd.Timedelta(days=1)).to_numpy(dtype="float64")
+        out[~gaps, 1] = ok.dt.year.to_numpy(dtype="float64")
+        out[~gaps, 2] = ok.dt.month.to_numpy(dtype="float64")
+        out[~gaps, 3] = ok.dt.day.to_numpy(dtype="float64")
+        out[~gaps, 4] = ok.dt.dayofweek.to_numpy(dtype="float64")
+    bad = gaps & ~series.isna().to_numpy()
+    if bad.any() and not pd.api.types.is_datetime64_any_dtype(series.dtype):
+        idx = np.flatnonzero(bad)
+        spelled_missing = [str(v).strip().lower() in _NA_TEXT for v in series.iloc[idx]]
+        bad[idx[np.asarray(spelled_missing, dtype=bool)]] = False
+    return out, bad
+
+
+def examples_of(series: pd.Series, mask: np.ndarray, k: int = 3) -> str:
+    """Up to ``k`` distinct values of ``series`` where ``mask``, as ``'a', 'b'``."""
+    values = pd.unique(series[mask].astype(str))[:k]
+    return ", ".join(repr(v) for v in values)
+
+
 def _non_numeric_examples(series: pd.Series, k: int = 3) -> list[str]:
     """Up to ``k`` distinct non-missing values of ``series`` that do not parse as numbers."""
     present = series[series.notna()]
@@ -196,14 +402,22 @@ def infer_schema(
     2. no values (all missing, or all infinite): ignored, with a warning;
     3. in ``cfg.categorical`` / ``cfg.numeric``: that role (a numeric override
        must hold numbers or numeric-looking strings);
-    4. dates, times and periods: ignored, with a warning (derive numeric
-       features such as year or day-of-week to use them);
-    5. text, category and bool dtypes: categorical;
-    6. integer columns (including integral floats with gaps) with at most
+    4. datetimes (any time zone): a date column, with a note (a warning) -
+       the preprocessing turns it into the numeric features :data:`DATE_PARTS`;
+       time spans and periods: ignored, with a warning;
+    5. text (object or string dtype) whose non-missing cells are at least
+       :data:`NUMERIC_TEXT_SHARE` numbers: numeric; the other cells become
+       missing, with one warning naming the column, their count and examples
+       (numbers written with leading zeros, ``"02134"``, are codes: text);
+    6. text that reads as dates in the format of its first value (at least
+       :data:`DATE_TEXT_SHARE` of the cells; the format has a year and a
+       month): a date column, with a note;
+    7. other text, category and bool dtypes: categorical;
+    8. integer columns (including integral floats with gaps) with at most
        ``cfg.int_as_categorical`` distinct values, when that option is > 0:
        categorical;
-    7. other real numeric dtypes: numeric;
-    8. anything else (complex, intervals, ...): ignored, with a warning.
+    9. other real numeric dtypes: numeric;
+    10. anything else (complex, intervals, ...): ignored, with a warning.
 
     Parameters
     ----------
@@ -225,11 +439,24 @@ def infer_schema(
         target in an override list, an all-missing target, a non-numeric
         numeric override, or no feature column left.
 
+    Warns
+    -----
+    TabResNetWarning
+        One per column left out, per text column read as numbers despite a
+        few cells that are not, and per date column.
+
     Examples
     --------
     >>> df = pd.DataFrame({"rooms": [1, 2, 2, 3], "y": [1.0, 2.0, 3.0, 4.0]})
     >>> infer_schema(df, "y", DataConfig(int_as_categorical=5)).categorical
     ['rooms']
+    >>> import warnings
+    >>> ages = pd.DataFrame({"age": [str(a) for a in range(30, 60)] + ["thirty"],
+    ...                      "y": [1.0] * 31})
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     infer_schema(ages, "y").numeric, str(w[0].message)
+    (['age'], "column 'age': 1 of 31 values are not numbers ('thirty'); they count as missing - fix them, or list the column in categorical to keep it as text")
     >>> infer_schema(df, "price")
     Traceback (most recent call last):
     ...
@@ -276,6 +503,7 @@ def infer_schema(
         elif _has_no_values(series):
             warnings.warn(
                 f"column {name!r} has no values (all missing or infinite); ignoring it",
+                TabResNetWarning,
                 stacklevel=2,
             )
             schema.ignored.append(name)
@@ -294,15 +522,20 @@ def infer_schema(
                     f"{', '.join(examples)}; clean them or make the column categorical"
                 )
             schema.numeric.append(name)
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            _note_dates(name, str(dtype), None)
+            schema.dates.append(name)
         elif _is_datetime_like(dtype):
             warnings.warn(
                 f"column {name!r} holds dates or times ({dtype}); ignoring it - derive "
                 "numeric features (year, day of week, ...) to use it",
+                TabResNetWarning,
                 stacklevel=2,
             )
             schema.ignored.append(name)
         elif _is_text_like(dtype):
-            schema.categorical.append(name)
+            schema_role = _text_role(name, series)
+            getattr(schema, schema_role).append(name)
         elif _is_real_numeric(dtype):
             if (
                 cfg.int_as_categorical > 0
@@ -316,6 +549,7 @@ def infer_schema(
             warnings.warn(
                 f"column {name!r} has unsupported dtype {dtype}; ignoring it - convert it to "
                 "numbers or strings to use it",
+                TabResNetWarning,
                 stacklevel=2,
             )
             schema.ignored.append(name)
@@ -326,6 +560,55 @@ def infer_schema(
             f"(ignored: {_listing(schema.ignored) or 'none'}); add feature columns"
         )
     return schema
+
+
+def _text_role(name: str, series: pd.Series) -> str:
+    """``"numeric"``, ``"dates"`` or ``"categorical"`` for a text column (rules 5-7)."""
+    if isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(series.dtype):
+        return "categorical"  # a declared category is the user's decision
+    values, bad = parse_numbers(series)
+    numbers = int(np.isfinite(values).sum() + np.isinf(values).sum())
+    present = numbers + int(bad.sum())
+    if numbers and numbers >= NUMERIC_TEXT_SHARE * present and not _has_leading_zeros(series):
+        if bad.any():
+            warnings.warn(
+                f"column {name!r}: {int(bad.sum())} of {present} values are not numbers "
+                f"({examples_of(series, bad)}); they count as missing - fix them, or list "
+                "the column in categorical to keep it as text",
+                TabResNetWarning,
+                stacklevel=3,
+            )
+        return "numeric"
+    fmt = date_format(series)
+    if fmt is not None:
+        parts, not_dates = date_parts(series, fmt)
+        dates = int((~np.isnan(parts[:, 0])).sum())
+        if dates and dates >= DATE_TEXT_SHARE * (dates + int(not_dates.sum())):
+            _note_dates(name, fmt, (series, not_dates) if not_dates.any() else None)
+            return "dates"
+    return "categorical"
+
+
+def _has_leading_zeros(series: pd.Series) -> bool:
+    """Whether some text cell writes a number with a leading zero: postcodes, ids."""
+    text = series[series.notna()].astype(str).str.strip()
+    return bool(text.str.match(r"^[+-]?0\d").any())
+
+
+def _note_dates(name: str, what: str, bad: tuple[pd.Series, np.ndarray] | None) -> None:
+    extra = ""
+    if bad is not None:
+        series, mask = bad
+        extra = (
+            f"; {int(mask.sum())} values are not dates ({examples_of(series, mask)}) "
+            "and count as missing"
+        )
+    warnings.warn(
+        f"column {name!r} holds dates ({what}); it becomes {len(DATE_PARTS)} numeric "
+        f"features ({', '.join(DATE_PARTS)}){extra} - list it in ignore to leave it out",
+        TabResNetWarning,
+        stacklevel=3,
+    )
 
 
 def check_columns(df: pd.DataFrame, schema: Schema) -> None:
@@ -375,7 +658,7 @@ def clean_target(df: pd.DataFrame, targets: str | Sequence[str]) -> pd.DataFrame
 
     Warns
     -----
-    UserWarning
+    TabResNetWarning
         With the number of dropped rows.
 
     Raises
@@ -435,6 +718,7 @@ def clean_target(df: pd.DataFrame, targets: str | Sequence[str]) -> pd.DataFrame
         warnings.warn(
             f"dropped {n_bad} of {len(df)} rows whose target is missing or infinite "
             f"({'; '.join(counts)})",
+            TabResNetWarning,
             stacklevel=2,
         )
     return out.loc[~bad].reset_index(drop=True)

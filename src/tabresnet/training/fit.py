@@ -16,7 +16,6 @@ True
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ from ..data import kfold_indices, read_table
 from ..defaults import RunConfig
 from ..errors import ConfigError
 from ..metrics import regression_metrics
+from ..rundir_lock import RunDirLock, open_run
+from ..rundir_lock import probe as probe_run_lock
 from .bag import bag_prepared, make_folds, train_bag
 from .loop import TrainResult, train_network
 from .prepare import Prepared, Split, as_targets, prepare
@@ -134,7 +135,9 @@ def cross_validate(
     }
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
+def _check_out(out: Path, overwrite: bool, probe_lock: bool = True) -> None:
+    if probe_lock:  # fail now, not after the training, when another run writes out
+        probe_run_lock(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output path {out} exists and is not a directory; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -227,9 +230,11 @@ def fit(
     cv = cross_validate(frame, target, cfg) if cfg.data.cv_folds > 1 else None
 
     staging: Path | None = None
+    lock: RunDirLock | None = None
     if out_path is not None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
+        # One writer per --out; the check again under the lock (another run may
+        # have finished there meanwhile); stale staging folders of dead runs go.
+        lock, staging = open_run(out_path, check=lambda: _check_out(out_path, overwrite, probe_lock=False))
     try:
         if bagged:
             result = train_bag(folds, cfg, callbacks=callbacks)
@@ -267,6 +272,8 @@ def fit(
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+        if lock is not None:
+            lock.release()
 
 
 def _swap_into_place(staging: Path, out: Path) -> None:

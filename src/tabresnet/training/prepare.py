@@ -191,6 +191,7 @@ def data_summary(frame: pd.DataFrame, schema: Schema, rows: dict[str, int]) -> d
         ("target", schema.targets),
         ("numeric", schema.numeric),
         ("categorical", schema.categorical),
+        ("date", schema.dates),
         ("ignored", schema.ignored),
     ):
         for name in names:
