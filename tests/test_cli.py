@@ -46,7 +46,10 @@ def test_fit_predict_evaluate(csv, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["fit", str(csv), "--target", "y", "--out", str(out), "--no-report", *TINY]) == 0
     text = capsys.readouterr().out
-    assert "test" in text and "rmse" in text and str(out) in text
+    assert "rmse" in text and str(out) in text
+    # Each score names its rows; no test rows unless asked, and the output says so.
+    assert "val: validation rows" in text and "no test rows were kept" in text
+    assert "columns:" in text and "numeric (" in text and "target (1): y" in text
     preds = tmp_path / "p.csv"
     assert main(["predict", str(out), str(csv), "-o", str(preds)]) == 0
     frame = pd.read_csv(preds)
@@ -124,3 +127,26 @@ def test_ddp_on_cpu_two_processes(csv, tmp_path):
     history = pd.read_csv(out / "history.csv")
     assert len(history) == 2 and history["val_rmse"].notna().all()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_fit_with_a_test_split_scores_it(csv, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["fit", str(csv), "--target", "y", "--out", str(out), "--no-report",
+                 "--test-size", "0.2", *TINY]) == 0
+    text = capsys.readouterr().out
+    assert "test: test rows (held out" in text and "no test rows" not in text
+
+
+def test_strict_predict_refuses_unusable_cells(csv, tmp_path, capsys, regression_frame):
+    out = tmp_path / "run"
+    assert main(["fit", str(csv), "--target", "y", "--out", str(out), "--no-report", *TINY]) == 0
+    bad = regression_frame.head(5).astype({"a": object})
+    bad.loc[0, "a"] = "oops"
+    path = tmp_path / "bad.csv"
+    bad.to_csv(path, index=False)
+    capsys.readouterr()
+    assert "oops" in error_line(capsys, "predict", out, path, "--strict")
+    # Without --strict: predictions, and one clean warning line (no source path).
+    assert main(["predict", str(out), str(path)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning:") and "oops" in err[0], err

@@ -83,16 +83,32 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- commands ------------------------------------------------------------------
+# What each score is computed on: printed beside the table, so no one reads a
+# validation score (the rows that picked the epoch) as a test score.
+SCORE_ROWS = {
+    "val": "validation rows (they chose the epoch: optimistic)",
+    "oof": "out-of-fold: each row by the bag member that did not train on it",
+    "test": "test rows (held out: never trained or stopped on)",
+    "data": "the rows given",
+}
+
+
 def _print_metrics(metrics: dict, out=None) -> None:
     out = out or sys.stdout
     rows = [(split, m) for split, m in metrics.items() if isinstance(m, dict) and "rmse" in m]
     if not rows:
         return
     keys = ["rmse", "mae", "r2", "mape"]
-    print(f"{'split':<8}" + "".join(f"{k:>12}" for k in keys) + f"{'rows':>8}", file=out)
+    print(f"{'scored on':<10}" + "".join(f"{k:>12}" for k in keys) + f"{'rows':>8}", file=out)
     for split, m in rows:
         cells = "".join(f"{m[k]:>12.4g}" if k in m else f"{'-':>12}" for k in keys)
-        print(f"{split:<8}{cells}{m.get('n', ''):>8}", file=out)
+        print(f"{split:<10}{cells}{m.get('n', ''):>8}", file=out)
+    for split, _ in rows:
+        if split in SCORE_ROWS:
+            print(f"  {split}: {SCORE_ROWS[split]}", file=out)
+    if "test" not in metrics and "data" not in metrics:
+        print("  no test rows were kept (--test-size 0.2 or --test-data FILE holds some out)",
+              file=out)
     cv = metrics.get("cv")
     if cv:
         print(f"cv: {cv['folds']}-fold RMSE {cv['rmse_mean']:.4g} ± {cv['rmse_std']:.4g}", file=out)
@@ -104,6 +120,13 @@ def _print_run(metrics: dict, run_dir: Path | None) -> None:
     print(f"run directory: {run_dir}")
     if run_dir is not None and (run_dir / "report.html").is_file():
         print(f"report: {run_dir / 'report.html'}")
+
+
+STRICT_HELP = (
+    "stop with an error on cells the model cannot use as trained (text in a numeric "
+    "column, no date in a date column, unseen categories); default: read them as "
+    "missing with one warning"
+)
 
 
 def _default_out(stem: str) -> Path:
@@ -129,15 +152,23 @@ def cmd_fit(args: argparse.Namespace) -> int:
         **flag_overrides(args),
     )
     if run.dir is not None:  # None: an extra process of a multi-process run
+        _print_roles(run)
         _print_run(run.metrics, run.dir)
     return 0
+
+
+def _print_roles(run) -> None:
+    """One line per column role, so no type decision is silent."""
+    print("columns:")
+    for line in run.model.schema.describe():
+        print(f"  {line}")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .artifact import atomic_write_bytes, atomic_write_text, load
 
     model = load(args.model)
-    frame = model.predict_frame(args.data)
+    frame = model.predict_frame(args.data, strict=args.strict)
     if args.output in (None, "-"):
         frame.to_csv(sys.stdout, index=False)
     else:
@@ -157,7 +188,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .artifact import load
 
-    metrics = load(args.model).evaluate(args.data)
+    metrics = load(args.model).evaluate(args.data, strict=args.strict)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -176,7 +207,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"demo: scikit-learn's diabetes data ({len(frame)} patients, 10 features, "
         "target: disease progression after one year)"
     )
-    run = fit(frame, "target", out=out, overwrite=True, **flag_overrides(args))
+    # The demo holds out a test split (fit itself keeps none unless asked).
+    options = {"test_size": 0.2, **flag_overrides(args)}
+    run = fit(frame, "target", out=out, overwrite=True, **options)
     if run.dir is None:
         return 0
     _print_metrics(run.metrics)
@@ -318,12 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="run directory or model.json")
     p.add_argument("data", help="CSV or Parquet file")
     p.add_argument("-o", "--output", help="CSV or Parquet to write (default: stdout)")
+    p.add_argument("--strict", action="store_true", help=STRICT_HELP)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="RMSE, MAE, R2, MAPE of a saved model on a table")
     p.add_argument("model", help="run directory or model.json")
     p.add_argument("data", help="CSV or Parquet file with the target column(s)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--strict", action="store_true", help=STRICT_HELP)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("config", help="print the run config (defaults, a file, and flags)")
@@ -412,9 +447,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings():
+    """Show tabresnet's own warnings as ``warning: message`` (no source path and line)."""
+    import warnings
+
+    from .errors import TabResNetWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, TabResNetWarning):
+            print(f"warning: {message}", file=file or sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    return show, original
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    show, original = _one_line_warnings()
+    warnings.showwarning = show
     try:
         return int(args.func(args) or 0)
     except TabResNetError as exc:
@@ -426,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = original
 
 
 if __name__ == "__main__":  # pragma: no cover
