@@ -132,7 +132,8 @@ def test_a_bag_saves_its_members(run_dir, tmp_path, regression_frame):
 
     single = tabresnet.load(run_dir)
     members = [single.network, single.config.model.build_tabular(
-        single.preprocessor.n_num, list(single.preprocessor.cardinalities), 1)]
+        single.preprocessor.n_num, list(single.preprocessor.cardinalities), 1,
+        n_cont=single.preprocessor.n_cont)]
     bag = TabularModel(MeanEnsemble(members), single.config, single.schema,
                        single.preprocessor)
     bag.save(tmp_path / "bag")

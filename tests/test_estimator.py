@@ -73,7 +73,7 @@ def test_signature_is_keyword_only_and_init_only_stores():
     with pytest.raises(TypeError):
         ResNetRegressor(5)
     # Invalid values are accepted by __init__ and refused by fit (sklearn's rule).
-    est = ResNetRegressor(lr=-1.0, num_blocks=(1, 2))
+    est = ResNetRegressor(lr=-1.0, num_blocks=(1, 2), c_hidden=(8, 8))
     assert est.lr == -1.0 and vars(est).keys() == est.get_params().keys()
     with pytest.raises(ConfigError, match="lr must be positive"):
         est.fit(*linear_data(20))

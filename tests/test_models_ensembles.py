@@ -67,6 +67,15 @@ def test_quantile_bins_drop_duplicate_edges_and_a_constant_column_encodes_to_zer
         PiecewiseLinearEmbeddings(1, n_bins=2, d_embedding=2).set_bins([torch.arange(5.0)])
 
 
+def test_bins_closer_than_float32_resolution_are_one_edge():
+    x = torch.tensor([[1.0], [1.0 + 1e-12], [1.0 + 2e-12], [2.0]], dtype=torch.float64)
+    (edges,) = quantile_bins(x, 3)
+    assert torch.all(edges[1:] > edges[:-1])
+    emb = PiecewiseLinearEmbeddings(1, n_bins=3, d_embedding=2)
+    emb.set_bins([edges])
+    assert torch.isfinite(emb(torch.tensor([[1.0], [1.5], [3.0]]))).all()
+
+
 def test_periodic_embeddings_start_at_the_frequency_scale():
     torch.manual_seed(0)
     emb = PeriodicEmbeddings(50, n_frequencies=64, d_embedding=4, frequency_scale=0.3)

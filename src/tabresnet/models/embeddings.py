@@ -73,7 +73,9 @@ def quantile_bins(x: torch.Tensor, n_bins: int) -> list[torch.Tensor]:
         raise ValueError(f"n_bins must be positive, however: {n_bins=}")
     q = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64)
     x = x.detach().to(torch.float64)
-    return [torch.unique(torch.quantile(x[:, j], q)).float() for j in range(x.shape[1])]
+    # Deduplicated after the cast: two float64 quantiles may round to one float32
+    # edge, and a bin of width 0 would divide by zero.
+    return [torch.unique(torch.quantile(x[:, j], q).float()) for j in range(x.shape[1])]
 
 
 class _PerColumnLinear(nn.Module):
