@@ -157,9 +157,11 @@ def test_packed_members_are_the_networks_they_were_packed_from(block, norm):
 
 @pytest.mark.parametrize("block", BLOCKS)
 def test_batch_ensemble_members_share_the_blocks_weights(block):
-    cfg = ModelConfig(block=block, num_blocks=[2], c_hidden=[16], ensemble_size=4, init="torch")
+    cfg = ModelConfig(block=block, num_blocks=[2], c_hidden=[16], ensemble_size=4, init="torch",
+                      ensemble="batch", num_embedding="none")
     net = cfg.build_tabular(5, [], 1)
-    plain = ModelConfig(block=block, num_blocks=[2], c_hidden=[16]).build_tabular(5, [], 1)
+    plain = ModelConfig(block=block, num_blocks=[2], c_hidden=[16], ensemble_size=1,
+                        num_embedding="none").build_tabular(5, [], 1)
     shared = [m for m in net.modules() if isinstance(m, BatchEnsembleLinear)]
     assert shared and all(m.weight.dim() == 2 for m in shared)
     assert isinstance(net.backbone.output_net, PackedLinear)  # per-member heads
@@ -171,11 +173,12 @@ def test_batch_ensemble_members_share_the_blocks_weights(block):
 
 
 def test_one_member_without_embeddings_is_the_plain_network():
-    net = ModelConfig(num_blocks=[2, 2], c_hidden=[16, 16]).build_tabular(4, [3], 1)
+    net = ModelConfig(num_blocks=[2, 2], c_hidden=[16, 16], ensemble_size=1,
+                      num_embedding="none").build_tabular(4, [3], 1)
     assert type(net) is TabularNetwork and isinstance(net.numeric, nn.Identity)
     keys = set(net.state_dict())
     assert not any(k.startswith("numeric") for k in keys)
-    backbone = ModelConfig(num_blocks=[2, 2], c_hidden=[16, 16]).build(4 + 8, 1)
+    backbone = ModelConfig(num_blocks=[2, 2], c_hidden=[16, 16], ensemble_size=1).build(4 + 8, 1)
     assert {k[len("backbone."):] for k in keys if k.startswith("backbone.")} == set(
         backbone.state_dict())
 

@@ -15,6 +15,9 @@ from tabresnet.models import (
 
 BLOCK_CLASSES = [ResNetBlock, PreActResNetBlock]
 
+# The chapter-era network: one member, numeric columns as they come.
+PLAIN = {"ensemble_size": 1, "num_embedding": "none"}
+
 
 @pytest.fixture
 def x() -> torch.Tensor:
@@ -39,7 +42,8 @@ def test_categorical_embeddings_need_a_positive_dim():
 
 def test_tabular_network_concatenates_numeric_and_embedded_columns():
     torch.manual_seed(0)
-    cfg = ModelConfig(num_blocks=[1], c_hidden=[16], embedding_dim=3, init="torch", dropout=0.0)
+    cfg = ModelConfig(num_blocks=[1], c_hidden=[16], embedding_dim=3, init="torch", dropout=0.0,
+                      **PLAIN)
     net = cfg.build_tabular(n_num=4, cardinalities=[5, 7], output_dim=2)
     assert isinstance(net, TabularNetwork)
     assert net.backbone.input_net[0].in_features == 4 + 2 * 3
@@ -55,14 +59,14 @@ def test_tabular_network_concatenates_numeric_and_embedded_columns():
 
 
 def test_tabular_network_trains_the_embeddings():
-    net = ModelConfig(num_blocks=[1], c_hidden=[8], init="torch").build_tabular(2, [4])
+    net = ModelConfig(num_blocks=[1], c_hidden=[8], init="torch", **PLAIN).build_tabular(2, [4])
     net(torch.randn(5, 2), torch.tensor([[1], [2], [3], [1], [0]])).sum().backward()
     grad = net.embeddings.embeddings[0].weight.grad
     assert grad is not None and grad[1:4].abs().sum() > 0
 
 
 def test_tabular_network_without_categoricals_ignores_x_cat():
-    net = ModelConfig(num_blocks=[1], c_hidden=[8], init="torch").build_tabular(3, [])
+    net = ModelConfig(num_blocks=[1], c_hidden=[8], init="torch", **PLAIN).build_tabular(3, [])
     net.eval()
     x_num = torch.randn(4, 3)
     out = net(x_num, torch.zeros(4, 0, dtype=torch.long))

@@ -42,7 +42,8 @@ def make_run(path: Path, *, targets: tuple[str, ...] = ("price",), tuning: bool 
         frame[name] = frame["price"] * 0.5 + k
     # Three colours, one-hot only up to two: the colour gets an embedding.
     fit(frame, list(targets), out=path, max_epochs=8, lr=1e-2, num_blocks=[1], c_hidden=[16],
-        embedding_dim=4, onehot_max_cardinality=2, ignore=["id"], dropout=0.0, progress="none")
+        embedding_dim=4, onehot_max_cardinality=2, ignore=["id"], dropout=0.0, progress="none",
+        test_size=0.2)
     if tuning:
         make_study(path / "tuning", n_trials)
     return path
@@ -91,7 +92,7 @@ def fitted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     except ImportError:
         return make_run(out)
     fit(price_frame(), target="price", out=out, max_epochs=8, lr=1e-2, num_blocks=[1],
-        c_hidden=[16], progress="none")
+        c_hidden=[16], progress="none", test_size=0.2)
     return out
 
 
@@ -166,7 +167,7 @@ def test_report_has_every_section(tuning_run: Path, tuning_report: str) -> None:
     assert '<td class="num">20</td><td>6.7 %</td>' in data  # b's missing values
     model = section_of(html, "model")
     assert re.search(r"<h3>Parameters: [\d,]+</h3>", model)
-    assert "TabularNetwork(" in model and "Autograd graph" in model
+    assert re.search(r"Tabular(Network|Ensemble)\(", model) and "Autograd graph" in model
     assert "<h3>Training</h3>" in section_of(html, "metrics")
     metrics = section_of(html, "metrics")
     assert "<td>RMSE</td>" in metrics and "<th>val</th><th>test</th>" in metrics
@@ -275,7 +276,7 @@ def test_weights_of_another_architecture(copy_run: Path) -> None:
     meta["config"] = RunConfig.from_dict(meta["config"]).replace(c_hidden=[32]).to_dict()
     (copy_run / "model.json").write_text(json.dumps(meta))
     html = write_report(copy_run).read_text()
-    assert "is inconsistent: Error(s) in loading state_dict" in section_of(html, "model")
+    assert "in the weights, the config builds" in section_of(html, "model")  # key and both shapes
 
 
 def test_a_nearly_empty_run_still_gives_a_report(tmp_path: Path) -> None:
@@ -410,3 +411,13 @@ def test_report_in_headless_chromium(chromium_path: str, tuning_run: Path,
     assert result.images["broken"] == [], result.images
     assert result.title == "tabresnet report: run"
     assert shot.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_a_run_without_test_rows_says_so(tmp_path):
+    from tabresnet import fit
+
+    out = tmp_path / "run"
+    fit(price_frame(), target="price", out=out, max_epochs=2, num_blocks=[1], c_hidden=[8],
+        progress="none", report=False)
+    html = write_report(out).read_text(encoding="utf-8")
+    assert "kept no test rows" in html and "predictions_test.csv is missing" not in html

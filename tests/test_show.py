@@ -60,7 +60,7 @@ def test_load_a_run_config(tmp_path):
     from tabresnet.defaults import RunConfig
 
     run = RunConfig()
-    run.model.c_hidden = [32, 32]
+    run.model.c_hidden = [32]
     path = tmp_path / "run.yaml"
     path.write_text(run.to_yaml())
     assert load_model_config(path) == run.model

@@ -48,6 +48,15 @@ NUM_EMBEDDINGS = ("none", "ple", "plr")
 _OPEN = 1e30
 
 
+def _check_positive(**values: int) -> None:
+    # A plain function (no f-string "=" conversions inside modules' methods, which
+    # TorchScript's frontend refuses if it ever reads them).
+    bad = {k: v for k, v in values.items() if not v > 0}
+    if bad:
+        shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+        raise ValueError(f"{', '.join(values)} must be positive, however: {shown}")
+
+
 def quantile_bins(x: torch.Tensor, n_bins: int) -> list[torch.Tensor]:
     """Bin edges at the quantiles of each column of ``x``, duplicates removed.
 
@@ -69,8 +78,7 @@ def quantile_bins(x: torch.Tensor, n_bins: int) -> list[torch.Tensor]:
     >>> [e.tolist() for e in quantile_bins(torch.tensor([[0.0, 1.0], [1.0, 1.0], [2.0, 1.0]]), 2)]
     [[0.0, 1.0, 2.0], [1.0]]
     """
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be positive, however: {n_bins=}")
+    _check_positive(n_bins=n_bins)
     q = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64)
     x = x.detach().to(torch.float64)
     # Deduplicated after the cast: two float64 quantiles may round to one float32
@@ -129,10 +137,7 @@ class PiecewiseLinearEmbeddings(nn.Module):
 
     def __init__(self, n: int, n_bins: int, d_embedding: int):
         super().__init__()
-        if n <= 0 or n_bins <= 0 or d_embedding <= 0:
-            raise ValueError(
-                f"n, n_bins and d_embedding must be positive, however: {n=}, {n_bins=}, {d_embedding=}"
-            )
+        _check_positive(n=n, n_bins=n_bins, d_embedding=d_embedding)
         # The bins are data (set from the training rows), saved with the
         # weights; until set_bins they are one unit bin per slot.
         self.register_buffer("left", torch.zeros(n, n_bins))
@@ -206,13 +211,8 @@ class PeriodicEmbeddings(nn.Module):
 
     def __init__(self, n: int, n_frequencies: int, d_embedding: int, frequency_scale: float):
         super().__init__()
-        if n <= 0 or n_frequencies <= 0 or d_embedding <= 0:
-            raise ValueError(
-                "n, n_frequencies and d_embedding must be positive, however: "
-                f"{n=}, {n_frequencies=}, {d_embedding=}"
-            )
-        if not frequency_scale > 0:
-            raise ValueError(f"frequency_scale must be positive, however: {frequency_scale=}")
+        _check_positive(n=n, n_frequencies=n_frequencies, d_embedding=d_embedding)
+        _check_positive(frequency_scale=frequency_scale)
         self.frequencies = nn.Parameter(torch.randn(n, n_frequencies) * frequency_scale)
         self.linear = _PerColumnLinear(n, 2 * n_frequencies, d_embedding)
         self.activation = nn.ReLU()
@@ -272,7 +272,9 @@ class NumericEmbeddings(nn.Module):
     ):
         super().__init__()
         if n_cont <= 0 or n_other < 0:
-            raise ValueError(f"need n_cont > 0 and n_other >= 0, however: {n_cont=}, {n_other=}")
+            raise ValueError(
+                f"need n_cont > 0 and n_other >= 0, however: n_cont={n_cont}, n_other={n_other}"
+            )
         if kind == "ple":
             self.embedding: nn.Module = PiecewiseLinearEmbeddings(n_cont, n_bins, d_embedding)
         elif kind == "plr":

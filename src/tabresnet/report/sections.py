@@ -224,8 +224,23 @@ def training_section(run: RunDir) -> str:
 
 
 # -- predictions -------------------------------------------------------------------
+def _kept_no_test_rows(run: RunDir) -> bool:
+    """The run's metrics are readable and have no test split."""
+    try:
+        metrics = run.json("metrics.json")
+    except Unavailable:
+        return False
+    return isinstance(metrics, dict) and "test" not in metrics
+
+
+
 def predictions_section(run: RunDir) -> str:
-    df = _need(run.csv("predictions_test.csv"), "predictions_test.csv")
+    df = run.csv("predictions_test.csv")
+    if df is None and _kept_no_test_rows(run):
+        # fit keeps no test rows unless asked: say so, not "missing".
+        raise Unavailable("this run kept no test rows (fit --test-size 0.2 or --test-data "
+                          "FILE holds some out, and their predictions are drawn here)")
+    df = _need(df, "predictions_test.csv")
     pairs = run.prediction_pairs()
     if not pairs:
         raise Unavailable(
