@@ -49,7 +49,7 @@ def run_tune(data, out, **kw) -> TuneResult:
 def test_space_that_does_not_fit_the_config_fails_before_any_trial(frame):
     # Two groups of blocks but one width (TINY's c_hidden=[8]): caught before training.
     text = "lr: [0.001, 0.01]\nnum_blocks: {type: fixed, value: [1, 1]}"
-    with pytest.raises(ConfigError, match="gives an invalid run config: num_blocks and c_hidden"):
+    with pytest.raises(ConfigError, match="num_blocks and c_hidden need one entry per group"):
         tune(frame, "y", space=text, **TINY)
 
 
@@ -75,12 +75,13 @@ def test_tune_writes_a_run_and_resumes(frame, tmp_path):
     assert result.best_value == min(
         t.value for t in result.study.trials if t.state == TrialState.COMPLETE
     )
-    assert set(result.metrics) >= {"val", "test", "tuning"}
+    assert set(result.metrics) >= {"val", "tuning"} and "test" not in result.metrics
     # The same model file as fit, loadable, predicting from raw columns.
     model = tabresnet.load(out)
     assert model.predict(frame).shape == (100,)
     np.testing.assert_allclose(model.predict(frame), result.model.predict(frame), rtol=1e-5)
-    for name in ("config.yaml", "metrics.json", "history.csv", "predictions_test.csv",
+    assert not (out / "predictions_test.csv").exists()  # no test rows unless asked
+    for name in ("config.yaml", "metrics.json", "history.csv",
                  "tuning/study.db", "tuning/trials.csv", "tuning/best_params.json",
                  "tuning/optimization_history.png", "tuning/param_importances.png",
                  "tuning/parallel_coordinate.png"):
@@ -220,7 +221,7 @@ def test_the_first_trial_of_a_new_study_is_the_fit_configuration(frame, tmp_path
 
 def test_with_cross_validation_the_saved_model_is_a_bag_of_the_fold_networks(frame, tmp_path):
     out = tmp_path / "run"
-    result = run_tune(frame, out, trials=1, cv=3)
+    result = run_tune(frame, out, trials=1, cv=3, test_size=0.2)
     assert result.model.n_members == 3
     assert set(result.metrics) >= {"oof", "test", "tuning", "training"}
     assert result.metrics["oof"]["n"] == 80  # every non-test row, predicted by one member
@@ -232,9 +233,9 @@ def test_with_cross_validation_the_saved_model_is_a_bag_of_the_fold_networks(fra
     with torch.no_grad():
         mean = torch.stack([m(x, none) for m in members]).mean(0)
         torch.testing.assert_close(result.model.network(x, none), mean)
-    # Saved as one model file: format 2, the members listed, loads the same.
+    # Saved as one model file: the members listed, loads the same.
     meta = json.loads((out / "model.json").read_text())
-    assert meta["format_version"] == 2 and meta["network"]["members"] == 3
+    assert meta["format_version"] == 3 and meta["network"]["members"] == 3
     loaded = tabresnet.load(out)
     np.testing.assert_allclose(loaded.predict(frame), result.model.predict(frame), rtol=1e-5)
     history = pd.read_csv(out / "history.csv")

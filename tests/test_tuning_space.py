@@ -78,5 +78,5 @@ def test_params_for_gives_back_the_config_it_came_from():
     again, _ = space.sample(optuna.trial.FixedTrial(params), RunConfig())
     assert again.replace(norm=None) == RunConfig()
     # A width outside the space is left to the sampler, the rest is kept.
-    odd = space.params_for(RunConfig().replace(c_hidden=[100, 128]))
+    odd = space.params_for(RunConfig().replace(num_blocks=[2, 2], c_hidden=[100, 128]))
     assert "log2_width_1" not in odd and odd["log2_width_2"] == 7

@@ -302,7 +302,8 @@ class SearchSpace:
         ... lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
         ... batch_size: [32, 64]
         ... ''')
-        >>> space.params_for(RunConfig().replace(c_hidden=[64, 128], lr=0.01, batch_size=256))
+        >>> cfg = RunConfig().replace(num_blocks=[2, 2], c_hidden=[64, 128], lr=0.01, batch_size=256)
+        >>> space.params_for(cfg)
         {'n_groups': 2, 'log2_width_1': 6, 'log2_width_2': 7, 'lr': 0.01}
         """
         flat = config.to_flat()
