@@ -2,7 +2,7 @@
 
     tabresnet demo                                  # fit + evaluate on bundled data
     tabresnet fit DATA --target COL [--config cfg.yaml] [--out DIR] [--lr 3e-3 ...]
-    tabresnet predict MODEL DATA -o preds.csv
+    tabresnet predict MODEL DATA -o preds.csv [--keep ID ...]     # or -o preds.parquet
     tabresnet evaluate MODEL DATA
     tabresnet tune DATA --target COL [--trials N] [--timeout 30m] ...
     tabresnet show --config model.yaml [--graph out.png]
@@ -239,11 +239,37 @@ def _print_roles(run) -> None:
         print(f"  {line}")
 
 
+def _first_names(columns: Any, limit: int = 12) -> str:
+    names = [str(c) for c in columns]
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from .artifact import atomic_write_bytes, atomic_write_text, load
+    from .data import read_table
+    from .errors import DataError
 
     model = load(args.model)
-    frame = model.predict_frame(args.data, strict=args.strict)
+    data = read_table(args.data)
+    keep = list(dict.fromkeys(args.keep or []))  # in the order given, once each
+    missing = [c for c in keep if c not in data.columns]
+    if missing:
+        raise DataError(
+            f"--keep column(s) {', '.join(missing)} not in {args.data}; "
+            f"its columns are: {_first_names(data.columns)}"
+        )
+    frame = model.predict_frame(data, strict=args.strict)
+    if keep:
+        clash = [c for c in keep if c in frame.columns]
+        if clash:
+            raise DataError(
+                f"--keep column(s) {', '.join(clash)} would repeat a prediction column's name; "
+                "rename them in the data"
+            )
+        kept = data[keep].reset_index(drop=True)
+        frame = pd.concat([kept, frame.reset_index(drop=True)], axis=1)
     if args.output in (None, "-"):
         frame.to_csv(sys.stdout, index=False)
     else:
@@ -444,7 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict from raw columns with a saved model")
     p.add_argument("model", help="run directory or model.json")
     p.add_argument("data", help="CSV or Parquet file")
-    p.add_argument("-o", "--output", help="CSV or Parquet to write (default: stdout)")
+    p.add_argument("-o", "--output",
+                   help="CSV or Parquet (.parquet, .pq) file to write (default: CSV on stdout)")
+    p.add_argument("--keep", nargs="+", metavar="COL", default=[],
+                   help="columns of DATA to copy into the output, before the predictions "
+                        "(e.g. an identifier)")
     p.add_argument("--strict", action="store_true", help=STRICT_HELP)
     p.set_defaults(func=cmd_predict)
 

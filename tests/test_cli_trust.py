@@ -1,4 +1,4 @@
-"""The command's one error path and its help (issue 13, deliveries 3 and 7).
+"""The command's one error path, its help, and predict's output (issue 13, deliveries 3, 7, 8).
 
 Every command turns bad values and OS errors into one ``error:`` line and exit
 status 2, writing nothing half-way; a usage error is one line too, names the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import io
 import os
 from pathlib import Path
 
@@ -246,3 +247,41 @@ def test_help_lists_names_and_plain_metavars(capsys):
     for names in [list(BLOCKS), *CHOICES.values(), ["adamw", "adam", "sgd"],
                   ["mse", "mae", "huber"], ["none", "cosine", "plateau"]]:
         assert f"One of: {', '.join(names)}." in text, names
+
+
+# -- predict's output -----------------------------------------------------------------
+def test_predict_keeps_identifier_columns(model_dir, data_csv, tmp_path, capsys):
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(model_dir), str(data_csv), "-o", str(out),
+                 "--keep", "id", "b"]) == 0
+    frame = pd.read_csv(out)
+    source = pd.read_csv(data_csv)
+    assert list(frame.columns) == ["id", "b", "y_pred"]
+    assert frame["id"].tolist() == source["id"].tolist()
+    assert np.allclose(frame["b"], source["b"])
+    # On stdout too, and the predictions are those without --keep.
+    capsys.readouterr()
+    assert main(["predict", str(model_dir), str(data_csv), "--keep", "id"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "id,y_pred" and printed[1].startswith("r0,")
+    assert main(["predict", str(model_dir), str(data_csv)]) == 0
+    plain = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert np.allclose(plain["y_pred"], frame["y_pred"])
+
+
+def test_predict_parquet_with_keep(model_dir, data_csv, tmp_path):
+    out = tmp_path / "p.parquet"
+    assert main(["predict", str(model_dir), str(data_csv), "-o", str(out), "--keep", "id"]) == 0
+    frame = pd.read_parquet(out)
+    assert list(frame.columns) == ["id", "y_pred"] and len(frame) == 120
+    assert frame["id"].iloc[5] == "r5" and frame["y_pred"].notna().all()
+
+
+def test_predict_keep_errors_one_line(model_dir, data_csv, tmp_path, capsys):
+    out = tmp_path / "p.csv"
+    line = error_line(capsys, "predict", model_dir, data_csv, "-o", out, "--keep", "id", "nope")
+    assert "--keep column(s) nope not in" in line and "id, a, b, y" in line
+    assert not out.exists()
+    named = tmp_path / "named.csv"
+    pd.read_csv(data_csv).rename(columns={"id": "y_pred"}).to_csv(named, index=False)
+    assert "y_pred" in error_line(capsys, "predict", model_dir, named, "--keep", "y_pred")
