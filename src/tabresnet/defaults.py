@@ -133,7 +133,8 @@ class TrainConfig:
     logger : {"csv", "tensorboard", "none"}
         Format of the training-curve log in the run directory.
     progress : {"auto", "rich", "none"}
-        ``auto`` shows a Rich progress bar on a terminal and nothing otherwise.
+        ``auto`` shows a Rich progress bar on a terminal and otherwise writes
+        a log line every 10 epochs (``tune``: one per finished trial).
     deterministic : bool
         Ask torch for deterministic algorithms.
     ema_decay : float
