@@ -223,6 +223,24 @@ def test_report_and_show_write_errors_one_line(model_dir, tmp_path, capsys):
     assert blocker.read_text() == "x"
 
 
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["tune", "{csv}", "-t", "y", "--lr", "-1"], "lr must be positive"),
+        (["tune", "{csv}", "-t", "y", "--out", "{blocker}/run"], "not a directory"),
+        (["demo", "--norm", "foo", "--out", "{tmp}/demo"], "unknown norm 'foo'"),
+        (["show", "--config", "{blocker}"], "not valid"),
+        (["report", "{blocker}"], "run directory not found"),
+    ],
+)
+def test_other_commands_one_line(args, expected, data_csv, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x: [\n")
+    args = [a.format(csv=data_csv, blocker=blocker, tmp=tmp_path) for a in args]
+    assert expected in error_line(capsys, *args)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing written
+
+
 # -- help ---------------------------------------------------------------------------
 def test_every_option_has_a_docstring_sentence():
     docs = _field_docs()
