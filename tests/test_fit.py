@@ -271,3 +271,25 @@ def test_schedules_change_the_learning_rate(regression_frame, scheduler):
     train_network(prepare(regression_frame, "y", cfg), cfg, callbacks=[LrSpy()])
     assert seen[0] == pytest.approx(0.5)
     assert min(seen) < 0.5
+
+
+def test_fit_logs_every_ten_epochs_when_stderr_is_not_a_terminal(regression_frame, capsys):
+    """progress="auto" off a terminal: a line every 10 epochs and one at the end."""
+    import re
+
+    options = {**TINY, "max_epochs": 23, "patience": 50}
+    capsys.readouterr()
+    run = tabresnet.fit(regression_frame, "y", **{**options, "progress": "auto"})
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("fit: ")]
+    pattern = re.compile(r"fit: (\d+)/23 epochs, val_rmse (\S+); best (\S+) \(epoch (\d+)\); \S+$")
+    fields = [pattern.match(line).groups() for line in lines]
+    assert [int(f[0]) for f in fields] == [10, 20, 23]
+    history = run.history["val_rmse"].to_numpy()
+    for done, value, best, best_epoch in fields:
+        seen = history[: int(done)]
+        assert float(value) == pytest.approx(seen[-1], rel=1e-3)
+        assert float(best) == pytest.approx(seen.min(), rel=1e-3)
+        assert int(best_epoch) == int(np.argmin(seen))  # numbered as in history.csv
+    assert int(fields[-1][3]) == run.metrics["training"]["best_epoch"]
+    tabresnet.fit(regression_frame, "y", **options)  # progress="none": silent
+    assert "fit: " not in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
     tabresnet demo                                  # fit + evaluate on bundled data
     tabresnet fit DATA --target COL [--config cfg.yaml] [--out DIR] [--lr 3e-3 ...]
-    tabresnet predict MODEL DATA -o preds.csv
+    tabresnet predict MODEL DATA -o preds.csv [--keep ID ...]     # or -o preds.parquet
     tabresnet evaluate MODEL DATA
     tabresnet tune DATA --target COL [--trials N] [--timeout 30m] ...
     tabresnet show --config model.yaml [--graph out.png]
@@ -17,7 +17,9 @@ Bad input prints one ``error:`` line and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,8 +46,75 @@ def _optional_str(text: str) -> str | None:
     return None if text.lower() in {"null", "default"} else text
 
 
+def _field_docs() -> dict[str, str]:
+    """Flat option name -> the first sentence of its numpydoc ``Attributes`` entry.
+
+    An entry ``a, b : type`` followed by indented lines documents ``a`` and ``b``;
+    an entry with no description (its type lists the choices) maps to ``""``.
+    """
+    import inspect
+
+    from .defaults import DataConfig, TrainConfig
+    from .models.config import ModelConfig
+
+    docs: dict[str, str] = {}
+    for cls_ in (ModelConfig, DataConfig, TrainConfig):
+        text = inspect.getdoc(cls_) or ""
+        entries: list[tuple[list[str], list[str]]] = []  # (names, description lines)
+        for line in text.split("Attributes\n----------\n", 1)[-1].splitlines():
+            if not line.strip():
+                continue
+            if not line.startswith(" ") and " : " in line:  # a new entry
+                entries.append(([n.strip() for n in line.split(" : ", 1)[0].split(",")], []))
+            elif not line.startswith(" "):  # the next section
+                break
+            elif entries:
+                entries[-1][1].append(line.strip())
+        for names, body in entries:
+            for name in names:
+                docs[name] = _short(" ".join(body))
+    return docs
+
+
+def _short(text: str, limit: int = 120) -> str:
+    """The first sentence of a docstring entry, plain text; cut at ``;`` or ``:`` if long."""
+    text = re.sub(r":\w+:`~?(?:[\w.]*\.)?(\w+)`", r"\1", text).replace("``", "").strip()
+
+    def cut(stops: str) -> str | None:
+        depth = 0
+        for i, ch in enumerate(text):
+            depth += (ch == "(") - (ch == ")")
+            if depth == 0 and ch in stops and (i + 1 == len(text) or text[i + 1] == " "):
+                return text[: i + 1] if ch == "." else text[:i] + "."
+        return None
+
+    sentence = cut(".") or text
+    if len(sentence) > limit:
+        sentence = cut(".;:") or sentence
+    return sentence
+
+
+def _named_choices(section: str, name: str) -> list[str] | None:
+    """The valid names of an option, for ``--help`` (those checked by argparse or the model)."""
+    allowed = choices(section, name)
+    if allowed:
+        return list(allowed)
+    if section == "model":
+        from .models.config import CHOICES
+        from .models.registry import BLOCKS
+
+        if name == "block":
+            return list(BLOCKS)
+        return CHOICES.get(name)
+    return None
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One ``--name`` flag per flat config option; unset flags keep the config's value."""
+    """One ``--name`` flag per flat config option; unset flags keep the config's value.
+
+    The help text is the first sentence of the option's docstring (the
+    ``Attributes`` of the config classes), its valid names and its default.
+    """
     groups = {
         "model": parser.add_argument_group("model options (defaults: tabresnet config)"),
         "data": parser.add_argument_group("data options"),
@@ -53,28 +122,34 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         "": parser.add_argument_group("run options"),
     }
     defaults = RunConfig().to_flat()
+    docs = _field_docs()
+    docs.setdefault("seed", "One seed for the splits, the initialisation and the batch order.")
     for name, (section, f) in flat_fields().items():
         flag = "--" + name.replace("_", "-")
         default = defaults[name]
         kwargs: dict[str, Any] = {"dest": f"opt_{name}", "default": argparse.SUPPRESS}
         text = str(f.type)  # an annotation string (from __future__ import annotations)
+        named = _named_choices(section, name)
         if isinstance(default, bool):
             kwargs.update(type=_bool, metavar="BOOL")
         elif isinstance(default, list):
             item = int if "int" in text else str
             kwargs.update(nargs="*", type=item, metavar="N" if item is int else "COL")
         elif isinstance(default, int):
-            kwargs["type"] = int
+            kwargs.update(type=int, metavar="N")
         elif isinstance(default, float):
-            kwargs["type"] = float
+            kwargs.update(type=float, metavar=name.upper())
         elif default is None or "None" in text:
-            kwargs["type"] = _optional_str
+            kwargs.update(type=_optional_str, metavar="NAME" if named else "VALUE")
         else:
-            kwargs["type"] = str
-            allowed = choices(section, name)
-            if allowed:
-                kwargs["choices"] = allowed
-        kwargs["help"] = f"default: {json.dumps(default)}"
+            kwargs.update(type=str, metavar="NAME" if named else "VALUE")
+            if choices(section, name):
+                kwargs["choices"] = choices(section, name)
+        parts = [docs.get(name, "")]
+        if named:
+            parts.append(f"One of: {', '.join(named)}.")
+        parts.append(f"Default: {json.dumps(default)}.")
+        kwargs["help"] = " ".join(p for p in parts if p).replace("%", "%%")
         groups[section].add_argument(flag, **kwargs)
 
 
@@ -164,11 +239,37 @@ def _print_roles(run) -> None:
         print(f"  {line}")
 
 
+def _first_names(columns: Any, limit: int = 12) -> str:
+    names = [str(c) for c in columns]
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from .artifact import atomic_write_bytes, atomic_write_text, load
+    from .data import read_table
+    from .errors import DataError
 
     model = load(args.model)
-    frame = model.predict_frame(args.data, strict=args.strict)
+    data = read_table(args.data)
+    keep = list(dict.fromkeys(args.keep or []))  # in the order given, once each
+    missing = [c for c in keep if c not in data.columns]
+    if missing:
+        raise DataError(
+            f"--keep column(s) {', '.join(missing)} not in {args.data}; "
+            f"its columns are: {_first_names(data.columns)}"
+        )
+    frame = model.predict_frame(data, strict=args.strict)
+    if keep:
+        clash = [c for c in keep if c in frame.columns]
+        if clash:
+            raise DataError(
+                f"--keep column(s) {', '.join(clash)} would repeat a prediction column's name; "
+                "rename them in the data"
+            )
+        kept = data[keep].reset_index(drop=True)
+        frame = pd.concat([kept, frame.reset_index(drop=True)], axis=1)
     if args.output in (None, "-"):
         frame.to_csv(sys.stdout, index=False)
     else:
@@ -222,8 +323,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    cfg = RunConfig.load(args.config) if args.config else RunConfig()
-    cfg = cfg.replace(**flag_overrides(args))
+    from .training.fit import resolve_config  # config problems: one ConfigError line
+
+    cfg = resolve_config(args.config, flag_overrides(args))
     sys.stdout.write(cfg.to_yaml())
     return 0
 
@@ -322,8 +424,26 @@ def _positive_int(text: str) -> int:
 
 
 # -- parser ----------------------------------------------------------------------
+class Parser(argparse.ArgumentParser):
+    """argparse with whole option names only and a one-line usage error.
+
+    Abbreviations are refused (``--weight`` is not ``--weight-decay``: a new
+    option could otherwise change what an abbreviation means), and a usage
+    error prints ``error: ... (see tabresnet fit --help)`` instead of the
+    whole usage. Subcommand parsers are of this class too.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tabresnet",
         description="Residual networks for tabular regression: fit, tune, predict, report.",
     )
@@ -350,7 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict from raw columns with a saved model")
     p.add_argument("model", help="run directory or model.json")
     p.add_argument("data", help="CSV or Parquet file")
-    p.add_argument("-o", "--output", help="CSV or Parquet to write (default: stdout)")
+    p.add_argument("-o", "--output",
+                   help="CSV or Parquet (.parquet, .pq) file to write (default: CSV on stdout)")
+    p.add_argument("--keep", nargs="+", metavar="COL", default=[],
+                   help="columns of DATA to copy into the output, before the predictions "
+                        "(e.g. an identifier)")
     p.add_argument("--strict", action="store_true", help=STRICT_HELP)
     p.set_defaults(func=cmd_predict)
 
@@ -444,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", metavar="OUT.html",
                    help="where to write the report (default: RUN_DIR/report.html)")
     p.set_defaults(func=cmd_report)
+    parser.commands = dict(sub.choices)  # name -> its parser
     return parser
 
 
@@ -464,20 +589,55 @@ def _one_line_warnings():
     return show, original
 
 
+# What to do about an OS error, by errno.
+_OS_WAY_OUT = {
+    errno.ENOSPC: "the disk is full; free some space or write elsewhere",
+    errno.EDQUOT: "the disk quota is exceeded; free some space or write elsewhere",
+    errno.EACCES: "check its permissions or choose another path",
+    errno.EPERM: "check its permissions or choose another path",
+    errno.EROFS: "the file system is read-only; choose another path",
+    errno.EISDIR: "it is a folder; give a file name",
+    errno.ENOTDIR: "a part of the path is not a folder; check the path",
+    errno.ENOENT: "check the path",
+    errno.ENAMETOOLONG: "choose a shorter path",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OS error: the problem, the path and the way out.
+
+    >>> os_error_line(PermissionError(13, "Permission denied", "/ro/run"))
+    "error: permission denied: '/ro/run'; check its permissions or choose another path"
+    >>> os_error_line(OSError(28, "No space left on device"))
+    'error: no space left on device; the disk is full; free some space or write elsewhere'
+    """
+    if exc.strerror is None:  # raised with a message of ours, e.g. "config file not found: x"
+        return f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    text = exc.strerror[:1].lower() + exc.strerror[1:]
+    if exc.filename is not None:
+        text += f": {str(exc.filename)!r}"
+    way_out = _OS_WAY_OUT.get(exc.errno or 0)
+    return f"error: {text}" + (f"; {way_out}" if way_out else "")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; bad input and OS errors print one ``error:`` line and return 2."""
     import warnings
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command's parser, so its --help is the one suggested
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     show, original = _one_line_warnings()
     warnings.showwarning = show
     try:
         return int(args.func(args) or 0)
     except TabResNetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+              file=sys.stderr)
         return EXIT_USAGE
-    except FileNotFoundError as exc:
-        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+    except OSError as exc:
+        print(os_error_line(exc), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

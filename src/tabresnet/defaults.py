@@ -111,14 +111,17 @@ class TrainConfig:
         Rows per optimisation step; 0 picks it by the training rows' count
         (:func:`auto_batch_size`).
     optimizer : {"adamw", "adam", "sgd"}
+        The optimiser.
     lr : float
         Learning rate.
     weight_decay : float
         Decoupled weight decay (AdamW) or L2 penalty (Adam, SGD).
     loss : {"mse", "mae", "huber"}
+        Training loss, on the standardised target.
     huber_delta : float
         Threshold of the Huber loss, in standardised target units.
     scheduler : {"none", "cosine", "plateau"}
+        Learning-rate schedule over the epochs.
     gradient_clip : float
         Clip the gradient norm to this value; 0 disables clipping.
     patience : int
@@ -128,8 +131,10 @@ class TrainConfig:
     num_threads : int
         Torch intra-op threads; 0 picks half the cores, at most 4.
     logger : {"csv", "tensorboard", "none"}
+        Format of the training-curve log in the run directory.
     progress : {"auto", "rich", "none"}
-        ``auto`` shows a Rich progress bar on a terminal and nothing otherwise.
+        ``auto`` shows a Rich progress bar on a terminal and otherwise writes
+        a log line every 10 epochs (``tune``: one per finished trial).
     deterministic : bool
         Ask torch for deterministic algorithms.
     ema_decay : float

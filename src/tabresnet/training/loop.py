@@ -125,6 +125,55 @@ class History(Callback):
         self.rows.append(row)
 
 
+class EpochLog(Callback):
+    """One line on stderr every ``every`` epochs and at the end, for a log, not a terminal.
+
+    Added by :func:`train_network` with ``progress="auto"`` when stderr is not
+    a terminal (nohup, CI, ``| tee``), where a progress bar would stay silent
+    or fill the log; written by the first process only. A line gives the
+    epochs done, the last validation RMSE, the best one with its epoch
+    (numbered from 0, as in ``history.csv`` and the metrics' ``best_epoch``)
+    and the time since the start.
+
+    >>> import io
+    >>> log = EpochLog(every=2, clock=iter([0.0, 5.0]).__next__, out=io.StringIO())
+    >>> log.line(done=10, max_epochs=300, val_rmse=0.51234, best=0.4981, best_epoch=6)
+    'fit: 10/300 epochs, val_rmse 0.5123; best 0.4981 (epoch 6); 5s'
+    """
+
+    def __init__(self, every: int = 10, clock=time.perf_counter, out=None):
+        self.every, self.clock, self.out = int(every), clock, out
+        self.start = self.clock()
+        self.best, self.best_epoch = math.inf, -1
+
+    def line(self, done: int, max_epochs: int, val_rmse: float, best: float,
+             best_epoch: int) -> str:
+        from ..tuning.progress import format_seconds
+
+        return (f"fit: {done}/{max_epochs} epochs, val_rmse {val_rmse:.4g}; "
+                f"best {best:.4g} (epoch {best_epoch}); {format_seconds(self.clock() - self.start)}")
+
+    def _write(self, trainer, done: int) -> None:
+        value = trainer.callback_metrics.get("val_rmse")
+        if value is None or not trainer.is_global_zero:
+            return
+        print(self.line(done, trainer.max_epochs, float(value), self.best, self.best_epoch),
+              file=self.out or sys.stderr, flush=True)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        value = trainer.callback_metrics.get("val_rmse")
+        if value is not None and float(value) < self.best:
+            self.best, self.best_epoch = float(value), int(trainer.current_epoch)
+        done = trainer.current_epoch + 1
+        if done % self.every == 0:
+            self._write(trainer, done)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        done = trainer.current_epoch  # counts the finished epochs by now
+        if done % self.every:  # the last epoch, unless just written
+            self._write(trainer, done)
+
+
 @dataclass
 class TrainResult:
     """What :func:`train_network` returns.
@@ -261,6 +310,8 @@ def _train(
         from lightning.pytorch.callbacks import RichProgressBar
 
         cbs.append(RichProgressBar(leave=False))
+    elif t.progress == "auto":  # not a terminal: a line every few epochs for the log
+        cbs.append(EpochLog())
     batch_size = t.batch_size or auto_batch_size(len(prepared.train))
     datamodule = TensorDataModule(
         prepared, batch_size, seed=config.seed, members=config.model.ensemble_size

@@ -49,7 +49,7 @@ from ..training.bag import make_folds
 from ..training.prepare import as_targets
 from . import quiet_optuna, results
 from .objective import CONFIG, Objective, StopFlag
-from .progress import TuneProgress, progress_enabled
+from .progress import TuneProgress, log_enabled, progress_enabled
 from .retrain import retrain, retrain_bag
 from .space import SearchSpace
 from .study import (
@@ -288,7 +288,9 @@ def tune(
     out : path, optional
         Run directory; the same ``out`` resumes the study.
     progress : {"auto", "rich", "none"}
-        The live display (``auto``: only on a terminal); also the config's
+        The live display (``auto``: on a terminal; otherwise one log line
+        per finished trial on stderr, see
+        :class:`~tabresnet.tuning.progress.TrialLog`); also the config's
         ``progress`` option, used by the final retraining.
     bag : bool, optional
         With ``cv >= 2``, save the k fold networks of the best configuration
@@ -371,7 +373,8 @@ def tune(
     stop = StopFlag(message="interrupted: stopping the running trial(s); finishing with the "
                             "best trial so far (press Ctrl-C again to abort)")
     objective = Objective(folds, trial_cfg, space_obj, stop, deadline=spec.deadline)
-    display = TuneProgress(study, trials, progress_enabled(progress))
+    display = TuneProgress(study, trials, progress_enabled(progress), log=log_enabled(progress),
+                           deadline=spec.deadline)
     with stop, display:
         if jobs == 1:
             run_worker(spec, objective, study)
@@ -434,7 +437,7 @@ def tune(
 
 
 def _say(progress: str, text: str) -> None:
-    if progress_enabled(progress):
+    if progress_enabled(progress) or log_enabled(progress):
         print(text, file=sys.stderr)
 
 
