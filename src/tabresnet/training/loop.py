@@ -148,7 +148,6 @@ class EpochLog(Callback):
 
     def line(self, done: int, max_epochs: int, val_rmse: float, best: float,
              best_epoch: int) -> str:
-        from ..tuning.progress import format_seconds
 
         return (f"fit: {done}/{max_epochs} epochs, val_rmse {val_rmse:.4g}; "
                 f"best {best:.4g} (epoch {best_epoch}); {format_seconds(self.clock() - self.start)}")
@@ -360,6 +359,20 @@ def build_network(config: RunConfig, prepared: Prepared) -> torch.nn.Module:
     if fit_bins is not None:
         fit_bins(prepared.train.x_num)
     return network
+
+
+def format_seconds(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h04m``.
+
+    >>> format_seconds(42.4), format_seconds(185), format_seconds(7440)
+    ('42s', '3m05s', '2h04m')
+    """
+    s = int(round(max(seconds, 0.0)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 class _quiet_lightning:

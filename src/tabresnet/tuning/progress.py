@@ -23,6 +23,8 @@ from typing import Any, TextIO
 
 from optuna.trial import TrialState
 
+from ..training.loop import format_seconds
+
 __all__ = ["TrialLog", "TuneProgress", "log_enabled", "progress_enabled", "snapshot"]
 
 
@@ -34,20 +36,6 @@ def progress_enabled(mode: str) -> bool:
 def log_enabled(mode: str) -> bool:
     """``"auto"`` with stderr not a terminal: one log line per finished trial instead."""
     return mode == "auto" and not sys.stderr.isatty()
-
-
-def format_seconds(seconds: float) -> str:
-    """``42s``, ``3m05s``, ``2h04m``.
-
-    >>> format_seconds(42.4), format_seconds(185), format_seconds(7440)
-    ('42s', '3m05s', '2h04m')
-    """
-    s = int(round(max(seconds, 0.0)))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
