@@ -502,12 +502,7 @@ class ResNetRegressor(_ResNetBase):
             results, history = [result], result.history
             model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
             model.metrics = evaluate_splits(model, prepared)
-            model.metrics["training"] = {
-                "best_epoch": result.best_epoch,
-                "epochs": int(len(result.history)),
-                "seconds": round(result.seconds, 3),
-                "diverged": result.diverged,
-            }
+            model.metrics["training"] = result.training_summary()
             best_val_rmse = float(result.best_val_rmse)
         if any(r.diverged for r in results):
             warnings.warn(

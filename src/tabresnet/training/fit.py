@@ -241,17 +241,11 @@ def fit(
             prepared = bag_prepared(folds)
             model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
             metrics = {**result.metrics, **evaluate_splits(model, prepared, ("test",))}
-            metrics["training"] = result.training_summary()
         else:
             result = train_network(prepared, cfg, callbacks=callbacks, out_dir=staging)
             model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
             metrics = evaluate_splits(model, prepared)
-            metrics["training"] = {
-                "best_epoch": result.best_epoch,
-                "epochs": int(len(result.history)),
-                "seconds": round(result.seconds, 3),
-                "diverged": result.diverged,
-            }
+        metrics["training"] = result.training_summary()
         if cv is not None:
             metrics["cv"] = cv
         model.metrics = metrics

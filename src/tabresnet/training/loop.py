@@ -203,6 +203,15 @@ class TrainResult:
     diverged: bool
     is_global_zero: bool = True
 
+    def training_summary(self) -> dict:
+        """The ``training`` entry of a run's metrics (a bag's: :class:`BagResult`)."""
+        return {
+            "best_epoch": self.best_epoch,
+            "epochs": int(len(self.history)),
+            "seconds": round(self.seconds, 3),
+            "diverged": self.diverged,
+        }
+
 
 def _devices(value: str | int):
     if isinstance(value, int):

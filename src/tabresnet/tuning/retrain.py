@@ -58,13 +58,7 @@ def retrain(
                           "epoch before that", stacklevel=3)
         model = TabularModel(result.network, config, prepared.schema, prepared.preprocessor)
         metrics = evaluate_splits(model, prepared)
-        metrics["training"] = {
-            "best_epoch": result.best_epoch,
-            "epochs": int(len(result.history)),
-            "seconds": round(result.seconds, 3),
-            "diverged": result.diverged,
-            "interrupted": stop.requested,
-        }
+        metrics["training"] = {**result.training_summary(), "interrupted": stop.requested}
         metrics.update(extra)
         model.metrics = metrics
         if run_dir is not None:
