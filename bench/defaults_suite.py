@@ -894,15 +894,9 @@ def plot(s: dict, img_dir: Path, stem: str = "defaults_suite") -> list[Path]:
 
 def update_doc(block: str, doc: Path = DOC) -> bool:
     """Replace the text between :data:`BEGIN` and :data:`END` in ``doc``; False if absent."""
-    if not doc.exists():
-        return False
-    text = doc.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        return False
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    doc.write_text(f"{head}{BEGIN}\n{block.rstrip()}\n{END}{tail}", encoding="utf-8")
-    return True
+    from bench.run_all import update_doc as replace_block
+
+    return replace_block(block, doc, begin=BEGIN, end=END)
 
 
 # -- the command line ------------------------------------------------------------------------------

@@ -358,16 +358,17 @@ def plot(summary: pd.DataFrame, img_dir: Path) -> list[Path]:
     return [rmse_png, time_png]
 
 
-def update_doc(table: str, doc: Path = DOC) -> bool:
-    """Replace the generated block of the "Against the field" section; False if absent."""
+def update_doc(table: str, doc: Path = DOC, begin: str = BEGIN, end: str = END) -> bool:
+    """Replace the text between ``begin`` and ``end`` in ``doc`` (by default the generated
+    block of the "Against the field" section); False if absent."""
     if not doc.exists():
         return False
     text = doc.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
+    if begin not in text or end not in text:
         return False
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    doc.write_text(f"{head}{BEGIN}\n{table.rstrip()}\n{END}{tail}", encoding="utf-8")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    doc.write_text(f"{head}{begin}\n{table.rstrip()}\n{end}{tail}", encoding="utf-8")
     return True
 
 
