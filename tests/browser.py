@@ -122,7 +122,7 @@ def open_page(
     profile: Path | None = None,
     width: int = 1280,
     height: int = 900,
-    timeout: float = 30.0,
+    timeout: float = 180.0,
 ) -> PageResult:
     """Load ``url`` in headless Chromium and report what a person would have seen.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -353,22 +352,3 @@ def test_corrupted_state(num_frame, mutate, message):
 def test_state_must_be_a_dict():
     with pytest.raises(ModelFileError, match="format 'list'"):
         Preprocessor.from_dict([])
-
-
-# -- speed -------------------------------------------------------------------------------
-
-
-def test_fast_on_50k_rows():
-    rng = np.random.default_rng(0)
-    n = 50_000
-    df = pd.DataFrame({f"n{i}": rng.lognormal(size=n) for i in range(8)})
-    df.loc[rng.choice(n, 1000), "n0"] = np.nan
-    df["lo"] = rng.choice(["a", "b", "c"], n)
-    df["hi"] = "k" + pd.Series(rng.integers(0, 5000, n)).astype(str)  # codes, not numbers
-    df["y"] = rng.normal(size=n)
-    start = time.perf_counter()
-    pre = Preprocessor(infer_schema(df, "y")).fit(df)
-    x, x_cat = pre.transform(df)
-    elapsed = time.perf_counter() - start
-    assert x.shape == (n, 8 + 1 + 3) and x_cat.shape == (n, 1)
-    assert elapsed < 10, f"fit + transform of 50k rows took {elapsed:.1f} s"

@@ -23,14 +23,19 @@ def test_storage_urls(tmp_path):
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_a_trial_of_a_worker_without_heartbeat_is_failed(tmp_path, monkeypatch):
     # A worker on another machine: no process to look at, only its heartbeat.
+    # A fresh heartbeat is far inside the default grace period (no machine
+    # stalls for a minute between these lines) ...
     monkeypatch.setattr(study_mod, "HEARTBEAT_INTERVAL", 1)
-    monkeypatch.setattr(study_mod, "GRACE_PERIOD", 1)
-    study = open_study(storage_url(tmp_path / "s.db"), "hb")
+    url = storage_url(tmp_path / "s.db")
+    study = open_study(url, "hb")
     trial = study.ask()
     trial.set_user_attr("worker", "elsewhere:4242")
     study._storage.record_heartbeat(trial._trial_id)
     assert fail_lost_trials(study) == []
-    time.sleep(2.5)
+    # ... and older than a 1 s one once 1.5 s have passed, however busy the machine.
+    time.sleep(1.5)
+    monkeypatch.setattr(study_mod, "GRACE_PERIOD", 1)
+    study = open_study(url, "hb")
     assert fail_lost_trials(study) == [trial.number]
     frozen = study.trials[0]
     assert frozen.state == TrialState.FAIL
