@@ -116,3 +116,24 @@ def test_no_guarded_import_of_our_own_modules():
             for stmt in node.body:
                 if isinstance(stmt, (ast.Import, ast.ImportFrom)):
                     assert not imported(name, stmt), f"{name}: try-import of {ast.unparse(stmt)}"
+
+
+def test_help_does_not_load_torch():
+    """`tabresnet --help` and a command's help list every option without torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from tabresnet.cli import main\n"
+        "for argv in (['--help'], ['fit', '--help'], ['tune', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('LOADED', sorted(m for m in ('torch', 'lightning', 'optuna', 'pandas')"
+        " if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "--activation NAME" in out.stdout and "One of: relu" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "LOADED []"

@@ -146,3 +146,14 @@ def test_a_block_added_to_the_dict_is_usable_by_name():
     finally:
         # Leave the shared registry as it was for the other tests.
         del BLOCKS["TestLinearBlock"]
+
+
+def test_the_torch_free_names_are_the_registries_names():
+    from tabresnet.models import names
+    from tabresnet.models.layers import ACTIVATIONS, NORMS
+    from tabresnet.models.registry import BLOCKS, INITS
+
+    assert names.NAMES["block"] == tuple(BLOCKS)
+    assert names.NAMES["activation"] == tuple(ACTIVATIONS)
+    assert names.NAMES["norm"] == tuple(NORMS)
+    assert names.NAMES["init"] == tuple(INITS)

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .defaults import RunConfig, choices, flat_fields
+from .defaults import choices, flat_defaults, flat_fields
 from .errors import ConfigError, TabResNetError
+from .models.names import NAMES
 from .tuning import PRUNERS, SAMPLERS
 
 EXIT_USAGE = 2
@@ -99,13 +100,8 @@ def _named_choices(section: str, name: str) -> list[str] | None:
     allowed = choices(section, name)
     if allowed:
         return list(allowed)
-    if section == "model":
-        from .models.config import CHOICES
-        from .models.registry import BLOCKS
-
-        if name == "block":
-            return list(BLOCKS)
-        return CHOICES.get(name)
+    if section == "model" and name in NAMES:
+        return list(NAMES[name])
     return None
 
 
@@ -121,7 +117,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         "train": parser.add_argument_group("training options"),
         "": parser.add_argument_group("run options"),
     }
-    defaults = RunConfig().to_flat()
+    defaults = flat_defaults()
     docs = _field_docs()
     docs.setdefault("seed", "One seed for the splits, the initialisation and the batch order.")
     for name, (section, f) in flat_fields().items():

@@ -336,5 +336,16 @@ def flat_fields() -> dict[str, tuple[str, dataclasses.Field]]:
 
 
 def flat_defaults() -> dict[str, Any]:
-    """Flat option name -> default value (lists copied)."""
-    return RunConfig().to_flat()
+    """Flat option name -> default value (lists copied), read from the fields alone.
+
+    Nothing is built or validated, so listing the defaults (``--help``) does
+    not load the model layer's torch.
+
+    >>> flat_defaults()["lr"] == RunConfig().train.lr
+    True
+    """
+    out: dict[str, Any] = {}
+    for name, (_, f) in flat_fields().items():
+        has_factory = f.default_factory is not dataclasses.MISSING
+        out[name] = f.default_factory() if has_factory else f.default
+    return out

@@ -9,61 +9,57 @@ pandas or anything else in tabresnet.
 torch.Size([4, 1])
 """
 
-from .blocks import PreActResNetBlock, ResNetBlock
-from .config import ARCHS, ModelConfig
-from .embeddings import NumericEmbeddings, PeriodicEmbeddings, PiecewiseLinearEmbeddings
-from .ensemble import MeanEnsemble
-from .networks import PreActResNetRegression, ResNet, ResNetRegression
-from .packed import (
-    BatchEnsembleLinear,
-    EnsembleBatchNorm,
-    EnsembleLayerNorm,
-    PackedLinear,
-    TabularEnsemble,
-    pack,
-)
-from .registry import (
-    ACTIVATIONS,
-    BLOCKS,
-    INITS,
-    NORMS,
-    get_activation,
-    get_block,
-    get_init,
-    get_norm,
-)
-from .residual import Residual, ZeroPadShortcut, make_shortcut
-from .tabular import CategoricalEmbeddings, TabularNetwork
+from __future__ import annotations
 
-__all__ = [
-    "ACTIVATIONS",
-    "ARCHS",
-    "BLOCKS",
-    "BatchEnsembleLinear",
-    "EnsembleBatchNorm",
-    "EnsembleLayerNorm",
-    "NumericEmbeddings",
-    "PackedLinear",
-    "PeriodicEmbeddings",
-    "PiecewiseLinearEmbeddings",
-    "TabularEnsemble",
-    "pack",
-    "INITS",
-    "NORMS",
-    "CategoricalEmbeddings",
-    "MeanEnsemble",
-    "ModelConfig",
-    "PreActResNetBlock",
-    "PreActResNetRegression",
-    "ResNet",
-    "ResNetBlock",
-    "ResNetRegression",
-    "Residual",
-    "TabularNetwork",
-    "ZeroPadShortcut",
-    "get_activation",
-    "get_block",
-    "get_init",
-    "get_norm",
-    "make_shortcut",
-]
+import importlib
+from typing import Any
+
+# Loaded on first use: `tabresnet.models.names` and the configuration's fields
+# stay importable without torch (for `tabresnet --help`); everything else here
+# is torch.
+_LAZY = {
+    "PreActResNetBlock": "blocks",
+    "ResNetBlock": "blocks",
+    "ModelConfig": "config",
+    "NumericEmbeddings": "embeddings",
+    "PeriodicEmbeddings": "embeddings",
+    "PiecewiseLinearEmbeddings": "embeddings",
+    "MeanEnsemble": "ensemble",
+    "ARCHS": "names",
+    "PreActResNetRegression": "networks",
+    "ResNet": "networks",
+    "ResNetRegression": "networks",
+    "BatchEnsembleLinear": "packed",
+    "EnsembleBatchNorm": "packed",
+    "EnsembleLayerNorm": "packed",
+    "PackedLinear": "packed",
+    "TabularEnsemble": "packed",
+    "pack": "packed",
+    "ACTIVATIONS": "registry",
+    "BLOCKS": "registry",
+    "INITS": "registry",
+    "NORMS": "registry",
+    "get_activation": "registry",
+    "get_block": "registry",
+    "get_init": "registry",
+    "get_norm": "registry",
+    "Residual": "residual",
+    "ZeroPadShortcut": "residual",
+    "make_shortcut": "residual",
+    "CategoricalEmbeddings": "tabular",
+    "TabularNetwork": "tabular",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+from .names import ARCHS, ENSEMBLE_KINDS, NUM_EMBEDDINGS, SHORTCUTS
 
-from .embeddings import NUM_EMBEDDINGS, NumericEmbeddings
-from .networks import PreActResNetRegression, ResNet, ResNetRegression
-from .packed import ENSEMBLE_KINDS, TabularEnsemble, pack
-from .registry import ACTIVATIONS, INITS, NORMS, get_activation, get_block, get_init, get_norm
-from .residual import SHORTCUTS
-from .tabular import TabularNetwork
+if TYPE_CHECKING:
+    from torch import nn
 
+    from .tabular import TabularNetwork
+
+# The fields and their defaults import nothing: `tabresnet --help` lists them
+# without loading torch. Validation and building load the layers they need.
 __all__ = ["ARCHS", "ModelConfig"]
-
-ARCHS = ("resnet", "resnet_regression", "preact_resnet_regression")
 
 
 @dataclass
@@ -117,6 +115,8 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Check every field, raising ``ValueError`` that names the bad value."""
+        from .registry import get_activation, get_block, get_init, get_norm
+
         if self.arch not in ARCHS:
             raise ValueError(f"unknown arch {self.arch!r}; valid names are: {', '.join(ARCHS)}")
         get_block(self.block)
@@ -183,6 +183,8 @@ class ModelConfig:
         -----
         The network maps ``(N, input_dim)`` to ``(N, output_dim)``.
         """
+        from .networks import PreActResNetRegression, ResNet, ResNetRegression
+
         if self.arch == "resnet":
             return ResNet(
                 input_dim,
@@ -241,6 +243,10 @@ class ModelConfig:
         >>> net.members(torch.randn(5, 4), torch.zeros(5, 0, dtype=torch.long)).shape
         torch.Size([5, 4, 1])
         """
+        from .embeddings import NumericEmbeddings
+        from .packed import TabularEnsemble, pack
+        from .tabular import TabularNetwork
+
         numeric = None
         num_width = n_num
         if self.num_embedding != "none" and n_cont > 0:
@@ -314,14 +320,3 @@ def _as_int_list(value: Any, name: str) -> list[int]:
             pass
     raise ValueError(f"{name} must be a list of ints, however: {name}={value!r}")
 
-
-# Names the search space and CLI may offer.
-CHOICES = {
-    "activation": list(ACTIVATIONS),
-    "norm": list(NORMS),
-    "init": list(INITS),
-    "shortcut": list(SHORTCUTS[1:]),
-    "arch": list(ARCHS),
-    "num_embedding": list(NUM_EMBEDDINGS),
-    "ensemble": list(ENSEMBLE_KINDS),
-}

@@ -33,6 +33,8 @@ import math
 import torch
 from torch import nn
 
+from .names import NUM_EMBEDDINGS
+
 __all__ = [
     "NUM_EMBEDDINGS",
     "NumericEmbeddings",
@@ -41,7 +43,6 @@ __all__ = [
     "quantile_bins",
 ]
 
-NUM_EMBEDDINGS = ("none", "ple", "plr")
 
 # Stands in for an unbounded side of the first and last bin: finite, so that
 # min/max stay exportable (ONNX Min/Max) and no inf reaches a product.

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .names import ENSEMBLE_KINDS
 from .tabular import TabularNetwork
 
 __all__ = [
@@ -53,8 +54,6 @@ __all__ = [
     "TabularEnsemble",
     "pack",
 ]
-
-ENSEMBLE_KINDS = ("batch", "mini", "packed")
 
 
 class PackedLinear(nn.Module):

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SHORTCUTS", "Residual", "ZeroPadShortcut", "make_shortcut"]
+from .names import SHORTCUTS
 
-SHORTCUTS = ("identity", "projection", "zero_pad")
+__all__ = ["SHORTCUTS", "Residual", "ZeroPadShortcut", "make_shortcut"]
 
 
 class ZeroPadShortcut(nn.Module):
