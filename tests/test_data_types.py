@@ -250,3 +250,26 @@ def test_a_clean_table_predicts_without_a_word_even_when_strict(model):
         warnings.simplefilter("error")
         m.predict(df, strict=True)
         m.predict(df.assign(c=[None] * len(df)), strict=True)  # missing is not unseen
+
+
+def test_unusable_cells_of_a_separate_validation_or_test_table_are_named_at_fit(ages):
+    ages["town"] = np.where(np.arange(len(ages)) % 2, "north", "south")
+    val = ages.iloc[:40].astype({"age": object}).copy()
+    val.loc[3, "age"] = "n/a?"
+    test = ages.iloc[40:80].copy()
+    test.loc[41, "town"] = "east"
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        tabresnet.fit(ages.iloc[80:], "y", val_data=val, test_data=test, **TINY)
+    messages = _ours(record)
+    assert "1 cell of the validation data cannot be used as trained and count as missing: " \
+           "age: 1 not numbers ('n/a?')" in messages
+    assert "1 cell of the test data cannot be used as trained and count as missing: " \
+           "town: 1 unseen categories ('east')" in messages
+
+
+def test_a_bag_does_not_warn_about_its_own_folds(ages):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        tabresnet.fit(ages, "y", bag=2, **TINY)
+    assert not [m for m in _ours(record) if "cannot be used" in m]

@@ -298,7 +298,9 @@ class Preprocessor:
         x_num = np.concatenate(parts, axis=1)
         return np.ascontiguousarray(x_num, dtype=np.float32), x_cat
 
-    def check(self, df: pd.DataFrame, strict: bool = False) -> dict[str, dict[str, Any]]:
+    def check(
+        self, df: pd.DataFrame, strict: bool = False, where: str = ""
+    ) -> dict[str, dict[str, Any]]:
         """Count the cells of ``df`` the model cannot use as trained; warn once or raise.
 
         Per column: text in a numeric column, a value that is no date in a
@@ -312,6 +314,8 @@ class Preprocessor:
             A table with the schema's feature columns (e.g. to predict on).
         strict : bool
             Raise :class:`~tabresnet.errors.DataError` instead of warning.
+        where : str
+            Names the table in the message (``"of the validation data"``).
 
         Returns
         -------
@@ -360,7 +364,8 @@ class Preprocessor:
             detail = "; ".join(
                 f"{name}: {f['count']} {f['problem']} ({f['examples']})" for name, f in found.items()
             )
-            noun = "cell cannot" if total == 1 else "cells cannot"
+            noun = f"cell {where} cannot" if total == 1 else f"cells {where} cannot"
+            noun = noun.replace("  ", " ")
             if strict:
                 raise DataError(
                     f"{total} {noun} be used as trained: {detail}; fix them, or predict "

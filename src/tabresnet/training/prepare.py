@@ -151,9 +151,11 @@ def prepare(
 
     test_frame = _read(test_data, "test", targets) if test_data is not None else None
     val_frame = _read(val_data, "validation", targets) if val_data is not None else None
+    separate = {"validation": val_frame, "test": test_frame}
     if train_index is not None:
         train_frame = frame.iloc[train_index]
-        val_frame = frame.iloc[val_index] if val_index is not None else val_frame
+        if val_index is not None:  # the folds' own validation rows, not a user's table
+            val_frame, separate["validation"] = frame.iloc[val_index], None
     else:
         tr, va, te = split_indices(len(frame), cfg.data.val_size, cfg.data.test_size, cfg.seed)
         if val_frame is None and test_frame is None:
@@ -175,6 +177,12 @@ def prepare(
     pre = Preprocessor(schema, cfg.data, seed=cfg.seed)
     pre.fit(fit_frame)
     pre.fit_target(fit_frame[targets].to_numpy(dtype=np.float64))
+    # The user's own validation and test tables are read as the model will read
+    # new rows: cells it cannot use (text in a numeric column, an unseen
+    # category) are counted and named, not imputed without a word.
+    for what, extra in separate.items():
+        if extra is not None:
+            pre.check(extra, where=f"of the {what} data")
     splits = {
         "train": tensors_for(pre, train_frame, targets),
         "val": tensors_for(pre, val_frame, targets),
