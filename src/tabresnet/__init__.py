@@ -10,34 +10,23 @@ Lightning, tuned with Optuna, used from Python or the ``tabresnet`` command.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .models.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
 # Imported on first use so that `import tabresnet` (and the model layer) stays
 # light: Lightning and Optuna load only when fit or tune is called.
 _LAZY = {
-    "fit": ("tabresnet.api", "fit"),
-    "load": ("tabresnet.artifact", "load"),
-    "tune": ("tabresnet.api", "tune"),
-    "ResNetRegressor": ("tabresnet.estimator", "ResNetRegressor"),
-    "TunedResNetRegressor": ("tabresnet.estimator", "TunedResNetRegressor"),
-    "RunConfig": ("tabresnet.defaults", "RunConfig"),
-    "ModelConfig": ("tabresnet.models", "ModelConfig"),
+    "fit": "tabresnet.api",
+    "load": "tabresnet.artifact",
+    "tune": "tabresnet.api",
+    "ResNetRegressor": "tabresnet.estimator",
+    "TunedResNetRegressor": "tabresnet.estimator",
+    "RunConfig": "tabresnet.defaults",
+    "ModelConfig": "tabresnet.models",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tabresnet' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(globals(), _LAZY)

@@ -16,9 +16,9 @@ once or as a bag), ``results`` (the files of ``RUN/tuning``) and ``api``
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
-from typing import Any
+
+from ..models.lazy import lazy_attributes
 
 # The names the command line offers; here so that building the parser imports
 # neither Optuna nor Lightning.
@@ -50,13 +50,6 @@ def quiet_optuna(level: int = logging.ERROR):
         logger.setLevel(old)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(
+    globals(), {name: f"{__name__}.{module}" for name, module in _LAZY.items()}
+)
