@@ -254,7 +254,7 @@ def test_every_option_has_a_docstring_sentence():
 
 def test_help_lists_names_and_plain_metavars(capsys):
     from tabresnet.models import BLOCKS
-    from tabresnet.models.config import CHOICES
+    from tabresnet.models.names import NAMES
 
     with pytest.raises(SystemExit):
         main(["fit", "--help"])
@@ -262,7 +262,7 @@ def test_help_lists_names_and_plain_metavars(capsys):
     assert "OPT_" not in text
     assert "--lr LR" in text and "--max-epochs N" in text and "--block NAME" in text
     assert "Learning rate." in text and "Default: 0.002" in text
-    for names in [list(BLOCKS), *CHOICES.values(), ["adamw", "adam", "sgd"],
+    for names in [list(BLOCKS), *NAMES.values(), ["adamw", "adam", "sgd"],
                   ["mse", "mae", "huber"], ["none", "cosine", "plateau"]]:
         assert f"One of: {', '.join(names)}." in text, names
 
