@@ -410,6 +410,7 @@ def test_cli_export_matches_cli_predict(run_dir, df, tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["export", "RUN"], "export needs --onnx FILE or --torchscript FILE"),
     (["export", "nowhere", "--onnx", "m.onnx"], "model file not found: nowhere"),
+    (["export", "RUN", "--torchscript", "TMP/m.pt", "--float32"], "add --onnx FILE"),
     (["export", "RUN", "--onnx", "TMP"], "is a folder; give a file name"),
     (["export", "RUN", "--torchscript", "TMP/a/b.pt"], "does not exist; create it"),
 ])

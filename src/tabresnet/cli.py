@@ -304,6 +304,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not args.onnx and not args.torchscript:
         raise ConfigError("export needs --onnx FILE or --torchscript FILE (or both)")
+    if args.float32 and not args.onnx:
+        raise ConfigError("--float32 sets the ONNX graph's input type; add --onnx FILE (a "
+                          "TorchScript module takes float32 or float64 as it comes)")
     model = load(args.model)
     written = []
     if args.onnx:
@@ -315,7 +318,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     n_num, n_cat = len(model.preprocessor._num_names), len(model.schema.categorical)
     inputs = []
     if n_num:
-        dtype = "float32" if args.float32 and args.onnx else "float64"
+        dtype = "float32" if args.float32 else "float64"
         inputs.append(f"numeric {dtype} (N, {n_num}), NaN = missing")
     if n_cat:
         inputs.append(f"categorical int64 (N, {n_cat}), codes from the JSON, 0 = missing or unseen")
