@@ -443,3 +443,23 @@ def test_export_help_explains_inputs(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--onnx FILE" in text and "--torchscript FILE" in text
     assert "NaN for missing" in text and "0 = missing or unseen" in text
+
+
+@pytest.mark.slow
+def test_the_benchmark_check_runs_on_a_suite_table(tmp_path, capsys):
+    # bench/export_check.py end to end on the one suite table that needs no
+    # download package (scikit-learn ships diabetes): fit, predict, export, compare.
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from bench import export_check
+
+    out = tmp_path / "check.json"
+    assert export_check.main(["--tables", "diabetes", "--max-epochs", "1", "--no-docs",
+                              "--out", str(out)]) == 0
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["table"] == "diabetes" and result["rows_with_missing"] > 0
+    assert max(result["onnx_max_rel"], result["torchscript_max_rel"]) <= export_check.TOLERANCE
+    assert "diabetes" in capsys.readouterr().out
