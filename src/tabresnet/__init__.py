@@ -5,7 +5,7 @@ Lightning, tuned with Optuna, used from Python or the ``tabresnet`` command.
 
 >>> import tabresnet
 >>> sorted(n for n in tabresnet.__all__ if n[0].islower())
-['fit', 'load', 'tune']
+['export_onnx', 'export_torchscript', 'fit', 'load', 'tune']
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 # Imported on first use so that `import tabresnet` (and the model layer) stays
 # light: Lightning and Optuna load only when fit or tune is called.
 _LAZY = {
+    "export_onnx": "tabresnet.export",
+    "export_torchscript": "tabresnet.export",
     "fit": "tabresnet.api",
     "load": "tabresnet.artifact",
     "tune": "tabresnet.api",

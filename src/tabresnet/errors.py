@@ -11,7 +11,14 @@ tabresnet.errors.DataError: target column 'price' not found; columns are: a, b
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "ModelFileError", "TabResNetError", "TabResNetWarning"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "ExportError",
+    "ModelFileError",
+    "TabResNetError",
+    "TabResNetWarning",
+]
 
 
 class TabResNetError(Exception):
@@ -28,6 +35,10 @@ class ConfigError(TabResNetError, ValueError):
 
 class ModelFileError(TabResNetError):
     """A model file is missing, corrupted, truncated or of an unknown format."""
+
+
+class ExportError(TabResNetError):
+    """A model cannot be written in the asked format (ONNX, TorchScript)."""
 
 
 class TabResNetWarning(UserWarning):
