@@ -2,6 +2,7 @@
 
     tabresnet demo                                  # fit + evaluate on bundled data
     tabresnet fit DATA --target COL [--config cfg.yaml] [--out DIR] [--lr 3e-3 ...]
+    tabresnet fit DATA --target COL --weight W    # rows weighted by column W
     tabresnet predict MODEL DATA -o preds.csv [--keep ID ...]     # or -o preds.parquet
     tabresnet evaluate MODEL DATA
     tabresnet tune DATA --target COL [--trials N] [--timeout 30m] ...
@@ -181,6 +182,9 @@ def _print_metrics(metrics: dict, out=None) -> None:
     for split, _ in rows:
         if split in SCORE_ROWS:
             print(f"  {split}: {SCORE_ROWS[split]}", file=out)
+    weighted = sorted({str(m["weighted_by"]) for _, m in rows if "weighted_by" in m})
+    if weighted:
+        print(f"  each row weighted by column {', '.join(weighted)}", file=out)
     if "test" not in metrics and "data" not in metrics:
         print("  no test rows were kept (--test-size 0.2 or --test-data FILE holds some out)",
               file=out)

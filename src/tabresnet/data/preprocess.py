@@ -416,7 +416,7 @@ class Preprocessor:
             )
         return y
 
-    def fit_target(self, y: Any) -> Preprocessor:
+    def fit_target(self, y: Any, sample_weight: Any = None) -> Preprocessor:
         """Learn the per-column mean and std of the target (std 0 -> 1).
 
         Parameters
@@ -424,6 +424,9 @@ class Preprocessor:
         y : array-like or DataFrame
             ``(n, n_targets)`` (or ``(n,)`` for one target), or a table holding
             the target columns.
+        sample_weight : array-like of shape (n,), optional
+            Row weights: the weighted mean and std, as of the rows repeated by
+            their (integer) weights, so that the loss keeps its scale.
 
         Returns
         -------
@@ -438,7 +441,12 @@ class Preprocessor:
             )
         if self.target_transform == "standard":
             with np.errstate(over="ignore", invalid="ignore"):
-                mean, std = y.mean(axis=0), y.std(axis=0)
+                if sample_weight is None:
+                    mean, std = y.mean(axis=0), y.std(axis=0)
+                else:
+                    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+                    mean = np.average(y, axis=0, weights=w)
+                    std = np.sqrt(np.average((y - mean) ** 2, axis=0, weights=w))
             if not (np.isfinite(mean).all() and np.isfinite(std).all()):
                 raise DataError(
                     f"target values are too large to standardise (max |y| = "

@@ -266,7 +266,8 @@ def predictions_section(run: RunDir) -> str:
 
 
 # -- metrics -----------------------------------------------------------------------
-_METRIC_NAMES = {"rmse": "RMSE", "mae": "MAE", "r2": "R²", "mape": "MAPE", "n": "rows"}
+_METRIC_NAMES = {"rmse": "RMSE", "mae": "MAE", "r2": "R²", "mape": "MAPE", "n": "rows",
+                 "weighted_by": "weighted by"}
 
 
 def _metric_meaning(key: str, target: str) -> str:
@@ -276,6 +277,7 @@ def _metric_meaning(key: str, target: str) -> str:
         "r2": "1 is perfect, 0 predicts the mean",
         "mape": "fraction of |actual| (0.1 = 10 %)",
         "n": "rows scored",
+        "weighted_by": "the column of row weights (the metrics above are weighted means)",
     }.get(key, "")
 
 
