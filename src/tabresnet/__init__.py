@@ -5,7 +5,7 @@ Lightning, tuned with Optuna, used from Python or the ``tabresnet`` command.
 
 >>> import tabresnet
 >>> sorted(n for n in tabresnet.__all__ if n[0].islower())
-['fit', 'load', 'tune']
+['fit', 'importance', 'load', 'tune']
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 # light: Lightning and Optuna load only when fit or tune is called.
 _LAZY = {
     "fit": ("tabresnet.api", "fit"),
+    "importance": ("tabresnet.feature_importance", "importance"),
     "load": ("tabresnet.artifact", "load"),
     "tune": ("tabresnet.api", "tune"),
     "ResNetRegressor": ("tabresnet.estimator", "ResNetRegressor"),

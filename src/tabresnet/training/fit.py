@@ -199,6 +199,30 @@ def write_run(
         atomic_write_text(
             directory / "predictions_test.csv", pd.DataFrame(cols).to_csv(index=False)
         )
+    _write_importance(directory, model, prepared)
+
+
+def _write_importance(directory: Path, model: TabularModel, prepared: Prepared) -> None:
+    """``importance.json``: permutation importance on the test rows, else the validation rows.
+
+    A bag without test rows gets none: each of its rows trained some member.
+    """
+    import warnings
+
+    from ..feature_importance import FIT_REPEATS, FIT_ROWS, importance, importance_record
+
+    test = prepared.test is not None and len(prepared.test) > 0
+    if not test and model.n_members > 1:
+        return
+    split = prepared.test if test else prepared.val
+    try:
+        table = importance(model, split.frame, repeats=FIT_REPEATS, max_rows=FIT_ROWS,
+                           seed=model.config.seed)
+    except Exception as exc:  # the trained model matters more than its importance
+        warnings.warn(f"feature importance not computed: {exc}", stacklevel=3)
+        return
+    atomic_write_text(directory / "importance.json",
+                      dumps(importance_record(table, "test" if test else "val")))
 
 
 def fit(
