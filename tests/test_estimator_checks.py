@@ -6,9 +6,10 @@ fits 15 rows with integer weights and the same rows repeated (about 30) and
 asks for the same predictions to ``rtol=1e-7``. A network cannot meet that:
 the repeated table has a different row count, so it gets a validation split
 for early stopping where the 15 rows train and validate on all rows
-(``MIN_VAL_ROWS``), its rows are shuffled into other batches, and its
-quantile and PLE bins are cut on other rows. The equivalence the weights do
-give, within training noise, is tested in ``tests/test_weights.py``. The
+(``MIN_VAL_ROWS``), and its rows are shuffled into other batches (the
+preprocessing, by contrast, is fitted weighted exactly as on repeated rows).
+The equivalence the weights do give, with full batches and the same
+validation rows, is tested in ``tests/test_weights.py``. The
 settings learn the checks' near-linear data well enough for
 ``check_regressors_train`` (R² > 0.5 on its 200 rows), so the ``poor_score``
 tag is not needed either.

@@ -82,7 +82,8 @@ class DataConfig:
     weight : str or None
         Column of row weights (numbers >= 0, not a feature) that the loss, the early-stopping RMSE and the metrics weigh each row by.
         An integer weight w trains as the row repeated w times would, in
-        expectation over the batches; rows of weight 0 are left out.
+        expectation over the batches (preprocessing included); rows of weight
+        0 are left out.
     """
 
     categorical: list[str] = field(default_factory=list)

@@ -264,8 +264,8 @@ def fit(
         the early-stopping RMSE and the metrics weigh each row; an integer
         weight w trains as the row repeated w times would, in expectation over
         the batches (exactly with full batches); rows of weight 0 are left out.
-        The feature preprocessing (medians, quantiles, PLE bins) is fitted on
-        the rows unweighted, the target's standardisation weighted.
+        The preprocessing is fitted weighted too (medians, means, quantiles,
+        PLE bins and the target's standardisation: those of the repeated rows).
     overwrite : bool
         Replace a non-empty ``out``.
     callbacks : sequence

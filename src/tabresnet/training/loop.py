@@ -375,7 +375,8 @@ def build_network(config: RunConfig, prepared: Prepared) -> torch.nn.Module:
     )
     fit_bins = getattr(network.numeric, "fit_bins", None)
     if fit_bins is not None:
-        fit_bins(prepared.train.x_num)
+        weight = prepared.train.weight
+        fit_bins(prepared.train.x_num, None if weight is None else torch.from_numpy(weight))
     return network
 
 

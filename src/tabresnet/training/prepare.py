@@ -182,11 +182,9 @@ def prepare(
     fit_frame = frame.iloc[fit_index] if (fit_index is not None and train_index is not None) \
         else train_frame
     pre = Preprocessor(schema, cfg.data, seed=cfg.seed)
-    pre.fit(fit_frame)
-    pre.fit_target(
-        fit_frame[targets].to_numpy(dtype=np.float64),
-        sample_weight=fit_frame[weight].to_numpy() if weight is not None else None,
-    )
+    fit_weight = np.array(fit_frame[weight], dtype=np.float64) if weight is not None else None
+    pre.fit(fit_frame, sample_weight=fit_weight)
+    pre.fit_target(fit_frame[targets].to_numpy(dtype=np.float64), sample_weight=fit_weight)
     splits = {
         "train": tensors_for(pre, train_frame, targets, weight),
         "val": tensors_for(pre, val_frame, targets, weight),
