@@ -121,6 +121,27 @@ def test_weights_enter_the_reported_metrics(tables):
     assert run.predict(val.drop(columns="w")).shape == (30,)
 
 
+def test_evaluate_weighs_a_table_with_the_weight_column(tables):
+    train, val, _ = tables
+    run = fit(train, "y", weight="w", max_epochs=2, **SMALL)
+    val = val.assign(w=np.arange(1.0, 31.0))
+    scored = run.model.evaluate(val)
+    assert scored["weighted_by"] == "w"
+    assert scored["rmse"] == pytest.approx(regression_metrics(
+        val[["y"]].to_numpy(), run.predict(val), sample_weight=val.w.to_numpy())["rmse"])
+    assert "weighted_by" not in run.model.evaluate(val.drop(columns="w"))
+
+
+def test_tune_with_weights_cross_validated(tables, tmp_path):
+    from tabresnet.tuning import tune
+
+    train, _, _ = tables
+    result = tune(train, "y", trials=1, cv=2, weight="w", out=tmp_path / "tune",
+                  max_epochs=2, **{k: v for k, v in SMALL.items() if k != "progress"})
+    assert result.best_config.data.weight == "w"
+    assert result.metrics["oof"]["weighted_by"] == "w"
+
+
 def test_weight_array_and_bag(tables):
     train, _, _ = tables
     w = train.w.to_numpy()
