@@ -288,17 +288,17 @@ def fit(
     >>> run.model.schema.ignored, run.metrics["val"]["weighted_by"]
     (['w'], 'w')
     """
-    start = time.perf_counter()
-    frame = read_table(data)  # once, for the split and the folds alike
     weight = overrides.get("weight")
-    if weight is not None and not isinstance(weight, str):  # one weight per row of data
-        frame, val_data, test_data, overrides["weight"] = _weight_array(
-            frame, weight, val_data, test_data
-        )
-    cfg = resolve_config(config, overrides)
+    per_row = weight is not None and not isinstance(weight, str)  # one weight per row of data
+    cfg = resolve_config(config, {**overrides, "weight": None} if per_row else overrides)
     out_path = Path(out) if out is not None else None
     if out_path is not None:
         _check_out(out_path, overwrite)
+    start = time.perf_counter()
+    frame = read_table(data)  # once, for the split and the folds alike
+    if per_row:
+        frame, val_data, test_data, name = _weight_array(frame, weight, val_data, test_data)
+        cfg = cfg.replace(weight=name)
     bagged = cfg.data.bag > 1
     if bagged:
         folds = make_folds(frame, target, cfg, val_data, test_data, cv=cfg.data.bag, shared=True)
