@@ -29,7 +29,7 @@ SPACE = {"dropout": {"type": "float", "low": 0.0, "high": 0.2}}
 EXPECTED_FAILURES = {
     "check_sample_weight_equivalence_on_dense_data": (
         "weighted and repeated rows train alike only within training noise: the repeated "
-        "table has its own validation split, batches and bins (see the module docstring)"
+        "table has its own validation split and batches (see the module docstring)"
     ),
 }
 
