@@ -126,12 +126,16 @@ CANDIDATES: dict[str, dict[str, Any]] = {
 # tabresnet_old spells out its old (off) value, its new default would leak into
 # the "old" model; unpinned_old_options() names such options and the run warns.
 OLD_UNSET = frozenset({
-    "categorical", "numeric", "ignore", "int_as_categorical", "val_size", "test_size",
+    "categorical", "numeric", "ignore", "weight", "int_as_categorical", "val_size", "test_size",
     "cv_folds", "huber_delta", "accelerator", "devices", "strategy", "precision",
     "num_threads", "logger", "progress", "deterministic", "seed",
 })
 # Set by the harness on every candidate, so not part of what defines one.
 HARNESS_OPTIONS = frozenset({"seed", "num_threads", "progress", "logger"})
+# Options added after records were written, at a default that trains exactly as
+# before (issue 15: no row weights). While a candidate inherits that value it is
+# left out of the defaults' digest, so the older records stay the same experiment.
+NEUTRAL_NEW_OPTIONS: dict[str, Any] = {"weight": None}
 
 
 def package_defaults() -> dict[str, Any]:
@@ -398,7 +402,8 @@ def _spec(kind: str, overrides: dict | None, quick: bool, max_rows: int | None,
     spec: dict[str, Any] = {"overrides": None, "quick": quick, "max_rows": max_rows}
     if kind == "candidate":
         inherited = {k: v for k, v in (defaults or {}).items()
-                     if k not in overrides and k not in HARNESS_OPTIONS}
+                     if k not in overrides and k not in HARNESS_OPTIONS
+                     and not (k in NEUTRAL_NEW_OPTIONS and v == NEUTRAL_NEW_OPTIONS[k])}
         digest = hashlib.sha1(json.dumps(inherited, sort_keys=True, default=str).encode())
         spec.update(overrides=overrides, defaults=digest.hexdigest()[:12])
     return json.dumps(spec, sort_keys=True)

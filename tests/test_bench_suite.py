@@ -58,6 +58,11 @@ def test_a_change_of_the_package_defaults_reruns_the_candidates_that_inherit_it(
         "candidate", new, False, None, changed)
     assert ds._spec("candidate", pinned, False, None, base) == ds._spec(
         "candidate", pinned, False, None, changed)
+    # An option added at a value that trains as before keeps older records valid.
+    assert ds._spec("candidate", new, False, None, base) == ds._spec(
+        "candidate", new, False, None, {**base, "weight": None})
+    assert ds._spec("candidate", new, False, None, base) != ds._spec(
+        "candidate", new, False, None, {**base, "weight": "w"})
     assert ds._spec("baseline", None, False, None, base) == ds._spec(
         "baseline", None, False, None, changed)
 

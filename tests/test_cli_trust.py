@@ -109,10 +109,10 @@ def test_missing_required_option_is_one_line(capsys):
 
 def test_abbreviated_options_are_refused(capsys):
     # Read as --weight-decay before: a puzzling "invalid float value: 'w'".
-    line = usage_error(capsys, "fit", "data.csv", "-t", "y", "--weight", "w")
-    assert "unrecognized arguments: --weight w" in line and "tabresnet fit --help" in line
+    line = usage_error(capsys, "fit", "data.csv", "-t", "y", "--weight-dec", "w")
+    assert "unrecognized arguments: --weight-dec w" in line and "tabresnet fit --help" in line
     # With a value that parses, an abbreviation silently set another option.
-    assert "--weight 0.1" in usage_error(capsys, "config", "--weight", "0.1")
+    assert "--weight-dec 0.1" in usage_error(capsys, "config", "--weight-dec", "0.1")
     assert "--max-epoch" in usage_error(capsys, "config", "--max-epoch", "3")
     assert "--out" in usage_error(capsys, "predict", "m", "d.csv", "--out", "x.csv")
 

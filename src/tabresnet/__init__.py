@@ -5,7 +5,7 @@ Lightning, tuned with Optuna, used from Python or the ``tabresnet`` command.
 
 >>> import tabresnet
 >>> sorted(n for n in tabresnet.__all__ if n[0].islower())
-['export_onnx', 'export_torchscript', 'fit', 'load', 'tune']
+['export_onnx', 'export_torchscript', 'fit', 'importance', 'load', 'tune']
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ _LAZY = {
     "export_onnx": "tabresnet.export",
     "export_torchscript": "tabresnet.export",
     "fit": "tabresnet.api",
+    "importance": "tabresnet.feature_importance",
     "load": "tabresnet.artifact",
     "tune": "tabresnet.api",
     "ResNetRegressor": "tabresnet.estimator",

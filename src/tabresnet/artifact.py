@@ -204,9 +204,11 @@ class TabularModel:
     def evaluate(self, data: Any, strict: bool = False) -> dict:
         """RMSE, MAE, R² (and MAPE where defined) on a table that has the target(s).
 
-        ``strict`` as in :meth:`predict`.
+        ``strict`` as in :meth:`predict`. A model trained with a weight column
+        scores a table that has that column with its weights (``weighted_by``
+        names it), as the run's own metrics were.
         """
-        from .data import clean_target
+        from .data import clean_target, clean_weight
 
         frame = read_table(data)
         missing = [t for t in self.targets if t not in frame.columns]
@@ -215,10 +217,17 @@ class TabularModel:
                 f"target column(s) {', '.join(missing)} not in the data; evaluate needs them"
             )
         frame = clean_target(frame, self.targets)
+        weight = getattr(self.config.data, "weight", None)
+        weight = weight if weight in frame.columns else None
+        frame = clean_weight(frame, weight)
         pred = self.predict(frame, strict=strict)
-        return regression_metrics(
-            frame[self.targets].to_numpy(dtype=np.float64), pred, self.targets
+        metrics = regression_metrics(
+            frame[self.targets].to_numpy(dtype=np.float64), pred, self.targets,
+            sample_weight=None if weight is None else frame[weight].to_numpy(dtype=np.float64),
         )
+        if weight is not None:
+            metrics["weighted_by"] = weight
+        return metrics
 
     # -- persistence ----------------------------------------------------------------
     @property

@@ -2,9 +2,11 @@
 
     tabresnet demo                                  # fit + evaluate on bundled data
     tabresnet fit DATA --target COL [--config cfg.yaml] [--out DIR] [--lr 3e-3 ...]
+    tabresnet fit DATA --target COL --weight W    # rows weighted by column W
     tabresnet predict MODEL DATA -o preds.csv [--keep ID ...]     # or -o preds.parquet
     tabresnet evaluate MODEL DATA
     tabresnet export MODEL --onnx model.onnx        # or --torchscript model.pt
+    tabresnet importance MODEL DATA [--repeats N] [--scoring rmse] [-o importance.csv]
     tabresnet tune DATA --target COL [--trials N] [--timeout 30m] ...
     tabresnet show --config model.yaml [--graph out.png]
     tabresnet report RUN_DIR
@@ -178,6 +180,9 @@ def _print_metrics(metrics: dict, out=None) -> None:
     for split, _ in rows:
         if split in SCORE_ROWS:
             print(f"  {split}: {SCORE_ROWS[split]}", file=out)
+    weighted = sorted({str(m["weighted_by"]) for _, m in rows if "weighted_by" in m})
+    if weighted:
+        print(f"  each row weighted by column {', '.join(weighted)}", file=out)
     if "test" not in metrics and "data" not in metrics:
         print("  no test rows were kept (--test-size 0.2 or --test-data FILE holds some out)",
               file=out)
@@ -320,6 +325,28 @@ def cmd_export(args: argparse.Namespace) -> int:
         inputs.append(f"categorical int64 (N, {n_cat}), codes from the JSON, 0 = missing or unseen")
     print(f"inputs: {'; '.join(inputs)}; output: prediction float32 (N, {len(model.targets)}) "
           f"in target units ({', '.join(model.targets)})")
+    return 0
+
+
+def cmd_importance(args: argparse.Namespace) -> int:
+    from .artifact import atomic_write_text
+    from .feature_importance import importance
+
+    table = importance(args.model, args.data, repeats=args.repeats, scoring=args.scoring,
+                       seed=args.seed, max_rows=args.max_rows, strict=args.strict)
+    if args.output in (None, "-"):
+        drop = "R² decrease" if args.scoring == "r2" else f"{args.scoring.upper()} increase"
+        print(f"permutation importance on {table.attrs['rows']} rows, {args.repeats} shuffles "
+              f"per column ({drop} when the column is shuffled; baseline "
+              f"{args.scoring} {table.attrs['baseline']:.4g})")
+        width = max([len("column"), *(len(f) for f in table.feature)])
+        print(f"{'column':<{width}}  {'role':<11}{'importance':>12}{'std':>12}")
+        for r in table.itertuples(index=False):
+            print(f"{r.feature:<{width}}  {r.role:<11}{r.importance:>12.4g}{r.std:>12.4g}")
+    else:
+        out = Path(args.output)
+        atomic_write_text(out, table.to_csv(index=False))
+        print(f"wrote the importance of {len(table)} columns to {out}", file=sys.stderr)
     return 0
 
 
@@ -534,6 +561,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ONNX: take the numeric input as float32 instead of float64; values "
                         "rounded to float32 can move predictions by about 1e-5 relative")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "importance",
+        help="permutation feature importance of a saved model on a table",
+        description=(
+            "How much the score worsens when one column's values are shuffled across the rows "
+            "(permutation importance: Breiman 2001, Fisher et al. 2019), per source column: "
+            "its one-hot, indicator and embedding inputs move together. Give rows the model "
+            "did not train on (test or validation rows), with the target column(s)."
+        ),
+    )
+    p.add_argument("model", help="run directory or model.json")
+    p.add_argument("data", help="CSV or Parquet file with the feature and target columns")
+    p.add_argument("--repeats", type=_positive_int, default=5, metavar="N",
+                   help="shuffles per column; the std column is their spread (default: 5)")
+    p.add_argument("--scoring", choices=["rmse", "mae", "r2"], default="rmse",
+                   help="the score whose drop is measured (default: rmse)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffles (default: 0)")
+    p.add_argument("--max-rows", type=_positive_int, metavar="N",
+                   help="score on a random sample of N rows per shuffle (default: every row)")
+    p.add_argument("-o", "--output", help="CSV file to write (default: a table on stdout)")
+    p.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    p.set_defaults(func=cmd_importance)
 
     p = sub.add_parser("config", help="print the run config (defaults, a file, and flags)")
     p.add_argument("--config", "-c", help="YAML run config to start from")

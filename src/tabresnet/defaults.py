@@ -79,6 +79,11 @@ class DataConfig:
         Train a bag of K networks when > 1: K-fold, one network per fold, each
         early-stopped on its own fold, averaged (Breiman 1996); every row trains
         K - 1 of them and the run's score is out-of-fold.
+    weight : str or None
+        Column of row weights (numbers >= 0, not a feature) that the loss, the early-stopping RMSE and the metrics weigh each row by.
+        An integer weight w trains as the row repeated w times would, in
+        expectation over the batches (preprocessing included); rows of weight
+        0 are left out.
     """
 
     categorical: list[str] = field(default_factory=list)
@@ -97,6 +102,8 @@ class DataConfig:
     test_size: float = 0.0
     cv_folds: int = 0
     bag: int = 0
+    # None: every row counts once. An integer weight w acts as the row repeated w times.
+    weight: str | None = None
 
 
 @dataclass

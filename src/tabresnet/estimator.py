@@ -41,6 +41,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from .data import check_weights, clean_weight
 from .defaults import RunConfig, flat_fields
 from .errors import DataError
 
@@ -52,6 +53,7 @@ EXCLUDED: dict[str, str] = {
     "split); hold test rows out yourself, e.g. with train_test_split",
     "cv_folds": "cross-validate an estimator with sklearn's cross_val_score",
     "logger": "fit writes no run directory, so there is nothing to log into",
+    "weight": "pass the weights to fit as sample_weight (scikit-learn's convention)",
 }
 
 #: Defaults that differ from the command line's, and why.
@@ -182,6 +184,35 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
         targets = _target_names(y_in, self.n_outputs_, frame.columns)
         frame = frame.assign(**{t: y2[:, j] for j, t in enumerate(targets)})
         return frame, targets, cfg
+
+    def _weighted(
+        self, frame: pd.DataFrame, sample_weight: Any, cfg: RunConfig
+    ) -> tuple[pd.DataFrame, RunConfig]:
+        """The table with the weights as a column (rows of weight 0 left out) and its config.
+
+        Equal weights change nothing (the loss normalises them), so they train
+        exactly as no weights do.
+        """
+        if sample_weight is None:
+            return frame, cfg
+        sw = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
+                         ensure_all_finite=False, input_name="sample_weight")
+        if sw.ndim != 1:
+            raise ValueError(f"sample_weight must be 1-D, however: shape {sw.shape}")
+        check_consistent_length(frame, sw)
+        sw = check_weights(sw, "sample_weight")
+        if np.all(sw == sw[0]):
+            return frame, cfg
+        name = "sample_weight"
+        while name in frame.columns:  # never overwrite a feature or a target
+            name = "_" + name
+        frame = clean_weight(frame.assign(**{name: sw}), name)
+        if len(frame) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 samples of positive weight to train, "
+                f"however: {len(frame)}"
+            )
+        return frame, cfg.replace(weight=name)
 
     def _split(self, n: int, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
         """Training and validation row positions (validation: for early stopping only)."""
@@ -466,7 +497,7 @@ class ResNetRegressor(_ResNetBase):
     ) -> None:
         _store(self, locals())
 
-    def fit(self, X: Any, y: Any) -> ResNetRegressor:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> ResNetRegressor:
         """Train on ``X``, ``y``; a ``val_size`` share of the rows picks the epoch.
 
         With fewer than :data:`MIN_VAL_ROWS` validation rows the training rows
@@ -478,16 +509,34 @@ class ResNetRegressor(_ResNetBase):
             At least 2 rows.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Finite numbers.
+        sample_weight : array-like of shape (n_samples,), optional
+            Row weights, finite and >= 0, not all 0. They weigh the training
+            loss (an integer weight w acts as the row repeated w times, in
+            expectation over the batches), the early-stopping RMSE and
+            ``best_val_rmse_``; rows of weight 0 are left out. The validation
+            rows are drawn from the rows of positive weight.
 
         Returns
         -------
         self
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(100, 2))
+        >>> y = X[:, 0] + 10 * (X[:, 1] > 1.5)             # a few far-off rows...
+        >>> w = np.where(X[:, 1] > 1.5, 0.0, 1.0)          # ...weighted out
+        >>> est = ResNetRegressor(max_epochs=3, num_blocks=(1,), c_hidden=(8,))
+        >>> est.fit(X, y, sample_weight=w).config_.data.weight
+        'sample_weight'
         """
         from .artifact import TabularModel
         from .training import evaluate_splits, prepare, train_network
         from .training.bag import make_folds, train_bag
 
         frame, targets, cfg = self._fit_data(X, y)
+        frame, cfg = self._weighted(frame, sample_weight, cfg)
         if cfg.data.bag > 1 and len(frame) >= cfg.data.bag * MIN_VAL_ROWS:
             folds = make_folds(frame, targets, cfg, cv=cfg.data.bag, shared=True)
             bag = train_bag(folds, cfg)
@@ -661,7 +710,7 @@ default="median"
     ) -> None:
         _store(self, locals())
 
-    def fit(self, X: Any, y: Any) -> TunedResNetRegressor:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> TunedResNetRegressor:
         """Search the hyperparameters on ``X``, ``y`` and keep the best model.
 
         Parameters
@@ -670,6 +719,9 @@ default="median"
             At least 2 rows.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Finite numbers.
+        sample_weight : array-like of shape (n_samples,), optional
+            Row weights, as for :meth:`ResNetRegressor.fit`; every trial's
+            loss and validation RMSE are weighted.
 
         Returns
         -------
@@ -678,6 +730,7 @@ default="median"
         from .tuning import tune
 
         frame, targets, cfg = self._fit_data(X, y)
+        frame, cfg = self._weighted(frame, sample_weight, cfg)
         train, val = self._split(len(frame), cfg)
         val_frame = frame.iloc[val]
         space = self.search_space

@@ -17,7 +17,10 @@ __all__ = ["regression_metrics"]
 
 
 def regression_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, targets: Sequence[str] | None = None
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    targets: Sequence[str] | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> dict:
     """RMSE, MAE, R² and (where no true value is zero) MAPE.
 
@@ -27,18 +30,31 @@ def regression_metrics(
     targets : sequence of str, optional
         Target names; with several targets the result also has
         ``per_target`` and the top-level values are means over targets.
+    sample_weight : ndarray of shape (n,), optional
+        Row weights (scikit-learn's ``sample_weight``): a row of weight 2
+        counts as that row twice. ``n`` stays the number of rows.
 
     Returns
     -------
     dict
         ``{"rmse", "mae", "r2", ["mape"], "n", ["per_target"]}``; R² is NaN
         for a constant target.
+
+    Examples
+    --------
+    >>> y, p = np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0])
+    >>> w = regression_metrics(y, p, sample_weight=np.array([1.0, 1.0, 2.0]))
+    >>> r = regression_metrics(np.r_[y, 3.0], np.r_[p, 4.0])      # row 3 twice
+    >>> w["rmse"] == r["rmse"], w["mae"] == r["mae"], w["n"]
+    (True, True, 3)
     """
     y = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
     p = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
     if y.shape != p.shape:
         raise ValueError(f"y_true and y_pred shapes differ: {y.shape} vs {p.shape}")
-    raw = {"multioutput": "raw_values"}
+    raw: dict = {"multioutput": "raw_values"}
+    if sample_weight is not None:
+        raw["sample_weight"] = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
     with np.errstate(divide="ignore", invalid="ignore"):  # a constant target: R² is NaN
         r2 = np.where(y.std(0) > 0, skm.r2_score(y, p, force_finite=False, **raw), np.nan)
     per = {

@@ -23,7 +23,15 @@ Imports numpy, pandas, pyarrow, scikit-learn and torch (for
 from .batches import TensorBatches
 from .io import SUFFIXES, read_table
 from .preprocess import Preprocessor
-from .schema import Schema, as_float, check_columns, clean_target, infer_schema
+from .schema import (
+    Schema,
+    as_float,
+    check_columns,
+    check_weights,
+    clean_target,
+    clean_weight,
+    infer_schema,
+)
 from .split import kfold_indices, split_indices
 
 __all__ = [
@@ -33,7 +41,9 @@ __all__ = [
     "TensorBatches",
     "as_float",
     "check_columns",
+    "check_weights",
     "clean_target",
+    "clean_weight",
     "infer_schema",
     "kfold_indices",
     "read_table",

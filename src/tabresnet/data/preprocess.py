@@ -62,6 +62,16 @@ _F32_MAX = float(np.finfo(np.float32).max)
 _QT_SUBSAMPLE = QuantileTransformer().subsample
 
 
+def _weighted_quantiles(x: np.ndarray, q: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Quantiles of ``x`` with each value counted ``weight`` times (see ``weighted_quantile``)."""
+    import torch
+
+    from ..models.embeddings import weighted_quantile
+
+    return weighted_quantile(torch.from_numpy(x), torch.from_numpy(q),
+                             torch.from_numpy(weight)).numpy()
+
+
 def _category_strings(series: pd.Series) -> pd.Series:
     """Values as strings, NaN kept; integral floats print as integers.
 
@@ -159,7 +169,7 @@ class Preprocessor:
         self._target_fitted = False
 
     # -- fitting -----------------------------------------------------------------
-    def fit(self, df: pd.DataFrame) -> Preprocessor:
+    def fit(self, df: pd.DataFrame, sample_weight: Any = None) -> Preprocessor:
         """Learn imputation, scaling and categories from the training rows.
 
         Also fits the target (:meth:`fit_target`) when every target column is
@@ -169,6 +179,10 @@ class Preprocessor:
         ----------
         df : pandas.DataFrame
             Training rows, with at least the schema's feature columns.
+        sample_weight : array-like of shape (n,), optional
+            Row weights (>= 0): medians, means, standard deviations and
+            quantiles are those of the rows repeated by their (integer)
+            weights, computed without repeating them.
 
         Returns
         -------
@@ -179,14 +193,15 @@ class Preprocessor:
         if len(df) == 0:
             raise DataError("cannot fit preprocessing on 0 rows; the training split is empty")
         self.date_formats_ = {d: date_format(df[d]) for d in self.schema.dates}
-        self._fit_numeric(self._numeric_matrix(df))
+        weight = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+        self._fit_numeric(self._numeric_matrix(df), weight)
         self.categories_: dict[str, list[str]] = {}
         for name in self.schema.categorical:
             present = _category_strings(df[name])[~df[name].isna().to_numpy()]
             self.categories_[name] = sorted(set(present.tolist()))
         self._finish()
         if self.schema.targets and all(t in df.columns for t in self.schema.targets):
-            self.fit_target(df)
+            self.fit_target(df, sample_weight=weight)
         return self
 
     def _numeric_matrix(self, df: pd.DataFrame) -> np.ndarray:
@@ -202,11 +217,15 @@ class Preprocessor:
         x[np.isinf(x)] = np.nan
         return np.clip(x, -_F32_MAX, _F32_MAX)
 
-    def _fit_numeric(self, x: np.ndarray) -> None:
+    def _fit_numeric(self, x: np.ndarray, weight: np.ndarray | None = None) -> None:
         gaps = np.isnan(x)
         has_values = ~gaps.all(axis=0)
         median = np.zeros(x.shape[1])
-        if has_values.any():
+        if weight is not None:
+            for j in np.flatnonzero(has_values & ((~gaps) & (weight[:, None] > 0)).any(axis=0)):
+                seen = ~gaps[:, j]
+                median[j] = _weighted_quantiles(x[seen, j], np.array([0.5]), weight[seen])[0]
+        elif has_values.any():
             median[has_values] = np.nanmedian(x[:, has_values], axis=0)
         self.median_ = median
         self.indicators_ = [
@@ -224,9 +243,22 @@ class Preprocessor:
             return
         self.constant_ = x.max(axis=0) == x.min(axis=0)
         if self.numeric_transform == "standard":
-            self.mean_ = x.mean(axis=0)
-            std = x.std(axis=0)
+            self.mean_ = x.mean(axis=0) if weight is None else np.average(x, 0, weight)
+            std = (x.std(axis=0) if weight is None
+                   else np.sqrt(np.average((x - self.mean_) ** 2, 0, weight)))
             self.std_ = np.where((std > 0) & np.isfinite(std), std, 1.0)
+        elif self.numeric_transform == "quantile" and not self.constant_.all() \
+                and weight is not None:
+            # The quantiles QuantileTransformer.fit takes from the rows repeated by
+            # their weights (as many as those rows, up to n_quantiles; no subsample).
+            n_q = int(min(self.n_quantiles, max(x.shape[0], np.floor(weight.sum()))))
+            # As percentages and back, as nanpercentile takes them: the same floats.
+            refs = np.linspace(0, 1, n_q, endpoint=True) * 100 / 100
+            cols = np.flatnonzero(~self.constant_)
+            self.quantiles_ = np.column_stack(
+                [_weighted_quantiles(x[:, j], refs, weight) for j in cols]
+            )
+            self._qt = self._rebuild_quantile_transformer(self.quantiles_)
         elif self.numeric_transform == "quantile" and not self.constant_.all():
             n_q = min(self.n_quantiles, x.shape[0])
             qt = QuantileTransformer(
@@ -421,7 +453,7 @@ class Preprocessor:
             )
         return y
 
-    def fit_target(self, y: Any) -> Preprocessor:
+    def fit_target(self, y: Any, sample_weight: Any = None) -> Preprocessor:
         """Learn the per-column mean and std of the target (std 0 -> 1).
 
         Parameters
@@ -429,6 +461,9 @@ class Preprocessor:
         y : array-like or DataFrame
             ``(n, n_targets)`` (or ``(n,)`` for one target), or a table holding
             the target columns.
+        sample_weight : array-like of shape (n,), optional
+            Row weights: the weighted mean and std, as of the rows repeated by
+            their (integer) weights, so that the loss keeps its scale.
 
         Returns
         -------
@@ -443,7 +478,12 @@ class Preprocessor:
             )
         if self.target_transform == "standard":
             with np.errstate(over="ignore", invalid="ignore"):
-                mean, std = y.mean(axis=0), y.std(axis=0)
+                if sample_weight is None:
+                    mean, std = y.mean(axis=0), y.std(axis=0)
+                else:
+                    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+                    mean = np.average(y, axis=0, weights=w)
+                    std = np.sqrt(np.average((y - mean) ** 2, axis=0, weights=w))
             if not (np.isfinite(mean).all() and np.isfinite(std).all()):
                 raise DataError(
                     f"target values are too large to standardise (max |y| = "

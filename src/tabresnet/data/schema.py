@@ -41,7 +41,9 @@ __all__ = [
     "Schema",
     "as_float",
     "check_columns",
+    "check_weights",
     "clean_target",
+    "clean_weight",
     "date_format",
     "date_parts",
     "infer_schema",
@@ -398,7 +400,7 @@ def infer_schema(
 
     Rules, in order, for each non-target column:
 
-    1. in ``cfg.ignore``: ignored;
+    1. in ``cfg.ignore``, or the weight column ``cfg.weight``: ignored;
     2. no values (all missing, or all infinite): ignored, with a warning;
     3. in ``cfg.categorical`` / ``cfg.numeric``: that role (a numeric override
        must hold numbers or numeric-looking strings);
@@ -486,6 +488,18 @@ def infer_schema(
                     f"column {name!r} is in both {role_of[name]} and {option}; keep it in one"
                 )
             role_of[name] = option
+
+    weight = getattr(cfg, "weight", None)
+    if weight is not None:  # a weight column is never a feature
+        _check_weight_column(df, weight, "data")
+        if weight in targets:
+            raise DataError(f"{weight!r} is a target column; choose another weight column")
+        if role_of.get(weight, "ignore") != "ignore":
+            raise DataError(
+                f"weight column {weight!r} is also in {role_of[weight]}; a weight is not a "
+                "feature - remove it from that list"
+            )
+        role_of[weight] = "ignore"
 
     for t in targets:
         if df[t].isna().all():
@@ -722,3 +736,112 @@ def clean_target(df: pd.DataFrame, targets: str | Sequence[str]) -> pd.DataFrame
             stacklevel=2,
         )
     return out.loc[~bad].reset_index(drop=True)
+
+
+def _check_weight_column(df: pd.DataFrame, weight: str, what: str) -> None:
+    if weight not in df.columns:
+        raise DataError(
+            f"weight column {weight!r} not found in the {what}; columns are: "
+            f"{_listing([str(c) for c in df.columns])} - add it or choose another --weight"
+        )
+
+
+def check_weights(values: Any, what: str = "sample_weight") -> np.ndarray:
+    """Check per-row weights: numbers, finite, at least 0, not all 0.
+
+    Parameters
+    ----------
+    values : array-like of shape (n,)
+        The weights.
+    what : str
+        How the error messages name them, e.g. ``"weight column 'w'"``.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+
+    Raises
+    ------
+    DataError
+        One line naming the problem and the way out.
+
+    Examples
+    --------
+    >>> check_weights([1, 2.5, 0])
+    array([1. , 2.5, 0. ])
+    >>> check_weights([1.0, -2.0])
+    Traceback (most recent call last):
+    ...
+    tabresnet.errors.DataError: sample_weight has 1 negative value (min -2); weights must be >= 0
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values).ravel())
+    if pd.api.types.is_bool_dtype(series.dtype) or not _is_real_numeric(series.dtype):
+        examples = _non_numeric_examples(series) if not pd.api.types.is_bool_dtype(
+            series.dtype) else ["True", "False"]
+        shown = f": values such as {', '.join(examples)}" if examples else ""
+        raise DataError(
+            f"{what} is not numeric ({series.dtype}){shown}; weights must be numbers >= 0"
+        )
+    w = as_float(series).astype(np.float64)
+    bad = ~np.isfinite(w)
+    if bad.any():
+        raise DataError(
+            f"{what} has {int(bad.sum())} missing or infinite value(s); weights must be finite "
+            "numbers >= 0 - fill them (1 counts a row once) or drop those rows"
+        )
+    negative = w < 0
+    if negative.any():
+        n = int(negative.sum())
+        raise DataError(
+            f"{what} has {n} negative value{'s' if n > 1 else ''} (min {w.min():.4g}); "
+            "weights must be >= 0"
+        )
+    if not (w > 0).any():
+        raise DataError(
+            f"all weights in {what} are zero; at least one row needs a positive weight"
+        )
+    return w
+
+
+def clean_weight(df: pd.DataFrame, weight: str | None, what: str = "data") -> pd.DataFrame:
+    """Check the weight column of ``df``, make it float64 and drop its rows of weight 0.
+
+    A row of weight 0 contributes nothing to a weighted loss or metric; leaving it
+    out of the table makes that exact (it would otherwise still shape the splits,
+    the preprocessing and the batches).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table (not modified).
+    weight : str or None
+        The weight column; ``None`` returns ``df`` unchanged.
+    what : str
+        The table's name in error messages (``"data"``, ``"validation data"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with a fresh ``RangeIndex``.
+
+    Raises
+    ------
+    DataError
+        No such column, or weights that are not numbers, not finite, negative
+        or all zero (:func:`check_weights`).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"x": [1, 2, 3], "w": [1, 0, 2]})
+    >>> clean_weight(df, "w")
+       x    w
+    0  1  1.0
+    1  3  2.0
+    """
+    if weight is None:
+        return df
+    _check_weight_column(df, weight, what)
+    w = check_weights(df[weight], f"weight column {weight!r}")
+    out = df.copy()
+    out[weight] = w
+    return out.loc[w > 0].reset_index(drop=True)

@@ -41,6 +41,7 @@ __all__ = [
     "PeriodicEmbeddings",
     "PiecewiseLinearEmbeddings",
     "quantile_bins",
+    "weighted_quantile",
 ]
 
 
@@ -58,7 +59,47 @@ def _check_positive(**values: int) -> None:
         raise ValueError(f"{', '.join(values)} must be positive, however: {shown}")
 
 
-def quantile_bins(x: torch.Tensor, n_bins: int) -> list[torch.Tensor]:
+def weighted_quantile(x: torch.Tensor, q: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Quantiles of ``x`` whose values count ``weight`` times each.
+
+    For integer weights this is ``torch.quantile(x.repeat_interleave(weight), q)``
+    (linear interpolation between order statistics) without repeating anything;
+    other weights >= 0 continue it (a row covers a stretch of ``weight`` of the
+    sorted, virtually repeated values).
+
+    Shape
+    -----
+    - ``x``, ``weight``: ``(N,)``; ``q``: ``(Q,)`` in [0, 1]
+    - Output: ``(Q,)``, float64
+
+    Examples
+    --------
+    >>> x, w = torch.tensor([3.0, 1.0, 2.0]), torch.tensor([1.0, 2.0, 0.0])
+    >>> q = torch.tensor([0.0, 0.3, 0.5, 1.0])
+    >>> weighted_quantile(x, q, w).tolist() == torch.quantile(
+    ...     torch.tensor([1.0, 1.0, 3.0], dtype=torch.float64), q.double()).tolist()
+    True
+    """
+    x, w, q = x.to(torch.float64), weight.to(torch.float64), q.to(torch.float64)
+    order = torch.argsort(x)
+    xs, ws = x[order], w[order]
+    keep = ws > 0
+    xs, ws = xs[keep], ws[keep]
+    ends = torch.cumsum(ws, 0)  # row i covers the repeated positions [ends[i-1], ends[i])
+    pos = q * torch.clamp(ends[-1] - 1, min=0.0)
+    lo = torch.floor(pos)
+    last = xs.numel() - 1
+
+    def value(j: torch.Tensor) -> torch.Tensor:
+        return xs[torch.clamp(torch.searchsorted(ends, j, right=True), max=last)]
+
+    # torch.lerp, as torch.quantile and numpy interpolate: ties stay exact ties.
+    return torch.lerp(value(lo), value(lo + 1), pos - lo)
+
+
+def quantile_bins(
+    x: torch.Tensor, n_bins: int, weight: torch.Tensor | None = None
+) -> list[torch.Tensor]:
     """Bin edges at the quantiles of each column of ``x``, duplicates removed.
 
     Parameters
@@ -67,6 +108,9 @@ def quantile_bins(x: torch.Tensor, n_bins: int) -> list[torch.Tensor]:
         Training values of the columns.
     n_bins : int
         Bins per column at most; a column with fewer distinct values gets fewer.
+    weight : Tensor, shape (N,), optional
+        Row weights: the quantiles of the rows repeated by their weights
+        (:func:`weighted_quantile`).
 
     Returns
     -------
@@ -84,6 +128,9 @@ def quantile_bins(x: torch.Tensor, n_bins: int) -> list[torch.Tensor]:
     x = x.detach().to(torch.float64)
     # Deduplicated after the cast: two float64 quantiles may round to one float32
     # edge, and a bin of width 0 would divide by zero.
+    if weight is not None:
+        return [torch.unique(weighted_quantile(x[:, j], q, weight).float())
+                for j in range(x.shape[1])]
     return [torch.unique(torch.quantile(x[:, j], q).float()) for j in range(x.shape[1])]
 
 
@@ -285,11 +332,14 @@ class NumericEmbeddings(nn.Module):
         self.n_cont = int(n_cont)
         self.out_features = n_cont * d_embedding + n_other
 
-    def fit_bins(self, x: torch.Tensor) -> NumericEmbeddings:
-        """Cut PLE bins at the quantiles of the training rows ``x`` ``(N, n_cont + n_other)``."""
+    def fit_bins(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> NumericEmbeddings:
+        """Cut PLE bins at the quantiles of the training rows ``x`` ``(N, n_cont + n_other)``.
+
+        ``weight`` ``(N,)``: row weights, as if each row were repeated by its weight.
+        """
         if isinstance(self.embedding, PiecewiseLinearEmbeddings):
             n_bins = self.embedding.left.shape[1]
-            self.embedding.set_bins(quantile_bins(x[:, : self.n_cont], n_bins))
+            self.embedding.set_bins(quantile_bins(x[:, : self.n_cont], n_bins, weight))
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ SECTIONS = [
     ("training", "Training"),
     ("predictions", "Test predictions"),
     ("metrics", "Metrics"),
+    ("importance", "Feature importance"),
     ("tuning", "Hyperparameter tuning"),
     ("config", "Configuration"),
 ]
@@ -266,7 +267,8 @@ def predictions_section(run: RunDir) -> str:
 
 
 # -- metrics -----------------------------------------------------------------------
-_METRIC_NAMES = {"rmse": "RMSE", "mae": "MAE", "r2": "R²", "mape": "MAPE", "n": "rows"}
+_METRIC_NAMES = {"rmse": "RMSE", "mae": "MAE", "r2": "R²", "mape": "MAPE", "n": "rows",
+                 "weighted_by": "weighted by"}
 
 
 def _metric_meaning(key: str, target: str) -> str:
@@ -276,6 +278,7 @@ def _metric_meaning(key: str, target: str) -> str:
         "r2": "1 is perfect, 0 predicts the mean",
         "mape": "fraction of |actual| (0.1 = 10 %)",
         "n": "rows scored",
+        "weighted_by": "the column of row weights (the metrics above are weighted means)",
     }.get(key, "")
 
 
@@ -323,6 +326,53 @@ def metrics_section(run: RunDir) -> str:
             rows = [[name, _show(value)]]
         parts.append(f"<h3>{esc(name.capitalize())}</h3>" + table(["", "value"], rows))
     return "\n".join(parts)
+
+
+# -- feature importance ------------------------------------------------------------
+# At most this many columns in the chart; the table lists every one.
+_IMPORTANCE_BARS = 30
+_SCORED_ON = {"test": "test rows", "val": "validation rows (they chose the epoch)"}
+
+
+def importance_section(run: RunDir) -> str:
+    """Permutation importance from ``importance.json`` (written by fit): a bar chart and a table."""
+    record = run.json("importance.json")
+    if record is None:
+        raise Unavailable(
+            "importance.json is missing (a bag without test rows has none: each of its rows "
+            "trained some member); tabresnet importance RUN DATA computes it on any rows"
+        )
+    feats = [f for f in record.get("features") or [] if isinstance(f, dict)]
+    if not feats:
+        raise Unavailable("importance.json lists no features")
+    scoring = str(record.get("scoring", "rmse"))
+    target = (run.targets() or ["target"])[0]
+    drop = {"rmse": f"RMSE increase ({target} units)", "mae": f"MAE increase ({target} units)",
+            "r2": "R² decrease"}.get(scoring, f"{scoring} drop")
+    shown = feats[:_IMPORTANCE_BARS]
+    png = plots.feature_importance(
+        [f.get("feature") for f in shown],
+        [f.get("importance") if f.get("importance") is not None else math.nan for f in shown],
+        [f.get("std") if f.get("std") is not None else 0.0 for f in shown],
+        xlabel=f"{drop} when the column is shuffled",
+    )
+    rows_text = _SCORED_ON.get(str(record.get("scored_on")), str(record.get("scored_on")))
+    caption = (
+        f"Permutation importance (Breiman 2001; Fisher et al. 2019) on {record.get('n')} "
+        f"{rows_text}, {record.get('repeats')} shuffles per column; bars are the mean "
+        f"{drop}, whiskers ±1 standard deviation over the shuffles. Baseline {scoring}: "
+        f"{fmt(record.get('baseline'))}. A one-hot or embedded column counts as its source "
+        "column; correlated columns share their importance."
+    )
+    if len(feats) > len(shown):
+        caption += f" The {len(shown)} most important of {len(feats)} columns are drawn."
+    body = [[f.get("feature"), f.get("role"), f.get("importance"), f.get("std")] for f in feats]
+    return (
+        image(png, "permutation feature importance", caption=caption)
+        + "<details><summary>every column</summary>"
+        + table(["column", "role", f"importance ({drop})", "std"], body)
+        + "</details>"
+    )
 
 
 # -- tuning ------------------------------------------------------------------------
@@ -494,6 +544,7 @@ BUILDERS = {
     "training": training_section,
     "predictions": predictions_section,
     "metrics": metrics_section,
+    "importance": importance_section,
     "tuning": tuning_section,
     "config": config_section,
 }

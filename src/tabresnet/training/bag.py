@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..artifact import TabularModel
-from ..data import clean_target, kfold_indices, read_table, split_indices
+from ..data import clean_target, clean_weight, kfold_indices, read_table, split_indices
 from ..defaults import RunConfig
 from ..metrics import regression_metrics
 from ..models import MeanEnsemble
@@ -46,7 +46,8 @@ def pool_and_test(
     split-off test rows (none when ``test_size`` is 0), or ``test_data`` when given.
     """
     targets = as_targets(target)
-    frame = clean_target(read_table(data), targets).reset_index(drop=True)
+    weight = config.data.weight
+    frame = clean_weight(clean_target(read_table(data), targets).reset_index(drop=True), weight)
     if test_data is None:
         tr, va, te = split_indices(
             len(frame), config.data.val_size, config.data.test_size, config.seed
@@ -54,9 +55,10 @@ def pool_and_test(
         test = frame.iloc[te]
         frame = frame.iloc[np.sort(np.concatenate([tr, va]))]
     else:
-        test = clean_target(read_table(test_data), targets)
+        test = clean_weight(clean_target(read_table(test_data), targets), weight, "test data")
     if val_data is not None:
-        frame = pd.concat([frame, clean_target(read_table(val_data), targets)])
+        val = clean_weight(clean_target(read_table(val_data), targets), weight, "validation data")
+        frame = pd.concat([frame, val])
     return frame.reset_index(drop=True), test.reset_index(drop=True)
 
 
@@ -160,14 +162,19 @@ def train_bag(
         if stop is not None and getattr(stop, "requested", False):
             break
     first = folds[0]
-    y_true, y_pred = [], []
+    y_true, y_pred, weights = [], [], []
     for prepared, r in zip(folds, results):
         member = TabularModel(r.network, config, first.schema, first.preprocessor)
         y_true.append(prepared.val.y_raw)
         y_pred.append(member.predict_tensors(prepared.val.x_num, prepared.val.x_cat))
+        weights.append(prepared.val.weight)
+    weight = None if any(w is None for w in weights) else np.concatenate(weights)
     metrics = {
-        "oof": regression_metrics(np.concatenate(y_true), np.concatenate(y_pred), first.targets)
+        "oof": regression_metrics(np.concatenate(y_true), np.concatenate(y_pred), first.targets,
+                                  sample_weight=weight)
     }
+    if first.weight is not None:
+        metrics["oof"]["weighted_by"] = first.weight
     history = pd.concat(
         [r.history.assign(member=i) for i, r in enumerate(results)], ignore_index=True
     )
@@ -182,6 +189,7 @@ def bag_prepared(folds: list[Prepared]) -> Prepared:
         f"train ({len(folds)}-fold bag)": len(first.train) + len(first.val),
         "test": len(first.test) if first.test is not None else 0,
     }
-    summary = data_summary(pd.concat([s.frame for s in splits]), first.schema, rows)
+    summary = data_summary(pd.concat([s.frame for s in splits]), first.schema, rows,
+                           weight=first.weight)
     summary["bag"] = {"members": len(folds), "folds": len(folds)}
     return replace(first, summary=summary)

@@ -99,9 +99,36 @@ def evaluate_splits(
         split = getattr(prepared, name)
         if split is not None and len(split):
             out[name] = regression_metrics(
-                split.y_raw, _predict_split(model, split), prepared.targets
+                split.y_raw, _predict_split(model, split), prepared.targets,
+                sample_weight=split.weight,
             )
+            if prepared.weight is not None:
+                out[name]["weighted_by"] = prepared.weight
     return out
+
+
+def _weight_array(
+    frame: pd.DataFrame, weight: Any, val_data: Any, test_data: Any
+) -> tuple[pd.DataFrame, Any, Any, str]:
+    """``frame`` with the weights as a new column; separate tables get weight 1."""
+    from ..data import check_weights
+    from ..errors import DataError
+
+    values = check_weights(weight, "weight")
+    if len(values) != len(frame):
+        raise DataError(
+            f"weight has {len(values)} values but the data has {len(frame)} rows; "
+            "give one weight per row (or the name of a weight column)"
+        )
+    name = "sample_weight"
+    while name in frame.columns:
+        name = "_" + name
+    frame = frame.assign(**{name: values})
+    val_data, test_data = (
+        read_table(t).assign(**{name: 1.0}) if t is not None else None
+        for t in (val_data, test_data)
+    )
+    return frame, val_data, test_data, name
 
 
 def cross_validate(
@@ -114,10 +141,11 @@ def cross_validate(
     k = int(folds or config.data.cv_folds)
     if k < 2:
         raise ConfigError(f"cross-validation needs at least 2 folds, however: cv_folds={k}")
-    from ..data import clean_target, split_indices
+    from ..data import clean_target, clean_weight, split_indices
 
     targets = as_targets(target)
     frame = clean_target(read_table(data), targets).reset_index(drop=True)
+    frame = clean_weight(frame, config.data.weight)
     tr, va, _te = split_indices(
         len(frame), config.data.val_size, config.data.test_size, config.seed
     )
@@ -171,6 +199,30 @@ def write_run(
         atomic_write_text(
             directory / "predictions_test.csv", pd.DataFrame(cols).to_csv(index=False)
         )
+    _write_importance(directory, model, prepared)
+
+
+def _write_importance(directory: Path, model: TabularModel, prepared: Prepared) -> None:
+    """``importance.json``: permutation importance on the test rows, else the validation rows.
+
+    A bag without test rows gets none: each of its rows trained some member.
+    """
+    import warnings
+
+    from ..feature_importance import FIT_REPEATS, FIT_ROWS, importance, importance_record
+
+    test = prepared.test is not None and len(prepared.test) > 0
+    if not test and model.n_members > 1:
+        return
+    split = prepared.test if test else prepared.val
+    try:
+        table = importance(model, split.frame, repeats=FIT_REPEATS, max_rows=FIT_ROWS,
+                           seed=model.config.seed)
+    except Exception as exc:  # the trained model matters more than its importance
+        warnings.warn(f"feature importance not computed: {exc}", stacklevel=3)
+        return
+    atomic_write_text(directory / "importance.json",
+                      dumps(importance_record(table, "test" if test else "val")))
 
 
 def fit(
@@ -204,6 +256,16 @@ def fit(
         half-overwritten; a non-empty directory needs ``overwrite=True``.
     val_data, test_data : optional
         Separate validation and test tables.
+    weight : str or array-like of shape (n_rows,), optional
+        Row weights (numbers >= 0, not all 0): the name of a column of
+        ``data`` (and of ``val_data`` / ``test_data`` when given), or one
+        weight per row of ``data`` (kept as a column ``sample_weight``; rows of
+        separate validation and test tables then weigh 1). The training loss,
+        the early-stopping RMSE and the metrics weigh each row; an integer
+        weight w trains as the row repeated w times would, in expectation over
+        the batches (exactly with full batches); rows of weight 0 are left out.
+        The preprocessing is fitted weighted too (medians, means, quantiles,
+        PLE bins and the target's standardisation: those of the repeated rows).
     overwrite : bool
         Replace a non-empty ``out``.
     callbacks : sequence
@@ -214,13 +276,29 @@ def fit(
     Returns
     -------
     Run
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"a": rng.normal(size=120), "w": rng.integers(0, 3, 120)})
+    >>> df["y"] = 2 * df.a
+    >>> run = fit(df, "y", weight="w", max_epochs=2, num_blocks=[1], c_hidden=[8],
+    ...           progress="none")
+    >>> run.model.schema.ignored, run.metrics["val"]["weighted_by"]
+    (['w'], 'w')
     """
-    cfg = resolve_config(config, overrides)
+    weight = overrides.get("weight")
+    per_row = weight is not None and not isinstance(weight, str)  # one weight per row of data
+    cfg = resolve_config(config, {**overrides, "weight": None} if per_row else overrides)
     out_path = Path(out) if out is not None else None
     if out_path is not None:
         _check_out(out_path, overwrite)
     start = time.perf_counter()
     frame = read_table(data)  # once, for the split and the folds alike
+    if per_row:
+        frame, val_data, test_data, name = _weight_array(frame, weight, val_data, test_data)
+        cfg = cfg.replace(weight=name)
     bagged = cfg.data.bag > 1
     if bagged:
         folds = make_folds(frame, target, cfg, val_data, test_data, cv=cfg.data.bag, shared=True)

@@ -48,6 +48,12 @@ class TensorDataModule(L.LightningDataModule):
     rank takes its own shard of that permutation. With ``members = k > 1``
     (an ensemble inside one network) each member has its own permutation and
     batches are ``(B, k, ...)``.
+
+    Weighted rows (``Split.weight``) add a fourth tensor to each batch, cut by
+    the same permutation: the training weights divided by their mean (so a
+    batch's loss ``mean(w * loss)`` has, in expectation over the permutation,
+    the value it would have with every row repeated by its integer weight),
+    the validation weights as given.
     """
 
     def __init__(self, prepared: Prepared, batch_size: int, seed: int = 0, members: int = 1):
@@ -58,8 +64,11 @@ class TensorDataModule(L.LightningDataModule):
         self.members = int(members)
 
     @staticmethod
-    def _tensors(split: Split) -> tuple[torch.Tensor, ...]:
-        return (split.x_num, split.x_cat, split.y)
+    def _tensors(split: Split, normalise: bool = False) -> tuple[torch.Tensor, ...]:
+        if split.weight is None:
+            return (split.x_num, split.x_cat, split.y)
+        w = split.weight / split.weight.mean() if normalise else split.weight
+        return (split.x_num, split.x_cat, split.y, torch.tensor(w, dtype=torch.float32))
 
     def train_dataloader(self):
         trainer = self.trainer
@@ -69,7 +78,7 @@ class TensorDataModule(L.LightningDataModule):
         # BatchNorm needs two rows: drop a last batch of one.
         drop_last = (n // max(world, 1)) % self.batch_size == 1
         return TensorBatches(
-            self._tensors(self.prepared.train),
+            self._tensors(self.prepared.train, normalise=True),
             batch_size=self.batch_size,
             shuffle=True,
             seed=self.seed,
@@ -366,7 +375,8 @@ def build_network(config: RunConfig, prepared: Prepared) -> torch.nn.Module:
     )
     fit_bins = getattr(network.numeric, "fit_bins", None)
     if fit_bins is not None:
-        fit_bins(prepared.train.x_num)
+        weight = prepared.train.weight
+        fit_bins(prepared.train.x_num, None if weight is None else torch.from_numpy(weight))
     return network
 
 

@@ -6,6 +6,9 @@ Each step is "unpack, forward, loss, log". The network stays a plain
 An ensemble inside one network (:class:`~tabresnet.models.TabularEnsemble`)
 trains on batches that carry the member dimension, ``(B, k, ...)``: the loss is
 the mean of the members' losses, and validation scores the members' mean.
+A batch may carry row weights as a fourth tensor (``(B,)``, or ``(B, k)``
+with members): the loss is then ``mean(w * per-row loss)`` and the
+validation loss and RMSE are weighted means.
 With ``ema_decay > 0`` an exponential moving average of the weights is kept
 beside the live ones (torch's ``AveragedModel``); it is what validation scores
 and what early stopping keeps (Polyak & Juditsky 1992; the EMA of Izmailov et
@@ -23,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-__all__ = ["RegressionModule", "make_loss"]
+__all__ = ["RegressionModule", "make_loss", "row_losses"]
 
 
 def make_loss(name: str, huber_delta: float = 1.0):
@@ -35,6 +38,23 @@ def make_loss(name: str, huber_delta: float = 1.0):
     if name == "huber":
         return lambda p, y: F.huber_loss(p, y, delta=huber_delta)
     raise ValueError(f"unknown loss {name!r}; valid names are: huber, mae, mse")
+
+
+def row_losses(loss_fn, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The loss of each row: ``loss_fn`` (a mean over its arguments) mapped over rows.
+
+    ``pred`` and ``y`` are ``(*rows, out)``; the result has shape ``rows``, and
+    its mean is ``loss_fn(pred, y)``. Any loss of :func:`make_loss` works,
+    through ``torch.vmap``, so a weighted loss needs no second definition.
+
+    >>> pred, y = torch.tensor([[1.0], [3.0]]), torch.zeros(2, 1)
+    >>> row_losses(make_loss("mse"), pred, y)
+    tensor([1., 9.])
+    """
+    fn = loss_fn
+    for _ in range(pred.dim() - 1):
+        fn = torch.vmap(fn)
+    return fn(pred, y)
 
 
 class RegressionModule(L.LightningModule):
@@ -101,12 +121,19 @@ class RegressionModule(L.LightningModule):
         else:
             self._sums[key] = value.clone()
 
+    def _loss(self, pred: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        if w is None:
+            return self.loss_fn(pred, y)
+        # Weights normalised to mean 1 over the training rows (TensorDataModule):
+        # in expectation the loss of the rows repeated by their weights.
+        return (row_losses(self.loss_fn, pred, y) * w).mean()
+
     def training_step(self, batch, batch_idx):
-        x_num, x_cat, y = batch
+        x_num, x_cat, y, *weight = batch
         opt = self.optimizers()
         # (B, k, out) against (B, k, out) for an ensemble: the mean of its members' losses.
         pred = self.members(x_num, x_cat) if self.members is not None else self.network(x_num, x_cat)
-        loss = self.loss_fn(pred, y)
+        loss = self._loss(pred, y, weight[0] if weight else None)
         opt.zero_grad()
         self.manual_backward(loss)
         if self.hparams.gradient_clip > 0:
@@ -136,8 +163,14 @@ class RegressionModule(L.LightningModule):
             sched.step()
 
     def validation_step(self, batch, batch_idx):
-        x_num, x_cat, y = batch
+        x_num, x_cat, y, *weight = batch
         pred = self(x_num, x_cat)
+        if weight:  # weighted sums; val_n is the sum of the weights
+            w = weight[0]
+            self._accumulate("val_loss", (row_losses(self.loss_fn, pred, y) * w).sum())
+            self._accumulate("val_se", (((pred - y) ** 2) * w[:, None]).sum(dim=0))
+            self._accumulate("val_n", w.sum())
+            return
         n = y.new_tensor(float(y.shape[0]))
         self._accumulate("val_loss", self.loss_fn(pred, y) * n)
         self._accumulate("val_se", ((pred - y) ** 2).sum(dim=0))

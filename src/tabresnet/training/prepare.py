@@ -19,6 +19,7 @@ from ..data import (
     Schema,
     check_columns,
     clean_target,
+    clean_weight,
     infer_schema,
     read_table,
     split_indices,
@@ -40,6 +41,8 @@ class Split:
     y : Tensor, float32, shape (n, n_targets) -- the transformed target
     y_raw : ndarray, float64, shape (n, n_targets) -- in the target's units
     frame : DataFrame -- the raw rows
+    weight : ndarray, float64, shape (n,), or None -- the rows' weights (``weight``
+        column); None: every row counts once
     """
 
     x_num: torch.Tensor
@@ -47,6 +50,7 @@ class Split:
     y: torch.Tensor
     y_raw: np.ndarray
     frame: pd.DataFrame
+    weight: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -62,6 +66,7 @@ class Prepared:
     val: Split
     test: Split | None
     summary: dict[str, Any] = field(default_factory=dict)
+    weight: str | None = None  # the weight column, if the rows are weighted
 
     @property
     def targets(self) -> list[str]:
@@ -84,7 +89,9 @@ def as_targets(target: str | Sequence[str]) -> list[str]:
     return targets
 
 
-def tensors_for(pre: Preprocessor, frame: pd.DataFrame, targets: list[str]) -> Split:
+def tensors_for(
+    pre: Preprocessor, frame: pd.DataFrame, targets: list[str], weight: str | None = None
+) -> Split:
     x_num, x_cat = pre.transform(frame)
     y_raw = frame[targets].to_numpy(dtype=np.float64)
     y = pre.transform_target(y_raw)
@@ -94,10 +101,11 @@ def tensors_for(pre: Preprocessor, frame: pd.DataFrame, targets: list[str]) -> S
         y=torch.as_tensor(np.ascontiguousarray(y, dtype=np.float32)),
         y_raw=y_raw,
         frame=frame,
+        weight=np.array(frame[weight], dtype=np.float64) if weight is not None else None,
     )
 
 
-def _read(source: Any, what: str, targets: list[str]) -> pd.DataFrame:
+def _read(source: Any, what: str, targets: list[str], weight: str | None = None) -> pd.DataFrame:
     frame = read_table(source)
     missing = [t for t in targets if t not in frame.columns]
     if missing:
@@ -105,7 +113,7 @@ def _read(source: Any, what: str, targets: list[str]) -> pd.DataFrame:
             f"target column(s) {', '.join(map(repr, missing))} not found in the {what} data; "
             f"columns are: {', '.join(map(str, frame.columns))}"
         )
-    return clean_target(frame, targets)
+    return clean_weight(clean_target(frame, targets), weight, f"{what} data")
 
 
 def prepare(
@@ -147,10 +155,11 @@ def prepare(
     targets = as_targets(target)
     frame = read_table(data)
     schema = infer_schema(frame, targets, cfg.data)
-    frame = clean_target(frame, targets).reset_index(drop=True)
+    weight = cfg.data.weight
+    frame = clean_weight(clean_target(frame, targets).reset_index(drop=True), weight)
 
-    test_frame = _read(test_data, "test", targets) if test_data is not None else None
-    val_frame = _read(val_data, "validation", targets) if val_data is not None else None
+    test_frame = _read(test_data, "test", targets, weight) if test_data is not None else None
+    val_frame = _read(val_data, "validation", targets, weight) if val_data is not None else None
     separate = {"validation": val_frame, "test": test_frame}
     if train_index is not None:
         train_frame = frame.iloc[train_index]
@@ -175,8 +184,9 @@ def prepare(
     fit_frame = frame.iloc[fit_index] if (fit_index is not None and train_index is not None) \
         else train_frame
     pre = Preprocessor(schema, cfg.data, seed=cfg.seed)
-    pre.fit(fit_frame)
-    pre.fit_target(fit_frame[targets].to_numpy(dtype=np.float64))
+    fit_weight = np.array(fit_frame[weight], dtype=np.float64) if weight is not None else None
+    pre.fit(fit_frame, sample_weight=fit_weight)
+    pre.fit_target(fit_frame[targets].to_numpy(dtype=np.float64), sample_weight=fit_weight)
     # The user's own validation and test tables are read as the model will read
     # new rows: cells it cannot use (text in a numeric column, an unseen
     # category) are counted and named, not imputed without a word.
@@ -184,17 +194,20 @@ def prepare(
         if extra is not None:
             pre.check(extra, where=f"of the {what} data")
     splits = {
-        "train": tensors_for(pre, train_frame, targets),
-        "val": tensors_for(pre, val_frame, targets),
-        "test": tensors_for(pre, test_frame, targets) if test_frame is not None else None,
+        "train": tensors_for(pre, train_frame, targets, weight),
+        "val": tensors_for(pre, val_frame, targets, weight),
+        "test": tensors_for(pre, test_frame, targets, weight) if test_frame is not None else None,
     }
-    summary = data_summary(frame, schema, {k: (len(v) if v else 0) for k, v in splits.items()})
-    return Prepared(schema=schema, preprocessor=pre, summary=summary, **splits)
+    summary = data_summary(frame, schema, {k: (len(v) if v else 0) for k, v in splits.items()},
+                           weight=weight)
+    return Prepared(schema=schema, preprocessor=pre, summary=summary, weight=weight, **splits)
 
 
-def data_summary(frame: pd.DataFrame, schema: Schema, rows: dict[str, int]) -> dict[str, Any]:
+def data_summary(
+    frame: pd.DataFrame, schema: Schema, rows: dict[str, int], weight: str | None = None
+) -> dict[str, Any]:
     """Rows per split and, per column, its role, dtype and missing count."""
-    roles: dict[str, str] = {}
+    roles: dict[str, str] = {weight: "weight"} if weight is not None else {}
     for role, names in (
         ("target", schema.targets),
         ("numeric", schema.numeric),
@@ -203,7 +216,7 @@ def data_summary(frame: pd.DataFrame, schema: Schema, rows: dict[str, int]) -> d
         ("ignored", schema.ignored),
     ):
         for name in names:
-            roles[name] = role
+            roles.setdefault(name, role)
     columns = []
     for name in frame.columns:
         col = frame[name]
