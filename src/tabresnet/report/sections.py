@@ -22,6 +22,7 @@ SECTIONS = [
     ("model", "Model"),
     ("training", "Training"),
     ("predictions", "Test predictions"),
+    ("intervals", "Prediction intervals"),
     ("metrics", "Metrics"),
     ("tuning", "Hyperparameter tuning"),
     ("config", "Configuration"),
@@ -265,6 +266,53 @@ def predictions_section(run: RunDir) -> str:
     return "\n".join(parts)
 
 
+# -- intervals ---------------------------------------------------------------------
+def intervals_section(run: RunDir) -> str:
+    """Conformal intervals: how they were calibrated, coverage and width on test rows, a picture."""
+    metrics = run.quiet_json("metrics.json") or {}
+    iv = metrics.get("intervals") if isinstance(metrics, dict) else None
+    if not isinstance(iv, dict):
+        raise Unavailable("this run has no interval calibration (runs of tune, or of a "
+                          "tabresnet before intervals; model.calibrate(rows) adds one)")
+    level = float(iv.get("level", 0.9))
+    intro = (
+        f'<p class="sub">Conformal intervals: calibrated by {esc(iv.get("calibration", "?"))} '
+        f"({esc(fmt(iv.get('calibration_rows', '?')))} rows); default mode "
+        f"<b>{esc(iv.get('mode', '?'))}</b>. At level {level:g}, at least {level:.0%} of new "
+        "rows drawn like the calibration rows should fall inside, on average. "
+        "<i>constant</i>: one width for every row; <i>adaptive</i>: width proportional to the "
+        "spread of the ensemble's members (plus a floor), narrower where they agree. "
+        "<code>tabresnet predict MODEL DATA --interval 0.9</code> adds the bounds.</p>"
+    )
+    rows = []
+    for mode in ("adaptive", "constant"):
+        t = iv.get(f"test_{mode}")
+        if isinstance(t, dict):
+            width = t.get("mean_width")
+            width = ", ".join(fmt(w) for w in width) if isinstance(width, list) else fmt(width)
+            rows.append([mode + (" (default)" if mode == iv.get("mode") else ""),
+                         f"{100 * float(t['coverage']):.1f} %", width, t.get("n", "")])
+    if not rows:
+        return intro + not_available(
+            "no test rows to measure coverage on (fit --test-size 0.2 or --test-data FILE)")
+    parts = [intro, table(["mode", f"test coverage (nominal {level:.0%})", "mean width",
+                                 "test rows"], rows)]
+    df = run.csv("predictions_test.csv")
+    targets = run.targets()
+    for name, true_col, pred_col in run.prediction_pairs():
+        suffix = pred_col[len("y_pred"):]
+        lo, hi = f"y_lower{suffix}", f"y_upper{suffix}"
+        if df is None or lo not in df or hi not in df:
+            continue
+        target = name or (targets[0] if len(targets) == 1 else "target")
+        png = plots.intervals(df[true_col], df[pred_col], df[lo], df[hi], target=target,
+                              level=level)
+        parts.append(image(png, f"{level:.0%} prediction intervals against actual {target}",
+                           caption=f"{target}: the default mode's {level:.0%} intervals on the "
+                           "test rows (predictions_test.csv)."))
+    return "\n".join(parts)
+
+
 # -- metrics -----------------------------------------------------------------------
 _METRIC_NAMES = {"rmse": "RMSE", "mae": "MAE", "r2": "R²", "mape": "MAPE", "n": "rows"}
 
@@ -493,6 +541,7 @@ BUILDERS = {
     "model": model_section,
     "training": training_section,
     "predictions": predictions_section,
+    "intervals": intervals_section,
     "metrics": metrics_section,
     "tuning": tuning_section,
     "config": config_section,
