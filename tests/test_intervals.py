@@ -365,3 +365,15 @@ def test_quantile_config_is_checked():
 def test_point_model_has_no_quantiles(run):
     with pytest.raises(ConfigError, match="predicts a point, not quantiles"):
         run.model.predict_quantiles(hetero_frame(3))
+
+
+def test_the_estimator_docs_mapie_block_runs():
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "estimator.md").read_text()
+    section = doc.split("## Prediction intervals and quantiles", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    namespace: dict = {}
+    exec(compile(code, "docs/estimator.md", "exec"), namespace)  # noqa: S102 - our own docs
+    assert namespace["ours"].shape == (100, 2)
