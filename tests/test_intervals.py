@@ -250,6 +250,7 @@ def test_report_shows_coverage_and_the_picture(run):
     start = html.index('id="intervals"')
     section = html[start:html.index("</section>", start)]
     assert "Prediction intervals" in html and "test coverage" in section
+    assert "test coverage of 90% intervals" in html  # a card at the top
     assert "data:image/png;base64," in section
 
 

@@ -48,6 +48,12 @@ def key_numbers(run: RunDir) -> str:
         for key, label in (("rmse", "test RMSE"), ("mae", "test MAE"), ("r2", "test R²")):
             if isinstance(test.get(key), (int, float)):
                 cards.append((fmt(float(test[key])), label))
+    iv = metrics.get("intervals") if isinstance(metrics, dict) else None
+    if isinstance(iv, dict) and isinstance(iv.get(f"test_{iv.get('mode')}"), dict):
+        coverage = iv[f"test_{iv['mode']}"].get("coverage")
+        if isinstance(coverage, (int, float)):
+            cards.append((f"{100 * coverage:.1f} %",
+                          f"test coverage of {float(iv.get('level', 0.9)):.0%} intervals"))
     try:
         net = load_network(run).network
         cards.append((fmt(sum(p.numel() for p in net.parameters())), "parameters"))
