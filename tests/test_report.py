@@ -185,9 +185,9 @@ def test_every_image_is_a_decodable_png(tuning_report: str) -> None:
     import matplotlib.image as mpimg
 
     pngs = images(tuning_report)
-    # autograd graph, learning curves, predictions, three Optuna plots
-    assert len(pngs) == 6
-    assert tuning_report.count("<img ") == 6
+    # autograd graph, learning curves, predictions, prediction intervals, three Optuna plots
+    assert len(pngs) == 7
+    assert tuning_report.count("<img ") == 7
     for png in pngs:
         assert png.startswith(PNG_SIGNATURE)
         pixels = mpimg.imread(io.BytesIO(png), format="png")
@@ -283,8 +283,8 @@ def test_a_nearly_empty_run_still_gives_a_report(tmp_path: Path) -> None:
     (tmp_path / "history.csv").write_text("epoch,train_loss\n0,1.0\n1,0.5\n")
     html = write_report(tmp_path).read_text()
     assert len(images(html)) == 1  # the learning curve alone
-    # data, model (tree and graph), predictions, metrics, config
-    assert html.count("Not available") == 6
+    # data, model (tree and graph), predictions, intervals, metrics, config
+    assert html.count("Not available") == 7
     assert "config.yaml is missing" in section_of(html, "config")
 
 
@@ -407,7 +407,7 @@ def test_report_in_headless_chromium(chromium_path: str, tuning_run: Path,
     shot = REPO / "test-artifacts" / "report-screenshot.png"
     result = open_page(chromium_path, page.as_uri(), screenshot=shot, profile=tmp_path / "p")
     assert result.errors == []
-    assert result.images["total"] == 6
+    assert result.images["total"] == 7  # the interval picture is the seventh
     assert result.images["broken"] == [], result.images
     assert result.title == "tabresnet report: run"
     assert shot.read_bytes().startswith(PNG_SIGNATURE)
