@@ -8,7 +8,7 @@
 >>> run = fit(df, "y", out=tempfile.mkdtemp() + "/run", max_epochs=2,
 ...           num_blocks=[1], c_hidden=[8], progress="none")
 >>> sorted(run.metrics)                  # no test rows unless asked for
-['training', 'val']
+['intervals', 'training', 'val']
 >>> (run.dir / "model.safetensors").is_file()
 True
 """
@@ -60,7 +60,9 @@ class Run:
     metrics : dict
         Target units, keyed by the rows scored: ``"val"`` (the early-stopping
         rows), ``"oof"`` (a bag's out-of-fold rows, instead of ``"val"``),
-        ``"test"`` (only with a test split), ``"cv"``, and ``"training"``.
+        ``"test"`` (only with a test split), ``"cv"``, ``"training"``, and
+        ``"intervals"`` (the conformal calibration; with a test split, the
+        coverage and mean width of its 90% intervals).
     history : DataFrame
         Per-epoch ``train_loss, val_loss, val_rmse``.
     dir : Path or None
