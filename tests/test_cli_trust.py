@@ -263,7 +263,7 @@ def test_help_lists_names_and_plain_metavars(capsys):
     assert "--lr LR" in text and "--max-epochs N" in text and "--block NAME" in text
     assert "Learning rate." in text and "Default: 0.002" in text
     for names in [list(BLOCKS), *NAMES.values(), ["adamw", "adam", "sgd"],
-                  ["mse", "mae", "huber"], ["none", "cosine", "plateau"]]:
+                  ["mse", "mae", "huber", "quantile"], ["none", "cosine", "plateau"]]:
         assert f"One of: {', '.join(names)}." in text, names
 
 

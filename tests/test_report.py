@@ -185,9 +185,10 @@ def test_every_image_is_a_decodable_png(tuning_report: str) -> None:
     import matplotlib.image as mpimg
 
     pngs = images(tuning_report)
-    # autograd graph, learning curves, predictions, feature importance, three Optuna plots
-    assert len(pngs) == 7
-    assert tuning_report.count("<img ") == 7
+    # autograd graph, learning curves, predictions, prediction intervals, feature
+    # importance, three Optuna plots
+    assert len(pngs) == 8
+    assert tuning_report.count("<img ") == 8
     for png in pngs:
         assert png.startswith(PNG_SIGNATURE)
         pixels = mpimg.imread(io.BytesIO(png), format="png")
@@ -283,8 +284,8 @@ def test_a_nearly_empty_run_still_gives_a_report(tmp_path: Path) -> None:
     (tmp_path / "history.csv").write_text("epoch,train_loss\n0,1.0\n1,0.5\n")
     html = write_report(tmp_path).read_text()
     assert len(images(html)) == 1  # the learning curve alone
-    # data, model (tree and graph), predictions, metrics, feature importance, config
-    assert html.count("Not available") == 7
+    # data, model (tree and graph), predictions, intervals, metrics, feature importance, config
+    assert html.count("Not available") == 8
     assert "config.yaml is missing" in section_of(html, "config")
 
 
@@ -407,7 +408,7 @@ def test_report_in_headless_chromium(chromium_path: str, tuning_run: Path,
     shot = REPO / "test-artifacts" / "report-screenshot.png"
     result = open_page(chromium_path, page.as_uri(), screenshot=shot, profile=tmp_path / "p")
     assert result.errors == []
-    assert result.images["total"] == 7  # with the feature importance chart
+    assert result.images["total"] == 8  # with the interval picture and the importance chart
     assert result.images["broken"] == [], result.images
     assert result.title == "tabresnet report: run"
     assert shot.read_bytes().startswith(PNG_SIGNATURE)

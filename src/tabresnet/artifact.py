@@ -11,6 +11,11 @@ averaged; :class:`tabresnet.models.MeanEnsemble`) shares the schema and the
 preprocessing; ``model.json`` then says ``"members": k`` under ``network`` and
 has format version 2, which tabresnet 0.1 without bags refuses cleanly.
 
+A model trained by ``fit`` also carries its conformal calibration
+(:mod:`tabresnet.calibrate`) under ``calibration``: the sorted conformity
+scores of its validation (or out-of-fold) rows, plain numbers from which
+``predict(df, interval=0.9)`` computes bounds at any level.
+
 Nothing is pickled, so loading a model file never runs code. Both files are
 written to temporary names and renamed, the weights first: a crash leaves the
 old model (or nothing), never a half-written one.
@@ -46,11 +51,12 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from . import __version__
+from .calibrate import Calibration, check_level
 from .data import Preprocessor, Schema, check_columns, read_table
-from .defaults import RunConfig
-from .errors import DataError, ModelFileError
+from .defaults import RunConfig, output_quantiles, point_quantile
+from .errors import ConfigError, DataError, ModelFileError
 from .metrics import regression_metrics
-from .models import MeanEnsemble
+from .models import MeanEnsemble, TabularEnsemble
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "TabularModel", "load"]
 
@@ -59,7 +65,10 @@ FORMAT = "tabresnet-model"
 # single network, 2 added bags; 3 adds the model options of numeric embeddings
 # and in-network ensembles (and ``network.n_cont``), which releases before it
 # would reject as unknown options: they say "upgrade tabresnet" instead.
-FORMAT_VERSION = 3
+# Version 4 marks quantile regression (``loss: quantile``: several outputs per
+# target); other models are still written as 3, which releases before 4 read
+# (they ignore the optional ``calibration``).
+FORMAT_VERSION = 4
 # Model options that files of versions 1 and 2 do not name, with the values
 # those files were trained with (the defaults have changed since).
 _OPTIONS_BEFORE_V3 = {"num_embedding": "none", "ensemble_size": 1}
@@ -126,12 +135,33 @@ class TabularModel:
     Parameters
     ----------
     network : nn.Module
-        ``forward(x_num, x_cat) -> (N, n_targets)`` in transformed target units.
+        ``forward(x_num, x_cat) -> (N, n_targets * Q)`` in transformed target
+        units (``Q`` quantile levels with ``loss="quantile"``, else 1).
     config : RunConfig
     schema : Schema
     preprocessor : Preprocessor
         Fitted.
     metrics : dict, optional
+    calibration : Calibration, optional
+        Conformal scores for prediction intervals (:mod:`tabresnet.calibrate`);
+        ``fit`` sets it, :meth:`calibrate` replaces it.
+
+    Examples
+    --------
+    Prediction intervals with a coverage guarantee (conformal; ``fit`` has
+    calibrated the model on its validation rows):
+
+    >>> import numpy as np, pandas as pd, tabresnet
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"a": rng.normal(size=300)})
+    >>> df["y"] = df.a + rng.normal(scale=0.3, size=300)
+    >>> run = tabresnet.fit(df, target="y", max_epochs=3, c_hidden=[8], num_blocks=[1],
+    ...                     progress="none", report=False)
+    >>> pred, lower, upper = run.model.predict(df.head(3), interval=0.9)
+    >>> bool((lower <= pred).all() and (pred <= upper).all())
+    True
+    >>> list(run.model.predict_frame(df.head(2), interval=0.8).columns)
+    ['y_pred', 'y_lower', 'y_upper']
     """
 
     def __init__(
@@ -141,31 +171,162 @@ class TabularModel:
         schema: Schema,
         preprocessor: Preprocessor,
         metrics: dict | None = None,
+        calibration: Calibration | None = None,
     ):
         self.network = network.eval()
         self.config = config
         self.schema = schema
         self.preprocessor = preprocessor
         self.metrics = metrics or {}
+        self.calibration = calibration
 
     @property
     def targets(self) -> list[str]:
         return list(self.schema.targets)
 
+    @property
+    def quantiles(self) -> list[float]:
+        """The quantile levels the network predicts (sorted), ``[]`` for a point model."""
+        return output_quantiles(self.config.train)
+
     # -- prediction ---------------------------------------------------------------
-    def predict_tensors(
-        self, x_num: torch.Tensor, x_cat: torch.Tensor, batch: int = 8192
-    ) -> np.ndarray:
-        """Predictions in target units, shape ``(N, n_targets)``, from preprocessed tensors."""
+    def _units(self, z: np.ndarray) -> np.ndarray:
+        """Network outputs ``(..., T * Q)`` -> target units ``(..., T, Q)``, sorted over Q.
+
+        Sorting makes the quantiles non-crossing (Chernozhukov, Fernández-Val &
+        Galichon 2010: the sorted curve is never further from the true one).
+        """
+        n_t, n_q = len(self.targets), max(1, len(self.quantiles))
+        lead = z.shape[:-1]
+        z = np.sort(z.reshape(-1, n_t, n_q), axis=-1)
+        out = np.stack(
+            [self.preprocessor.inverse_target(z[:, :, q]) for q in range(n_q)], axis=-1
+        )
+        return out.reshape(*lead, n_t, n_q)
+
+    def _forward(self, x_num: torch.Tensor, x_cat: torch.Tensor, batch: int, fn) -> np.ndarray:
         self.network.eval()
         outs = []
         with torch.inference_mode():
-            for i in range(0, max(int(x_num.shape[0]), 1), batch):
-                outs.append(self.network(x_num[i : i + batch], x_cat[i : i + batch]))
-        z = torch.cat(outs).double().numpy() if outs else np.zeros((0, len(self.targets)))
-        return self.preprocessor.inverse_target(z)
+            for i in range(0, int(x_num.shape[0]), batch):
+                outs.append(fn(x_num[i : i + batch], x_cat[i : i + batch]))
+        if not outs:
+            return np.zeros((0, len(self.targets) * max(1, len(self.quantiles))))
+        return torch.cat(outs).double().numpy()
 
-    def predict(self, data: Any, strict: bool = False) -> np.ndarray:
+    def predict_quantile_tensors(
+        self, x_num: torch.Tensor, x_cat: torch.Tensor, batch: int = 8192
+    ) -> np.ndarray:
+        """All outputs in target units, ``(N, n_targets, Q)`` (``Q = 1`` for a point model)."""
+        return self._units(self._forward(x_num, x_cat, batch, self.network))
+
+    def predict_tensors(
+        self, x_num: torch.Tensor, x_cat: torch.Tensor, batch: int = 8192
+    ) -> np.ndarray:
+        """Predictions in target units, shape ``(N, n_targets)``, from preprocessed tensors.
+
+        A quantile model's point prediction is its level nearest 0.5
+        (:func:`tabresnet.defaults.point_quantile`).
+        """
+        q = self.predict_quantile_tensors(x_num, x_cat, batch)
+        return q[..., point_quantile(self.quantiles) if self.quantiles else 0]
+
+    def _member_outputs(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """``(N, G, k, out)``: G bag members, each with k in-network members."""
+        bag = list(self.network.members) if isinstance(self.network, MeanEnsemble) else [
+            self.network]
+        outs = []
+        for net in bag:
+            out = net.members(x_num, x_cat) if isinstance(net, TabularEnsemble) else (
+                net(x_num, x_cat).unsqueeze(1))
+            outs.append(out)
+        return torch.stack(outs, dim=1)
+
+    def interval_parts(
+        self, x_num: torch.Tensor, x_cat: torch.Tensor, batch: int = 8192
+    ) -> dict[str, np.ndarray | None]:
+        """What a conformal interval is built from, in target units.
+
+        Returns
+        -------
+        dict
+            ``pred`` ``(N, T)``: the prediction (as :meth:`predict_tensors`);
+            ``members`` ``(N, G, T)``: each bag member's prediction (``G = 1``
+            without a bag); ``spread`` ``(N, T)``: the standard deviation of
+            all member networks' predictions, or None for a single network;
+            ``member_spread`` ``(N, G, T)``: each bag member's own in-network
+            spread, or None without in-network ensembles.
+        """
+        n_out = len(self.targets) * max(1, len(self.quantiles))
+        g = len(self.network.members) if isinstance(self.network, MeanEnsemble) else 1
+        if int(x_num.shape[0]) == 0:
+            empty = np.zeros((0, len(self.targets)))
+            return {"pred": empty, "members": np.zeros((0, g, len(self.targets))),
+                    "spread": empty, "member_spread": np.zeros((0, g, len(self.targets)))}
+        both = self._forward(
+            x_num, x_cat, batch,
+            lambda a, b: torch.cat(
+                [self.network(a, b), self._member_outputs(a, b).flatten(start_dim=1)], dim=1),
+        )
+        raw = both[:, n_out:].reshape(len(both), g, -1, n_out)  # (N, G, k, out)
+        point = point_quantile(self.quantiles) if self.quantiles else 0
+        # The prediction is the network's own forward (exactly predict's numbers).
+        pred = self._units(both[:, :n_out])[..., point]
+        members = self._units(raw.mean(axis=2))[..., point]
+        points = self._units(raw)[..., point]  # (N, G, k, T)
+        k = raw.shape[2]
+        flat = points.reshape(len(points), g * k, -1)
+        return {
+            "pred": pred,
+            "members": members,
+            "spread": flat.std(axis=1) if g * k > 1 else None,
+            "member_spread": points.std(axis=2) if k > 1 else None,
+        }
+
+    def _calibration(self) -> Calibration:
+        if self.calibration is None:
+            raise ConfigError(
+                "this model has no interval calibration (saved by tune, or by a tabresnet "
+                "before intervals); re-run fit, or calibrate it on held-out rows with "
+                "model.calibrate(data)"
+            )
+        return self.calibration
+
+    def interval_tensors(
+        self,
+        x_num: torch.Tensor,
+        x_cat: torch.Tensor,
+        level: float,
+        mode: str | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(pred, lower, upper)``, each ``(N, n_targets)``, from preprocessed tensors."""
+        cal = self._calibration()
+        level = check_level(level)
+        parts = self.interval_parts(x_num, x_cat)
+        if cal.kind == "cv+":
+            lower, upper = cal.interval_cv(parts["members"], parts["member_spread"], level, mode)
+        else:
+            lower, upper = cal.interval(parts["pred"], parts["spread"], level, mode)
+        return parts["pred"], lower, upper
+
+    def _tensors(self, data: Any, strict: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        frame = read_table(data)
+        check_columns(frame, self.schema)
+        self.preprocessor.check(frame, strict=strict)
+        x_num, x_cat = self.preprocessor.transform(frame)
+        return torch.as_tensor(x_num), torch.as_tensor(x_cat)
+
+    @staticmethod
+    def _squeeze(a: np.ndarray) -> np.ndarray:
+        return a[:, 0] if a.shape[1] == 1 else a
+
+    def predict(
+        self,
+        data: Any,
+        strict: bool = False,
+        interval: float | None = None,
+        mode: str | None = None,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Predict from raw columns.
 
         Parameters
@@ -180,26 +341,146 @@ class TabularModel:
             :class:`~tabresnet.errors.TabResNetWarning`; with ``strict=True``
             they raise :class:`~tabresnet.errors.DataError` instead
             (:meth:`tabresnet.data.Preprocessor.check`).
+        interval : float, optional
+            A level in (0, 1), e.g. 0.9: also return conformal bounds that
+            hold the true value of that share of new rows (see
+            :meth:`predict_interval`).
+        mode : {"adaptive", "constant"}, optional
+            With ``interval``: the interval's width rule; default: the
+            calibration's own choice.
 
         Returns
         -------
-        ndarray of shape (n,) for one target, (n, n_targets) for several.
+        ndarray of shape (n,) for one target, (n, n_targets) for several;
+        with ``interval``: a tuple ``(pred, lower, upper)`` of three such arrays.
         """
-        frame = read_table(data)
-        check_columns(frame, self.schema)
-        self.preprocessor.check(frame, strict=strict)
-        x_num, x_cat = self.preprocessor.transform(frame)
-        pred = self.predict_tensors(torch.as_tensor(x_num), torch.as_tensor(x_cat))
-        return pred[:, 0] if pred.shape[1] == 1 else pred
+        if interval is not None:
+            return self.predict_interval(data, interval, mode=mode, strict=strict)
+        pred = self.predict_tensors(*self._tensors(data, strict))
+        return self._squeeze(pred)
 
-    def predict_frame(self, data: Any, strict: bool = False) -> pd.DataFrame:
+    def predict_interval(
+        self, data: Any, level: float = 0.9, mode: str | None = None, strict: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Predictions with conformal prediction intervals.
+
+        The bounds come from the conformity scores stored at fit time
+        (:mod:`tabresnet.calibrate`): split conformal on the validation rows
+        (Lei et al. 2018), or CV+ on a bag's out-of-fold rows (Barber et al.
+        2021). On new rows drawn like the calibration rows, a share of at
+        least ``level`` of the true values falls inside, on average.
+
+        Parameters
+        ----------
+        data : DataFrame, path or ndarray
+        level : float
+            In (0, 1); any level works from one calibration.
+        mode : {"adaptive", "constant"}, optional
+            ``constant``: one width for every row; ``adaptive``: widths
+            proportional to the spread of the ensemble's members plus a floor,
+            narrower where they agree. Default: the one the calibration chose
+            (the narrower on held-out calibration rows).
+        strict : bool
+            As in :meth:`predict`.
+
+        Returns
+        -------
+        (pred, lower, upper)
+            Each of shape (n,) for one target, (n, n_targets) for several.
+
+        Raises
+        ------
+        ConfigError
+            A level outside (0, 1), an unknown mode, or a model without
+            calibration (:meth:`calibrate` adds one).
+        """
+        self._calibration()
+        check_level(level)
+        pred, lower, upper = self.interval_tensors(*self._tensors(data, strict), level, mode)
+        return self._squeeze(pred), self._squeeze(lower), self._squeeze(upper)
+
+    def predict_quantiles(self, data: Any, strict: bool = False) -> np.ndarray:
+        """A quantile model's predicted quantiles, sorted (never crossing).
+
+        Returns
+        -------
+        ndarray of shape (n, Q) for one target, (n, n_targets, Q) for several,
+        the levels in :attr:`quantiles` order.
+        """
+        if not self.quantiles:
+            raise ConfigError(
+                "this model predicts a point, not quantiles; train with --loss quantile "
+                "--quantiles 0.1 0.5 0.9"
+            )
+        q = self.predict_quantile_tensors(*self._tensors(data, strict))
+        return q[:, 0] if q.shape[1] == 1 else q
+
+    def predict_frame(
+        self,
+        data: Any,
+        strict: bool = False,
+        interval: float | None = None,
+        mode: str | None = None,
+    ) -> pd.DataFrame:
         """Predictions as a DataFrame with one ``<target>_pred`` column per target.
 
-        ``strict`` as in :meth:`predict`.
+        A quantile model adds ``<target>_q<level>`` columns (``y_q0.1``, ...);
+        ``interval=0.9`` adds ``<target>_lower`` and ``<target>_upper``.
+        ``strict`` and ``mode`` as in :meth:`predict`.
         """
-        pred = self.predict(data, strict=strict)
-        pred = pred[:, None] if pred.ndim == 1 else pred
-        return pd.DataFrame({f"{t}_pred": pred[:, j] for j, t in enumerate(self.targets)})
+        x = self._tensors(data, strict)
+        cols: dict[str, np.ndarray] = {}
+        if interval is not None:
+            self._calibration()
+            pred, lower, upper = self.interval_tensors(*x, interval, mode)
+        else:
+            pred = self.predict_tensors(*x)
+        quant = self.predict_quantile_tensors(*x) if self.quantiles else None
+        for j, t in enumerate(self.targets):
+            cols[f"{t}_pred"] = pred[:, j]
+            if quant is not None:
+                for i, q in enumerate(self.quantiles):
+                    cols[f"{t}_q{q:g}"] = quant[:, j, i]
+            if interval is not None:
+                cols[f"{t}_lower"] = lower[:, j]
+                cols[f"{t}_upper"] = upper[:, j]
+        return pd.DataFrame(cols)
+
+    def calibrate(self, data: Any, strict: bool = False, mode: str | None = None) -> TabularModel:
+        """Replace the interval calibration by split conformal on these labelled rows.
+
+        Use rows the model never trained or early-stopped on (Lei et al. 2018):
+        then the coverage guarantee is exact, whatever the training did.
+
+        Parameters
+        ----------
+        data : DataFrame, path or ndarray
+            Feature columns and the target(s).
+        strict : bool
+            As in :meth:`predict`.
+        mode : {"adaptive", "constant"}, optional
+            The default mode to store; None chooses the narrower one.
+
+        Returns
+        -------
+        TabularModel
+            ``self``; :meth:`save` writes the new calibration.
+        """
+        from .data import clean_target
+
+        frame = read_table(data)
+        missing = [t for t in self.targets if t not in frame.columns]
+        if missing:
+            raise DataError(
+                f"target column(s) {', '.join(missing)} not in the data; calibrate needs them"
+            )
+        frame = clean_target(frame, self.targets)
+        parts = self.interval_parts(*self._tensors(frame, strict))
+        y = frame[self.targets].to_numpy(dtype=np.float64)
+        self.calibration = Calibration.fit_split(
+            y, parts["pred"], parts["spread"], self.targets, mode=mode
+        )
+        return self
 
     def evaluate(self, data: Any, strict: bool = False) -> dict:
         """RMSE, MAE, R² (and MAPE where defined) on a table that has the target(s).
@@ -239,14 +520,16 @@ class TabularModel:
         network = {
             "n_num": int(self.preprocessor.n_num),
             "cardinalities": [int(c) for c in self.preprocessor.cardinalities],
-            "output_dim": len(self.targets),
+            "output_dim": len(self.targets) * max(1, len(self.quantiles)),
             "n_cont": int(self.preprocessor.n_cont),
         }
         if isinstance(self.network, MeanEnsemble):
             network["members"] = self.n_members
+        extra = {"calibration": self.calibration.to_dict()} if self.calibration else {}
         return {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            # The oldest version that holds everything in the file (see FORMAT_VERSION).
+            "format_version": FORMAT_VERSION if self.quantiles else 3,
             "tabresnet_version": __version__,
             "torch_version": torch.__version__.split("+")[0],
             "config": self.config.to_dict(),
@@ -256,6 +539,7 @@ class TabularModel:
             "metrics": self.metrics,
             "weights": WEIGHTS,
             "weights_sha256": weights_sha256,
+            **extra,
         }
 
     def save(self, directory: str | Path) -> Path:
@@ -564,14 +848,22 @@ def load(path: str | Path) -> TabularModel:
             net_meta["output_dim"],
             net_meta.get("n_cont", 0),
         )
-        if (widths[0], widths[1], widths[2]) != (
-            pre.n_num, list(pre.cardinalities), len(schema.targets)
-        ):
+        n_out = len(schema.targets) * max(1, len(output_quantiles(config.train)))
+        if (widths[0], widths[1], widths[2]) != (pre.n_num, list(pre.cardinalities), n_out):
             raise ValueError(
                 f"network widths (n_num={widths[0]}, cardinalities={widths[1][:8]}, "
                 f"output_dim={widths[2]}) differ from the preprocessing's "
-                f"({pre.n_num}, {list(pre.cardinalities)[:8]}, {len(schema.targets)})"
+                f"({pre.n_num}, {list(pre.cardinalities)[:8]}, {n_out})"
             )
+        calibration = None
+        if meta.get("calibration") is not None:
+            calibration = Calibration.from_dict(meta["calibration"], where=f"model file {path}")
+            if calibration.targets != list(schema.targets):
+                raise ValueError(f"the calibration's targets {calibration.targets[:4]} differ "
+                                 f"from the schema's {list(schema.targets)[:4]}")
+            if calibration.kind == "cv+" and len(calibration.fold_sizes) != max(members, 1):
+                raise ValueError(f"the calibration has {len(calibration.fold_sizes)} folds, "
+                                 f"the model {max(members, 1)} member(s)")
         _check_counts(config, net_meta, members, header, path)
         with torch.device("meta"):
             _check_shapes(_build(config, widths, members), header, path)
@@ -583,4 +875,4 @@ def load(path: str | Path) -> TabularModel:
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelFileError(f"model file {path} is inconsistent: {first}; re-run fit") from None
-    return TabularModel(network, config, schema, pre, meta.get("metrics") or {})
+    return TabularModel(network, config, schema, pre, meta.get("metrics") or {}, calibration)

@@ -4,6 +4,7 @@
     tabresnet fit DATA --target COL [--config cfg.yaml] [--out DIR] [--lr 3e-3 ...]
     tabresnet fit DATA --target COL --weight W    # rows weighted by column W
     tabresnet predict MODEL DATA -o preds.csv [--keep ID ...]     # or -o preds.parquet
+    tabresnet predict MODEL DATA --interval 0.9     # + conformal lower/upper columns
     tabresnet evaluate MODEL DATA
     tabresnet export MODEL --onnx model.onnx        # or --torchscript model.pt
     tabresnet importance MODEL DATA [--repeats N] [--scoring rmse] [-o importance.csv]
@@ -132,8 +133,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         if isinstance(default, bool):
             kwargs.update(type=_bool, metavar="BOOL")
         elif isinstance(default, list):
-            item = int if "int" in text else str
-            kwargs.update(nargs="*", type=item, metavar="N" if item is int else "COL")
+            item = int if "int" in text else float if "float" in text else str
+            kwargs.update(nargs="*", type=item,
+                          metavar={int: "N", float: "Q", str: "COL"}[item])
         elif isinstance(default, int):
             kwargs.update(type=int, metavar="N")
         elif isinstance(default, float):
@@ -186,6 +188,12 @@ def _print_metrics(metrics: dict, out=None) -> None:
     if "test" not in metrics and "data" not in metrics:
         print("  no test rows were kept (--test-size 0.2 or --test-data FILE holds some out)",
               file=out)
+    iv = metrics.get("intervals")
+    if isinstance(iv, dict) and isinstance(iv.get(f"test_{iv.get('mode')}"), dict):
+        t = iv[f"test_{iv['mode']}"]
+        width = t["mean_width"] if isinstance(t["mean_width"], float) else t["mean_width"][0]
+        print(f"{iv['level']:.0%} intervals ({iv['mode']}, {iv['calibration']}): test coverage "
+              f"{t['coverage']:.1%}, mean width {width:.4g}", file=out)
     cv = metrics.get("cv")
     if cv:
         print(f"cv: {cv['folds']}-fold RMSE {cv['rmse_mean']:.4g} ± {cv['rmse_std']:.4g}", file=out)
@@ -262,7 +270,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"--keep column(s) {', '.join(missing)} not in {args.data}; "
             f"its columns are: {_first_names(data.columns)}"
         )
-    frame = model.predict_frame(data, strict=args.strict)
+    frame = model.predict_frame(data, strict=args.strict, interval=args.interval,
+                                mode=args.interval_mode)
     if keep:
         clash = [c for c in keep if c in frame.columns]
         if clash:
@@ -455,6 +464,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _level(text: str) -> float:
+    from .calibrate import check_level
+
+    try:
+        return check_level(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _folds(value: str) -> int | str:
     if value.strip().lower() == "auto":
         return "auto"
@@ -529,6 +547,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="columns of DATA to copy into the output, before the predictions "
                         "(e.g. an identifier)")
     p.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    p.add_argument("--interval", type=_level, metavar="LEVEL",
+                   help="add <target>_lower and <target>_upper columns: a conformal prediction "
+                        "interval that holds the true value of this share of new rows "
+                        "(e.g. 0.9), calibrated when the model was fitted")
+    p.add_argument("--interval-mode", choices=("auto", "adaptive", "constant"), default="auto",
+                   help="adaptive: narrower where the ensemble's members agree; constant: one "
+                        "width for all rows; auto: the calibration's choice (default)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="RMSE, MAE, R2, MAPE of a saved model on a table")

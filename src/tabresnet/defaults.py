@@ -45,6 +45,8 @@ __all__ = [
     "auto_batch_size",
     "flat_defaults",
     "flat_fields",
+    "output_quantiles",
+    "point_quantile",
 ]
 
 
@@ -123,10 +125,15 @@ class TrainConfig:
         Learning rate.
     weight_decay : float
         Decoupled weight decay (AdamW) or L2 penalty (Adam, SGD).
-    loss : {"mse", "mae", "huber"}
-        Training loss, on the standardised target.
+    loss : {"mse", "mae", "huber", "quantile"}
+        Training loss, on the standardised target; ``quantile`` is the pinball
+        loss of ``quantiles`` (quantile regression).
     huber_delta : float
         Threshold of the Huber loss, in standardised target units.
+    quantiles : list of float
+        Levels in (0, 1) that ``loss="quantile"`` learns, one network output
+        per level and target (Koenker & Bassett 1978); sorted at prediction so
+        they never cross; the one nearest 0.5 is the point prediction.
     scheduler : {"none", "cosine", "plateau"}
         Learning-rate schedule over the epochs.
     gradient_clip : float
@@ -160,6 +167,9 @@ class TrainConfig:
     weight_decay: float = 3e-4
     loss: str = "mse"
     huber_delta: float = 1.0
+    # A central 80% band and the median: the usual first question of a user
+    # who asks for quantiles; the median doubles as the point prediction.
+    quantiles: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])
     scheduler: str = "none"
     gradient_clip: float = 0.0
     # Patience 16: the chapter's early-stopping setting (and rtdl's).
@@ -189,12 +199,35 @@ def auto_batch_size(n_train: int) -> int:
     return int(min(1024, max(32, 2 ** round(math.log2(max(n_train, 1) / 32)))))
 
 
+def output_quantiles(train: TrainConfig) -> list[float]:
+    """The quantile levels a network outputs per target, sorted; ``[]`` for a point loss.
+
+    The network has ``len(targets) * max(1, len(levels))`` outputs, target after
+    target (``t * Q + q``).
+
+    >>> output_quantiles(TrainConfig(loss="quantile", quantiles=[0.9, 0.1, 0.5]))
+    [0.1, 0.5, 0.9]
+    >>> output_quantiles(TrainConfig())
+    []
+    """
+    return sorted(float(q) for q in train.quantiles) if train.loss == "quantile" else []
+
+
+def point_quantile(levels: list[float]) -> int:
+    """Index of the level that is the point prediction: the one nearest 0.5 (lower on a tie).
+
+    >>> point_quantile([0.1, 0.5, 0.9]), point_quantile([0.25, 0.75]), point_quantile([0.9])
+    (1, 0, 0)
+    """
+    return min(range(len(levels)), key=lambda i: (abs(levels[i] - 0.5), levels[i]))
+
+
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 _CHOICES = {
     ("data", "numeric_transform"): ("quantile", "standard", "none"),
     ("data", "target_transform"): ("standard", "none"),
     ("train", "optimizer"): ("adamw", "adam", "sgd"),
-    ("train", "loss"): ("mse", "mae", "huber"),
+    ("train", "loss"): ("mse", "mae", "huber", "quantile"),
     ("train", "scheduler"): ("none", "cosine", "plateau"),
     ("train", "logger"): ("csv", "tensorboard", "none"),
     ("train", "progress"): ("auto", "rich", "none"),
@@ -246,6 +279,13 @@ class RunConfig:
             raise ValueError(f"lr must be positive, however: lr={t.lr}")
         if t.weight_decay < 0 or t.gradient_clip < 0:
             raise ValueError("weight_decay and gradient_clip must be >= 0")
+        qs = list(t.quantiles or [])
+        if t.loss == "quantile" and not qs:
+            raise ValueError("loss 'quantile' needs at least one level in quantiles, e.g. "
+                             "[0.1, 0.5, 0.9]")
+        if any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q < 1
+               for q in qs) or len(set(qs)) != len(qs):
+            raise ValueError(f"quantiles must be distinct numbers in (0, 1), however: {qs}")
 
     # -- dict / YAML -----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -247,6 +247,67 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
         pred = np.asarray(self.model_.predict(frame), dtype=np.float64)
         return pred.reshape(len(frame), -1) if self._y_ndim == 2 else pred.reshape(-1)
 
+    def predict_interval(self, X: Any, level: float = 0.9, mode: str | None = None) -> np.ndarray:
+        """Conformal prediction intervals for the rows of ``X``.
+
+        :meth:`fit` calibrates the model on its validation rows (split
+        conformal, Lei et al. 2018) or, with ``bag``, on its out-of-fold rows
+        (CV+, Barber et al. 2021); :meth:`calibrate` recalibrates on rows you
+        held out. :meth:`predict` is unchanged (scikit-learn's contract).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        level : float, default=0.9
+            The share of new rows' true values the intervals should hold, in (0, 1).
+        mode : {"adaptive", "constant"} or None, default=None
+            Widths that follow the spread of the ensemble's members, or one
+            width for every row; None: the calibration's choice.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2) or (n_samples, 2, n_outputs)
+            Lower and upper bounds (as MAPIE lays them out), float64; the
+            second form when ``fit`` got a 2-D ``y``.
+        """
+        check_is_fitted(self)
+        frame = self._frame(X)
+        _, lower, upper = self.model_.predict_interval(frame, level, mode=mode)
+        out = np.stack([lower.reshape(len(frame), -1), upper.reshape(len(frame), -1)], axis=1)
+        return out if self._y_ndim == 2 else out[:, :, 0]
+
+    def calibrate(self, X: Any, y: Any, mode: str | None = None) -> _ResNetBase:
+        """Recalibrate the intervals on held-out rows (split conformal); returns ``self``.
+
+        Rows the model never saw make the coverage guarantee of
+        :meth:`predict_interval` exact (Lei et al. 2018). ``mode`` as there:
+        the default mode to keep, None to choose the narrower.
+        """
+        check_is_fitted(self)
+        frame = self._frame(X)
+        y2 = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y", estimator=self)
+        check_consistent_length(frame, y2)
+        y2 = y2.reshape(len(y2), -1)
+        targets = self.model_.targets
+        if y2.shape[1] != len(targets):
+            raise ValueError(f"y has {y2.shape[1]} column(s), the model {len(targets)} target(s)")
+        self.model_.calibrate(frame.assign(**{t: y2[:, j] for j, t in enumerate(targets)}),
+                              mode=mode)
+        return self
+
+    def predict_quantiles(self, X: Any) -> np.ndarray:
+        """The quantiles of a ``loss="quantile"`` model, sorted (no crossing).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_quantiles) or (n_samples, n_outputs, n_quantiles)
+        """
+        check_is_fitted(self)
+        frame = self._frame(X)
+        q = np.asarray(self.model_.predict_quantiles(frame), dtype=np.float64)
+        return q.reshape(len(frame), -1, q.shape[-1]) if self._y_ndim == 2 else q.reshape(
+            len(frame), q.shape[-1])
+
     def save(self, path: str | Path) -> Path:
         """Write the fitted model as the command line's model file.
 
@@ -373,9 +434,13 @@ class ResNetRegressor(_ResNetBase):
         Learning rate.
     weight_decay : float, default=0.0003
         Decoupled weight decay (AdamW) or L2 penalty (Adam, SGD).
-    loss : {"mse", "mae", "huber"}, default="mse"
+    loss : {"mse", "mae", "huber", "quantile"}, default="mse"
+        ``"quantile"``: quantile regression (pinball loss) of ``quantiles``;
+        :meth:`predict` gives the level nearest 0.5, :meth:`predict_quantiles` all.
     huber_delta : float, default=1.0
         Threshold of the Huber loss, in standardised target units.
+    quantiles : tuple of float, default=(0.1, 0.5, 0.9)
+        Levels learned by ``loss="quantile"`` (sorted at prediction: no crossing).
     scheduler : {"none", "cosine", "plateau"}, default="none"
     gradient_clip : float, default=0.0
         Clip the gradient norm to this value; 0 disables clipping.
@@ -482,6 +547,7 @@ class ResNetRegressor(_ResNetBase):
         weight_decay: float = 3e-4,
         loss: str = "mse",
         huber_delta: float = 1.0,
+        quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
         scheduler: str = "none",
         gradient_clip: float = 0.0,
         patience: int = 16,
@@ -533,7 +599,8 @@ class ResNetRegressor(_ResNetBase):
         """
         from .artifact import TabularModel
         from .training import evaluate_splits, prepare, train_network
-        from .training.bag import make_folds, train_bag
+        from .training.bag import calibrate_bag, make_folds, train_bag
+        from .training.fit import calibrate_split
 
         frame, targets, cfg = self._fit_data(X, y)
         frame, cfg = self._weighted(frame, sample_weight, cfg)
@@ -543,6 +610,7 @@ class ResNetRegressor(_ResNetBase):
             results, history = bag.results, bag.history
             model = TabularModel(bag.network, cfg, folds[0].schema, folds[0].preprocessor)
             model.metrics = {**bag.metrics, "training": bag.training_summary()}
+            model.calibration = calibrate_bag(model, folds)
             best_val_rmse = float(bag.metrics["oof"]["rmse"])
         else:
             train, val = self._split(len(frame), cfg)
@@ -552,6 +620,8 @@ class ResNetRegressor(_ResNetBase):
             model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
             model.metrics = evaluate_splits(model, prepared)
             model.metrics["training"] = result.training_summary()
+            if not np.array_equal(train, val):  # no held-out rows: predict_interval says so
+                model.calibration = calibrate_split(model, prepared.val)
             best_val_rmse = float(result.best_val_rmse)
         if any(r.diverged for r in results):
             warnings.warn(
@@ -602,7 +672,7 @@ default="median"
         ``"auto"``: as :func:`tabresnet.tune` decides by the table's size); the
         model is then the bag of the best configuration's ``cv`` fold networks,
         averaged (see :func:`tabresnet.tune`).
-    arch, block, num_blocks, c_hidden, activation, norm, dropout, shortcut, zero_init, init, embedding_dim, num_embedding, num_embedding_dim, n_bins, n_frequencies, frequency_scale, ensemble_size, ensemble, categorical, numeric, ignore, int_as_categorical, numeric_transform, n_quantiles, onehot_max_cardinality, target_transform, val_size, bag, max_epochs, batch_size, optimizer, lr, weight_decay, loss, huber_delta, scheduler, gradient_clip, patience, accelerator, devices, strategy, precision, num_threads, progress, deterministic, ema_decay, seed : as for ResNetRegressor
+    arch, block, num_blocks, c_hidden, activation, norm, dropout, shortcut, zero_init, init, embedding_dim, num_embedding, num_embedding_dim, n_bins, n_frequencies, frequency_scale, ensemble_size, ensemble, categorical, numeric, ignore, int_as_categorical, numeric_transform, n_quantiles, onehot_max_cardinality, target_transform, val_size, bag, max_epochs, batch_size, optimizer, lr, weight_decay, loss, huber_delta, quantiles, scheduler, gradient_clip, patience, accelerator, devices, strategy, precision, num_threads, progress, deterministic, ema_decay, seed : as for ResNetRegressor
         The run-config options, with the same defaults.
 
     Options the search space lists take the sampled values; the others keep
@@ -695,6 +765,7 @@ default="median"
         weight_decay: float = 3e-4,
         loss: str = "mse",
         huber_delta: float = 1.0,
+        quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
         scheduler: str = "none",
         gradient_clip: float = 0.0,
         patience: int = 16,
@@ -755,6 +826,10 @@ default="median"
             progress=self.progress,
         )
         self.model_ = result.model
+        if len(val) and not np.array_equal(train, val):
+            # The validation rows were never trained on (they chose the trial and the
+            # epoch): split-conformal intervals for predict_interval.
+            self.model_.calibrate(val_frame)
         self.config_ = result.best_config
         self.best_params_ = dict(result.best_params)
         self.best_value_ = float(result.best_value)

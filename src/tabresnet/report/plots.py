@@ -31,6 +31,7 @@ __all__ = [
     "autograd_graph",
     "feature_importance",
     "figure_png",
+    "intervals",
     "learning_curves",
     "member_groups",
     "png_size",
@@ -266,6 +267,68 @@ def predictions(y_true: Sequence[float], y_pred: Sequence[float], target: str = 
         ax3.set_xlabel(f"actual − predicted ({target} units)")
         ax3.set_ylabel(f"test rows (of {r.size})")
         ax3.yaxis.get_major_locator().set_params(integer=True)
+        return figure_png(fig)
+
+
+def intervals(
+    y_true: Sequence[float],
+    y_pred: Sequence[float],
+    lower: Sequence[float],
+    upper: Sequence[float],
+    target: str = "target",
+    level: float = 0.9,
+    max_rows: int = 150,
+) -> bytes:
+    """Prediction intervals against actual values, and interval width against the error.
+
+    Left: up to ``max_rows`` test rows (evenly spaced in prediction order),
+    each row's interval as a bar and its actual value as a dot, green inside
+    and red outside. Right: every row's interval width against its absolute
+    error; rows above the dashed line (error = half the width) fall outside.
+
+    Examples
+    --------
+    >>> png = intervals([1.0, 2.0, 3.0], [1.1, 1.9, 3.3], [0.5, 1.5, 3.1], [1.7, 2.3, 3.5])
+    >>> png_size(png)[0] > png_size(png)[1]
+    True
+    """
+    import matplotlib
+
+    t, p, lo, hi = (np.asarray(a, dtype=float) for a in (y_true, y_pred, lower, upper))
+    ok = np.isfinite(t) & np.isfinite(p) & np.isfinite(lo) & np.isfinite(hi)
+    t, p, lo, hi = t[ok], p[ok], lo[ok], hi[ok]
+    if t.size == 0:
+        raise ValueError(f"no finite intervals for {target!r}")
+    inside = (t >= lo) & (t <= hi)
+    order = np.argsort(p, kind="stable")
+    shown = order[np.unique(np.linspace(0, t.size - 1, min(max_rows, t.size)).round().astype(int))]
+    x = np.arange(shown.size)
+    with matplotlib.rc_context(_RC):
+        fig = _figure(13, 4.4)
+        ax1, ax2 = fig.subplots(1, 2, width_ratios=[1.6, 1])
+        ax1.vlines(x, lo[shown], hi[shown], color="tab:blue", alpha=0.45, lw=2.2,
+                   label=f"{level:.0%} interval")
+        ax1.plot(x, p[shown], "_", color="tab:blue", ms=6, label="prediction")
+        for mask, color, name in ((inside[shown], "tab:green", "actual, inside"),
+                                  (~inside[shown], "tab:red", "actual, outside")):
+            if mask.any():
+                ax1.scatter(x[mask], t[shown][mask], s=12, color=color, zorder=3, label=name)
+        ax1.set_title(f"Intervals and actual values ({shown.size} of {t.size} test rows, "
+                      f"{inside.mean():.1%} of all inside)")
+        ax1.set_xlabel("test rows, by predicted value")
+        ax1.set_ylabel(f"{target} ({target} units)")
+        ax1.legend(loc="upper left")
+        width, err = hi - lo, np.abs(t - p)
+        alpha = float(np.clip(30 / np.sqrt(t.size), 0.15, 0.8))
+        ax2.scatter(width, err, s=12, alpha=alpha, edgecolors="none",
+                    c=np.where(inside, "tab:green", "tab:red"), rasterized=True)
+        top = float(max(width.max(), 1e-12))
+        ax2.plot([0, top], [0, top / 2], color="black", lw=1, ls="--",
+                 label="error = half the width")
+        ax2.set_title("Width against error")
+        ax2.set_xlabel(f"interval width ({target} units)")
+        ax2.set_ylabel(f"|actual − predicted| ({target} units)")
+        ax2.legend(loc="upper left")
         return figure_png(fig)
 
 

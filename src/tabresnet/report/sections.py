@@ -22,6 +22,7 @@ SECTIONS = [
     ("model", "Model"),
     ("training", "Training"),
     ("predictions", "Test predictions"),
+    ("intervals", "Prediction intervals"),
     ("metrics", "Metrics"),
     ("importance", "Feature importance"),
     ("tuning", "Hyperparameter tuning"),
@@ -48,6 +49,12 @@ def key_numbers(run: RunDir) -> str:
         for key, label in (("rmse", "test RMSE"), ("mae", "test MAE"), ("r2", "test R²")):
             if isinstance(test.get(key), (int, float)):
                 cards.append((fmt(float(test[key])), label))
+    iv = metrics.get("intervals") if isinstance(metrics, dict) else None
+    if isinstance(iv, dict) and isinstance(iv.get(f"test_{iv.get('mode')}"), dict):
+        coverage = iv[f"test_{iv['mode']}"].get("coverage")
+        if isinstance(coverage, (int, float)):
+            cards.append((f"{100 * coverage:.1f} %",
+                          f"test coverage of {float(iv.get('level', 0.9)):.0%} intervals"))
     try:
         net = load_network(run).network
         cards.append((fmt(sum(p.numel() for p in net.parameters())), "parameters"))
@@ -263,6 +270,73 @@ def predictions_section(run: RunDir) -> str:
                 "Points on the dashed line are predicted exactly.",
             )
         )
+    return "\n".join(parts)
+
+
+# -- intervals ---------------------------------------------------------------------
+def intervals_section(run: RunDir) -> str:
+    """Conformal intervals: how they were calibrated, coverage and width on test rows, a picture.
+
+    Reads the ``intervals`` entry of ``metrics.json`` and the bounds in
+    ``predictions_test.csv``; either one is enough, so a missing file leaves
+    its own section marked, not this one.
+    """
+    metrics = run.quiet_json("metrics.json") or {}
+    iv = metrics.get("intervals") if isinstance(metrics, dict) else None
+    iv = iv if isinstance(iv, dict) else {}
+    try:
+        df = run.csv("predictions_test.csv")
+    except Unavailable:
+        df = None
+    targets = run.targets()
+    bounds = []  # (target, true, pred, lower, upper) columns
+    for name, true_col, pred_col in run.prediction_pairs() if df is not None else []:
+        suffix = pred_col[len("y_pred"):]
+        lo, hi = f"y_lower{suffix}", f"y_upper{suffix}"
+        if lo in df and hi in df:
+            target = name or (targets[0] if len(targets) == 1 else "target")
+            bounds.append((target, true_col, pred_col, lo, hi))
+    if not iv and not bounds:
+        raise Unavailable("this run has no interval calibration (runs of tune, or of a "
+                          "tabresnet before intervals; model.calibrate(rows) adds one)")
+    level = float(iv.get("level", 0.9))
+    how = (f"calibrated by {esc(iv.get('calibration', '?'))} "
+           f"({esc(fmt(iv.get('calibration_rows', '?')))} rows); default mode "
+           f"<b>{esc(iv.get('mode', '?'))}</b>. " if iv else "")
+    parts = [
+        f'<p class="sub">Conformal intervals: {how}At level {level:g}, at least {level:.0%} '
+        "of new rows drawn like the calibration rows should fall inside, on average. "
+        "<i>constant</i>: one width for every row; <i>adaptive</i>: width proportional to the "
+        "spread of the ensemble's members (plus a floor), narrower where they agree. "
+        "<code>tabresnet predict MODEL DATA --interval 0.9</code> adds the bounds.</p>"
+    ]
+    rows = []
+    for mode in ("adaptive", "constant"):
+        t = iv.get(f"test_{mode}")
+        if isinstance(t, dict):
+            width = t.get("mean_width")
+            width = ", ".join(fmt(w) for w in width) if isinstance(width, list) else fmt(width)
+            rows.append([mode + (" (default)" if mode == iv.get("mode") else ""),
+                         f"{100 * float(t['coverage']):.1f} %", width, t.get("n", "")])
+    if not rows and bounds:  # metrics.json without the entry: count from the CSV
+        for target, true_col, _, lo, hi in bounds:
+            inside = ((df[true_col] >= df[lo]) & (df[true_col] <= df[hi])).mean()
+            rows.append([f"default ({target})", f"{100 * float(inside):.1f} %",
+                         fmt(float((df[hi] - df[lo]).mean())), len(df)])
+    if not rows:
+        return parts[0] + not_available(
+            "no test rows to measure coverage on (fit --test-size 0.2 or --test-data FILE)")
+    parts.append(table(["mode", f"test coverage (nominal {level:.0%})", "mean width",
+                        "test rows"], rows))
+    for target, true_col, pred_col, lo, hi in bounds:
+        png = plots.intervals(df[true_col], df[pred_col], df[lo], df[hi], target=target,
+                              level=level)
+        parts.append(image(png, f"{level:.0%} prediction intervals against actual {target}",
+                           caption=f"{target}: the default mode's {level:.0%} intervals on the "
+                           "test rows (predictions_test.csv)."))
+    if not bounds:
+        parts.append('<p class="sub">No picture: predictions_test.csv holds no interval '
+                     "bounds.</p>")
     return "\n".join(parts)
 
 
@@ -543,6 +617,7 @@ BUILDERS = {
     "model": model_section,
     "training": training_section,
     "predictions": predictions_section,
+    "intervals": intervals_section,
     "metrics": metrics_section,
     "importance": importance_section,
     "tuning": tuning_section,

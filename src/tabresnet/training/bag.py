@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..artifact import TabularModel
+from ..calibrate import Calibration
 from ..data import clean_target, clean_weight, kfold_indices, read_table, split_indices
 from ..defaults import RunConfig
 from ..metrics import regression_metrics
@@ -34,7 +35,8 @@ from ..models import MeanEnsemble
 from .loop import TrainResult, train_network
 from .prepare import Prepared, as_targets, data_summary, prepare
 
-__all__ = ["BagResult", "bag_prepared", "make_folds", "pool_and_test", "train_bag"]
+__all__ = ["BagResult", "bag_prepared", "calibrate_bag", "make_folds", "pool_and_test",
+           "train_bag"]
 
 
 def pool_and_test(
@@ -179,6 +181,23 @@ def train_bag(
         [r.history.assign(member=i) for i, r in enumerate(results)], ignore_index=True
     )
     return BagResult(MeanEnsemble([r.network for r in results]), results, metrics, history)
+
+
+def calibrate_bag(model: TabularModel, folds: Sequence[Prepared]) -> Calibration:
+    """CV+ calibration of a bag (Barber et al. 2021) from its out-of-fold rows.
+
+    Member ``i`` scores fold ``i``'s held-out rows; with in-network ensembles
+    its own members' spread normalises the scores (the adaptive mode).
+    """
+    ys, mus, sigmas = [], [], []
+    for i, prepared in enumerate(folds[: model.n_members]):
+        parts = model.interval_parts(prepared.val.x_num, prepared.val.x_cat)
+        ys.append(prepared.val.y_raw)
+        mus.append(parts["members"][:, i])
+        spread = parts["member_spread"]
+        sigmas.append(None if spread is None else spread[:, i])
+    use = None if any(s is None for s in sigmas) else sigmas
+    return Calibration.fit_folds(ys, mus, use, model.targets, kind="cv+")
 
 
 def bag_prepared(folds: list[Prepared]) -> Prepared:

@@ -8,7 +8,7 @@
 >>> run = fit(df, "y", out=tempfile.mkdtemp() + "/run", max_epochs=2,
 ...           num_blocks=[1], c_hidden=[8], progress="none")
 >>> sorted(run.metrics)                  # no test rows unless asked for
-['training', 'val']
+['intervals', 'training', 'val']
 >>> (run.dir / "model.safetensors").is_file()
 True
 """
@@ -26,17 +26,27 @@ import numpy as np
 import pandas as pd
 
 from ..artifact import TabularModel, atomic_write_text, dumps
+from ..calibrate import REPORT_LEVEL, Calibration, interval_scores
 from ..data import kfold_indices, read_table
 from ..defaults import RunConfig
 from ..errors import ConfigError
 from ..metrics import regression_metrics
 from ..rundir_lock import RunDirLock, open_run
 from ..rundir_lock import probe as probe_run_lock
-from .bag import bag_prepared, make_folds, train_bag
+from .bag import bag_prepared, calibrate_bag, make_folds, train_bag
 from .loop import TrainResult, train_network
 from .prepare import Prepared, Split, as_targets, prepare
 
-__all__ = ["Run", "cross_validate", "evaluate_splits", "fit", "resolve_config", "write_run"]
+__all__ = [
+    "Run",
+    "calibrate_split",
+    "cross_validate",
+    "evaluate_splits",
+    "fit",
+    "interval_metrics",
+    "resolve_config",
+    "write_run",
+]
 
 
 @dataclass
@@ -50,7 +60,9 @@ class Run:
     metrics : dict
         Target units, keyed by the rows scored: ``"val"`` (the early-stopping
         rows), ``"oof"`` (a bag's out-of-fold rows, instead of ``"val"``),
-        ``"test"`` (only with a test split), ``"cv"``, and ``"training"``.
+        ``"test"`` (only with a test split), ``"cv"``, ``"training"``, and
+        ``"intervals"`` (the conformal calibration; with a test split, the
+        coverage and mean width of its 90% intervals).
     history : DataFrame
         Per-epoch ``train_loss, val_loss, val_rmse``.
     dir : Path or None
@@ -88,6 +100,37 @@ def resolve_config(config: RunConfig | str | Path | dict | None, overrides: dict
 
 def _predict_split(model: TabularModel, split: Split) -> np.ndarray:
     return model.predict_tensors(split.x_num, split.x_cat)
+
+
+def calibrate_split(model: TabularModel, split: Split) -> Calibration:
+    """Split-conformal calibration (Lei et al. 2018) on ``split``'s rows.
+
+    ``fit`` passes the validation rows. They chose the epoch, one number picked
+    on them, which the guarantee does not cover strictly; ``bench/intervals.py``
+    measures the coverage this gives on test rows (docs/benchmarks.md).
+    """
+    parts = model.interval_parts(split.x_num, split.x_cat)
+    return Calibration.fit_split(split.y_raw, parts["pred"], parts["spread"], model.targets)
+
+
+def interval_metrics(model: TabularModel, test: Split | None) -> dict:
+    """The ``intervals`` entry of a run's metrics: the calibration and, with test rows,
+    each mode's coverage and mean width at :data:`~tabresnet.calibrate.REPORT_LEVEL`."""
+    cal = model.calibration
+    if cal is None:
+        return {}
+    out: dict[str, Any] = {
+        "level": REPORT_LEVEL,
+        "calibration": {"split": "split conformal, validation rows",
+                        "cv+": "CV+, out-of-fold rows"}[cal.kind],
+        "calibration_rows": cal.n,
+        "mode": cal.default,
+    }
+    if test is not None and len(test):
+        for mode in cal.modes:
+            _, lower, upper = model.interval_tensors(test.x_num, test.x_cat, REPORT_LEVEL, mode)
+            out[f"test_{mode}"] = interval_scores(test.y_raw, lower, upper)
+    return {"intervals": out}
 
 
 def evaluate_splits(
@@ -189,13 +232,21 @@ def write_run(
     atomic_write_text(directory / "data_summary.json", dumps(prepared.summary))
     atomic_write_text(directory / "history.csv", result.history.to_csv(index=False))
     if prepared.test is not None and len(prepared.test):
-        pred = _predict_split(model, prepared.test)
+        test = prepared.test
+        bounds = None
+        if model.calibration is not None:
+            pred, *bounds = model.interval_tensors(test.x_num, test.x_cat, REPORT_LEVEL)
+        else:
+            pred = _predict_split(model, test)
         cols: dict[str, np.ndarray] = {}
         single = len(prepared.targets) == 1
         for j, t in enumerate(prepared.targets):
             suffix = "" if single else f"_{t}"
-            cols[f"y_true{suffix}"] = prepared.test.y_raw[:, j]
+            cols[f"y_true{suffix}"] = test.y_raw[:, j]
             cols[f"y_pred{suffix}"] = pred[:, j]
+            if bounds is not None:  # the report's interval picture
+                cols[f"y_lower{suffix}"] = bounds[0][:, j]
+                cols[f"y_upper{suffix}"] = bounds[1][:, j]
         atomic_write_text(
             directory / "predictions_test.csv", pd.DataFrame(cols).to_csv(index=False)
         )
@@ -318,11 +369,14 @@ def fit(
             result = train_bag(folds, cfg, callbacks=callbacks)
             prepared = bag_prepared(folds)
             model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
+            model.calibration = calibrate_bag(model, folds)
             metrics = {**result.metrics, **evaluate_splits(model, prepared, ("test",))}
         else:
             result = train_network(prepared, cfg, callbacks=callbacks, out_dir=staging)
             model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
+            model.calibration = calibrate_split(model, prepared.val)
             metrics = evaluate_splits(model, prepared)
+        metrics.update(interval_metrics(model, prepared.test))
         metrics["training"] = result.training_summary()
         if cv is not None:
             metrics["cv"] = cv

@@ -31,7 +31,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from ..data import TensorBatches
-from ..defaults import RunConfig, auto_batch_size
+from ..defaults import RunConfig, auto_batch_size, output_quantiles
 from .module import RegressionModule
 from .prepare import Prepared, Split
 
@@ -306,6 +306,7 @@ def _train(
         max_epochs=t.max_epochs,
         gradient_clip=t.gradient_clip,
         ema_decay=t.ema_decay,
+        quantiles=output_quantiles(t),
     )
     best = BestWeights()
     history = History()
@@ -370,8 +371,9 @@ def _train(
 def build_network(config: RunConfig, prepared: Prepared) -> torch.nn.Module:
     """The configured network for ``prepared``'s columns, PLE bins cut on its training rows."""
     pre = prepared.preprocessor
+    n_out = len(prepared.targets) * max(1, len(output_quantiles(config.train)))
     network = config.model.build_tabular(
-        pre.n_num, list(pre.cardinalities), len(prepared.targets), n_cont=pre.n_cont
+        pre.n_num, list(pre.cardinalities), n_out, n_cont=pre.n_cont
     )
     fit_bins = getattr(network.numeric, "fit_bins", None)
     if fit_bins is not None:

@@ -26,18 +26,43 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ..defaults import point_quantile
+
 __all__ = ["RegressionModule", "make_loss", "row_losses"]
 
 
-def make_loss(name: str, huber_delta: float = 1.0):
-    """``f(pred, target) -> scalar`` for ``"mse"``, ``"mae"`` or ``"huber"``."""
+def make_loss(name: str, huber_delta: float = 1.0, quantiles: Sequence[float] = ()):
+    """``f(pred, target) -> scalar`` for ``"mse"``, ``"mae"``, ``"huber"`` or ``"quantile"``.
+
+    ``"quantile"`` is the pinball loss (Koenker & Bassett 1978) of the sorted
+    ``quantiles``: ``pred`` has ``Q = len(quantiles)`` columns per target,
+    target after target (``(..., T * Q)`` against ``y`` of ``(..., T)``), and
+    each column ``q`` is charged ``tau_q * (y - p)`` above and
+    ``(1 - tau_q) * (p - y)`` below; the mean over all of them is returned.
+
+    >>> import torch
+    >>> f = make_loss("quantile", quantiles=[0.1, 0.9])
+    >>> round(float(f(torch.zeros(1, 2), torch.ones(1, 1))), 6)   # (0.1 + 0.9) / 2
+    0.5
+    """
     if name == "mse":
         return F.mse_loss
     if name == "mae":
         return F.l1_loss
     if name == "huber":
         return lambda p, y: F.huber_loss(p, y, delta=huber_delta)
-    raise ValueError(f"unknown loss {name!r}; valid names are: huber, mae, mse")
+    if name == "quantile":
+        if not quantiles:
+            raise ValueError("loss 'quantile' needs quantiles, e.g. [0.1, 0.5, 0.9]")
+        taus = torch.tensor(sorted(float(q) for q in quantiles), dtype=torch.float64)
+
+        def pinball(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            tau = taus.to(pred.device, pred.dtype).repeat(y.shape[-1])  # (T * Q,)
+            diff = y.repeat_interleave(len(taus), dim=-1) - pred
+            return torch.maximum(tau * diff, (tau - 1) * diff).mean()
+
+        return pinball
+    raise ValueError(f"unknown loss {name!r}; valid names are: huber, mae, mse, quantile")
 
 
 def row_losses(loss_fn, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -70,6 +95,10 @@ class RegressionModule(L.LightningModule):
         in target units (root of the mean over targets of each one's MSE).
     loss, huber_delta, optimizer, lr, weight_decay, scheduler, max_epochs, ema_decay
         See :class:`tabresnet.defaults.TrainConfig`.
+    quantiles : sequence of float
+        With ``loss="quantile"``: the sorted levels; the network then has one
+        output per level and target, and ``val_rmse`` scores the level nearest
+        0.5 (:func:`tabresnet.defaults.point_quantile`).
     """
 
     def __init__(
@@ -85,6 +114,7 @@ class RegressionModule(L.LightningModule):
         max_epochs: int = 100,
         gradient_clip: float = 0.0,
         ema_decay: float = 0.0,
+        quantiles: Sequence[float] = (),
     ):
         super().__init__()
         self.network = network
@@ -99,7 +129,10 @@ class RegressionModule(L.LightningModule):
         # Lightning's closure machinery, which cost about 10% of an epoch of a
         # small network at batch 256 (bench/data_path.py).
         self.automatic_optimization = False
-        self.loss_fn = make_loss(loss, huber_delta)
+        self.loss_fn = make_loss(loss, huber_delta, quantiles)
+        levels = sorted(float(q) for q in quantiles) if loss == "quantile" else []
+        self._n_q = max(1, len(levels))
+        self._point_q = point_quantile(levels) if levels else 0
         self.register_buffer(
             "target_scale", torch.tensor([float(s) for s in target_scale]), persistent=False
         )
@@ -112,6 +145,12 @@ class RegressionModule(L.LightningModule):
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         return self.eval_network(x_num, x_cat)
+
+    def _point(self, pred: torch.Tensor) -> torch.Tensor:
+        """``(N, T * Q)`` quantile outputs -> the point column of each target, ``(N, T)``."""
+        if self._n_q == 1:
+            return pred
+        return pred.unflatten(-1, (-1, self._n_q)).sort(dim=-1).values[..., self._point_q]
 
     # Per-epoch sums instead of self.log on every step: logging each step costs
     # about as much as a small network's step (bench/data_path.py).
@@ -173,7 +212,7 @@ class RegressionModule(L.LightningModule):
             return
         n = y.new_tensor(float(y.shape[0]))
         self._accumulate("val_loss", self.loss_fn(pred, y) * n)
-        self._accumulate("val_se", ((pred - y) ** 2).sum(dim=0))
+        self._accumulate("val_se", ((self._point(pred) - y) ** 2).sum(dim=0))
         self._accumulate("val_n", n)
 
     def on_validation_epoch_end(self) -> None:
