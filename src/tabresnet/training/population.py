@@ -1,0 +1,462 @@
+"""Train a population: many configurations at once as one packed network.
+
+:class:`PopulationTrainer` holds up to ``k`` members (each a full run config,
+trained as in :func:`tabresnet.training.train_network`) in one
+:class:`~tabresnet.models.population.PopulationNetwork` and trains them epoch by
+epoch in one forward and backward pass per batch:
+
+* each member sees its own row permutation (``TensorBatches(members=k)``;
+  member slot 0 sees the permutation a single ``fit`` sees);
+* each member has its own loss term (the members' losses are summed, so each
+  member's gradient is that of its own loss), its own optimiser state, step
+  count, learning rate, weight decay, schedule and gradient clipping
+  (:class:`MemberOptimizer`: one vectorised update with per-member tensors);
+* each member has its own early stopping (patience), best epoch and best
+  weights, kept in a plain network of its own configuration;
+* a member whose loss turns NaN or inf leaves the loss at once and ends at
+  the end of the epoch as diverged; the others train on.
+
+A caller (the population tuner) adds members between epochs and ends them
+(pruning); the pack is rebuilt to the new members' widths and depths when
+they change, keeping the running members' weights and optimiser state.
+
+Shared by a pack (one value for all members): the optimiser kind, the batch
+size, the loss and the patience and epoch limit; the model options of
+:data:`~tabresnet.models.population.SHARED_OPTIONS`.
+
+With one member, its training is the one ``train_network`` gives: the same
+initial weights (the member network is built the same way after seeding),
+the same batches, the same update (AdamW, Adam or SGD written out as torch
+writes them), the same early stopping -- equal predictions within float
+tolerance (``tests/test_tuning_population.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..data import TensorBatches
+from ..defaults import RunConfig, auto_batch_size
+from ..models.population import PopulationNetwork, pack_layout
+from .loop import EVAL_BATCH, build_network, resolve_threads
+from .prepare import Prepared
+
+__all__ = ["Member", "MemberOptimizer", "PopulationTrainer"]
+
+
+@dataclass
+class Member:
+    """One configuration in the pack, its schedule and its best epoch so far.
+
+    ``key`` is the caller's handle (the tuner's Optuna trial). ``network`` is a
+    plain network of the member's configuration holding its best weights (the
+    initial ones until a validation improves on infinity).
+    """
+
+    config: RunConfig
+    key: Any = None
+    network: torch.nn.Module | None = None
+    epochs: int = 0
+    steps: int = 0
+    lr: float = 0.0
+    best: float = math.inf
+    best_epoch: int = -1
+    wait: int = 0
+    last_rmse: float = math.inf
+    diverged: bool = False
+    history: list = field(default_factory=list)
+    val_pred: torch.Tensor | None = None  # (N_val, n_out) at the best epoch, transformed units
+    plateau: dict = field(default_factory=lambda: {"best": math.inf, "bad": 0})
+
+    @property
+    def stopped_early(self) -> bool:
+        """Patience ran out or the epoch limit is reached."""
+        t = self.config.train
+        return self.wait >= t.patience or self.epochs >= t.max_epochs
+
+    def history_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.history, columns=["epoch", "train_loss", "val_loss", "val_rmse"])
+
+
+class MemberOptimizer:
+    """AdamW, Adam or SGD (Nesterov momentum 0.9) over stacked member tensors.
+
+    Every parameter has the member dimension first; the learning rates, weight
+    decays and step counts are per member, so one vectorised update serves all
+    members. The formulas are torch's single-tensor ones (``torch.optim.AdamW``
+    and friends), written with per-member coefficients.
+    """
+
+    def __init__(self, kind: str, params: Sequence[tuple[str, torch.Tensor]], k: int,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        if kind not in ("adamw", "adam", "sgd"):
+            raise ValueError(f"unknown optimizer {kind!r}; valid names are: adam, adamw, sgd")
+        self.kind, self.k, self.betas, self.eps = kind, int(k), betas, float(eps)
+        self.params = [(n, p) for n, p in params]
+        self.state: dict[str, list[torch.Tensor]] = {
+            n: [torch.zeros_like(p) for _ in range(1 if kind == "sgd" else 2)]
+            for n, p in self.params
+        }
+
+    def reset(self, i: int) -> None:
+        """Forget slot ``i``'s moments (a new member starts there)."""
+        for states in self.state.values():
+            for s in states:
+                s[i].zero_()
+
+    def _coef(self, values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(values, dtype=like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+    @torch.no_grad()
+    def clip(self, max_norms: Sequence[float]) -> None:
+        """Scale each member's gradient to norm at most ``max_norms[i]`` (0: no clipping)."""
+        if not any(m > 0 for m in max_norms):
+            return
+        sq = None
+        for _, p in self.params:
+            if p.grad is not None:
+                s = p.grad.reshape(self.k, -1).pow(2).sum(1)
+                sq = s if sq is None else sq + s
+        if sq is None:
+            return
+        norms = sq.sqrt().tolist()
+        coef = [min(m / (n + 1e-6), 1.0) if m > 0 else 1.0 for m, n in zip(max_norms, norms)]
+        for _, p in self.params:
+            if p.grad is not None:
+                p.grad.mul_(self._coef(coef, p.grad))
+
+    @torch.no_grad()
+    def step(self, lrs: Sequence[float], weight_decays: Sequence[float],
+             steps: Sequence[int]) -> None:
+        """One update; ``steps[i]`` counts member ``i``'s updates including this one (0: idle)."""
+        b1, b2 = self.betas
+        active = [s > 0 for s in steps]
+        lrs = [lr if a else 0.0 for lr, a in zip(lrs, active)]
+        if self.kind == "adamw":
+            decay = [1 - lr * wd for lr, wd in zip(lrs, weight_decays)]
+        if self.kind != "sgd":
+            step_size = [-(lr / (1 - b1**s)) if s > 0 else 0.0 for lr, s in zip(lrs, steps)]
+            bc2_sqrt = [(1 - b2**s) ** 0.5 if s > 0 else 1.0 for s in steps]
+        else:
+            keep = [0.9 if s > 1 else 0.0 for s in steps]  # the first step sets the buffer
+        for name, p in self.params:
+            grad = p.grad if p.grad is not None else torch.zeros_like(p)
+            if self.kind == "adamw":
+                p.mul_(self._coef(decay, p))
+            elif any(weight_decays):
+                grad = grad + self._coef(weight_decays, p) * p
+            if self.kind == "sgd":
+                (buf,) = self.state[name]
+                buf.mul_(self._coef(keep, p)).add_(grad)
+                p.add_(self._coef([-lr for lr in lrs], p) * (grad + 0.9 * buf))
+                continue
+            exp_avg, exp_avg_sq = self.state[name]
+            exp_avg.lerp_(grad, 1 - b1)
+            exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            denom = (exp_avg_sq.sqrt() / self._coef(bc2_sqrt, p)).add_(self.eps)
+            p.add_((self._coef(step_size, p) * exp_avg) / denom)
+
+    def zero_grad(self) -> None:
+        for _, p in self.params:
+            p.grad = None
+
+
+def _member_losses(name: str, delta: float, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each member's loss ``(k,)`` from ``(B, k, out)``: the mean over rows and targets."""
+    if name == "mse":
+        e = F.mse_loss(pred, y, reduction="none")
+    elif name == "mae":
+        e = F.l1_loss(pred, y, reduction="none")
+    elif name == "huber":
+        e = F.huber_loss(pred, y, reduction="none", delta=delta)
+    else:
+        raise ValueError(f"unknown loss {name!r}; valid names are: huber, mae, mse")
+    return e.mean(dim=(0, 2))
+
+
+class PopulationTrainer:
+    """Up to ``slots`` members trained side by side, one epoch per :meth:`run_epoch`.
+
+    Parameters
+    ----------
+    prepared : Prepared
+        The split every member trains on (train) and is scored on (val).
+    base : RunConfig
+        The pack's shared options: the optimiser kind, batch size, loss,
+        seed (the row permutations) and threads.
+    slots : int
+        Members at most.
+    """
+
+    def __init__(self, prepared: Prepared, base: RunConfig, slots: int):
+        if int(slots) < 1:
+            raise ValueError(f"a population needs at least one slot, however: {slots=}")
+        self.prepared, self.base, self.slots = prepared, base, int(slots)
+        t = base.train
+        self.batch_size = t.batch_size or auto_batch_size(len(prepared.train))
+        self.members: list[Member | None] = []
+        self.network: PopulationNetwork | None = None
+        self.optimizer: MemberOptimizer | None = None
+        self.epoch = 0  # the pack's epochs: the row permutations' clock
+        self.threads = resolve_threads(t.num_threads)
+        self._pending: list[int] = []  # slots whose member is not in the network yet
+        tr = prepared.train
+        n = len(tr)
+        self._drop_last = n % self.batch_size == 1  # BatchNorm needs two rows
+        self._scale = torch.tensor([float(s) for s in prepared.target_scale])
+
+    # -- members in and out ------------------------------------------------------------------
+    @property
+    def active(self) -> list[tuple[int, Member]]:
+        return [(i, m) for i, m in enumerate(self.members) if m is not None]
+
+    @property
+    def free(self) -> int:
+        return self.slots - len(self.active)
+
+    def add(self, config: RunConfig, key: Any = None) -> Member:
+        """A new member of ``config`` (initialised as ``fit`` would with ``config.seed``)."""
+        if self.free <= 0:
+            raise RuntimeError("the population is full")
+        self._check_shared(config)
+        # As train_network: seed, then build, so the initial weights are fit's.
+        L.seed_everything(config.seed, workers=False, verbose=False)
+        network = build_network(config.replace(ensemble_size=1), self.prepared)
+        member = Member(config=config, key=key, network=network, lr=float(config.train.lr))
+        if None in self.members:
+            slot = self.members.index(None)
+            self.members[slot] = member
+        else:
+            slot = len(self.members)
+            self.members.append(member)
+        self._pending.append(slot)
+        return member
+
+    def _check_shared(self, config: RunConfig) -> None:
+        t, b = config.train, self.base.train
+        for name in ("optimizer", "batch_size", "loss", "huber_delta"):
+            if getattr(t, name) != getattr(b, name):
+                raise ValueError(f"the members of a pack need the same {name}, however: "
+                                 f"{getattr(b, name)!r} and {getattr(t, name)!r}")
+        if t.ema_decay > 0:
+            raise ValueError("a pack does not keep moving averages; set ema_decay=0")
+
+    def end(self, member: Member) -> None:
+        """Take ``member`` out (finished, pruned or failed); its slot is free."""
+        i = self.members.index(member)
+        self.members[i] = None
+        if i in self._pending:
+            self._pending.remove(i)
+        elif self.network is not None and i < self.network.k:
+            self.network.clear_member(i)
+            self.optimizer.reset(i)
+
+    # -- the pack ---------------------------------------------------------------------------
+    def _arrange(self) -> None:
+        """Rebuild the pack to its members (count, widths, depths) or load the new ones in place."""
+        active = self.active
+        configs = [m.config.model for _, m in active]
+        layout = pack_layout(configs)
+        net = self.network
+        if net is not None and net.k == len(self.members) and len(active) == net.k and (
+                [net.widths, net.blocks] == list(layout)):
+            for i in self._pending:
+                self._load(i)
+            self._pending.clear()
+            return
+        old_net, old_opt, old_members = net, self.optimizer, self.members
+        self.members = [m for _, m in active]
+        new = PopulationNetwork(configs, *_dims(self.prepared), widths=layout[0], blocks=layout[1])
+        opt = MemberOptimizer(self.base.train.optimizer, _params(new), new.k)
+        if old_net is not None:
+            moved = {j: old_members.index(m) for j, m in enumerate(self.members)
+                     if old_members.index(m) < old_net.k and old_members.index(m)
+                     not in self._pending}
+            _copy_slots(old_net, new, moved, old_opt, opt)
+            for j, m in enumerate(self.members):
+                if j in moved:
+                    new.configure_member(j, m.config.model)
+        fresh = [j for j, m in enumerate(self.members)
+                 if old_net is None or j not in moved]
+        self.network, self.optimizer = new, opt
+        for j in fresh:
+            self._load(j)
+        self._pending.clear()
+
+    def _load(self, i: int) -> None:
+        m = self.members[i]
+        self.network.load_member(i, m.network, m.config.model)
+        self.optimizer.reset(i)
+
+    # -- one epoch ------------------------------------------------------------------------------
+    def run_epoch(self) -> list[Member]:
+        """Train every member one epoch, validate, update schedules; returns the members.
+
+        Afterwards each member's ``last_rmse``, ``best``, ``wait``,
+        ``diverged`` and ``history`` are current; ending members is the
+        caller's (:meth:`end`).
+        """
+        if not self.active:
+            return []
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            self._arrange()
+            sums, n = self._train_epoch()
+            self._validate(sums, n)
+        finally:
+            torch.set_num_threads(threads_before)
+        self.epoch += 1
+        return [m for _, m in self.active]
+
+    def _train_epoch(self) -> tuple[torch.Tensor, float]:
+        net, opt, k = self.network, self.optimizer, self.network.k
+        tr = self.prepared.train
+        batches = TensorBatches((tr.x_num, tr.x_cat, tr.y), batch_size=self.batch_size,
+                                shuffle=True, seed=self.base.seed, drop_last=self._drop_last,
+                                members=k)
+        # fit's Trainer takes one iterator of the batches before training (its check of
+        # the loader), so its epoch e uses permutation e + 1: follow it, so that a
+        # member in slot 0 sees the batches fit sees.
+        batches.set_epoch(self.epoch + 1)
+        t = self.base.train
+        alive = torch.tensor([not m.diverged for m in self.members])
+        clips = [m.config.train.gradient_clip for m in self.members]
+        wds = [m.config.train.weight_decay for m in self.members]
+        sums, rows = torch.zeros(k), 0.0
+        net.train()
+        for x_num, x_cat, y in batches:
+            if k == 1:
+                x_num, x_cat, y = x_num.unsqueeze(1), x_cat.unsqueeze(1), y.unsqueeze(1)
+            losses = _member_losses(t.loss, t.huber_delta, net(x_num, x_cat), y)
+            finite = torch.isfinite(losses.detach())
+            use = alive & finite
+            opt.zero_grad()
+            torch.where(use, losses, torch.zeros_like(losses)).sum().backward()
+            opt.clip(clips)
+            for i, m in enumerate(self.members):
+                if not bool(use[i]):
+                    m.diverged = True
+                    continue
+                m.steps += 1
+            alive = alive & finite
+            opt.step([m.lr for m in self.members], wds,
+                     [m.steps if bool(alive[i]) else 0 for i, m in enumerate(self.members)])
+            sums += losses.detach() * y.shape[0]
+            rows += y.shape[0]
+        return sums, rows
+
+    @torch.no_grad()
+    def _validate(self, sums: torch.Tensor, rows: float) -> None:
+        net = self.network.eval()
+        va = self.prepared.val
+        preds = [net(va.x_num[i : i + EVAL_BATCH], va.x_cat[i : i + EVAL_BATCH])
+                 for i in range(0, len(va), EVAL_BATCH)]
+        pred = torch.cat(preds)  # (N, k, out)
+        y = va.y.unsqueeze(1)
+        t = self.base.train
+        val_loss = _member_losses(t.loss, t.huber_delta, pred, y.expand_as(pred))
+        mse = ((pred - y) ** 2).sum(0) / len(va) * self._scale**2
+        rmse = torch.sqrt(mse.mean(-1))
+        train_loss = sums / max(rows, 1.0)
+        for i, m in enumerate(self.members):
+            value = float(rmse[i]) if math.isfinite(float(rmse[i])) else math.inf
+            tl = float(train_loss[i])
+            m.diverged = m.diverged or not math.isfinite(tl)
+            m.history.append({"epoch": m.epochs, "train_loss": tl,
+                              "val_loss": float(val_loss[i]), "val_rmse": value})
+            m.last_rmse = value
+            if value < m.best:  # as BestWeights and EarlyStopping: a strict improvement
+                m.best, m.best_epoch, m.wait = value, m.epochs, 0
+                _copy_out(self.network, i, m)
+                m.val_pred = pred[:, i].clone()
+            else:
+                m.wait += 1
+            m.epochs += 1
+            self._schedule(m, value)
+
+    def _schedule(self, m: Member, rmse: float) -> None:
+        t = m.config.train
+        if t.scheduler == "plateau":  # torch's ReduceLROnPlateau(factor=0.5, patience=4)
+            p = m.plateau
+            if rmse < p["best"] * (1 - 1e-4):
+                p["best"], p["bad"] = rmse, 0
+            else:
+                p["bad"] += 1
+            if p["bad"] > 4:
+                new = max(m.lr * 0.5, 0.0)
+                if m.lr - new > 1e-8:
+                    m.lr = new
+                p["bad"] = 0
+        elif t.scheduler == "cosine":  # torch's CosineAnnealingLR, stepped once per epoch
+            e, T = m.epochs, max(t.max_epochs, 1)
+            m.lr = (1 + math.cos(math.pi * e / T)) / (1 + math.cos(math.pi * (e - 1) / T)) * m.lr
+
+    def predictions(self, member: Member) -> np.ndarray:
+        """``member``'s validation predictions at its best epoch, in target units."""
+        z = member.val_pred.double().numpy()
+        return self.prepared.preprocessor.inverse_target(z)
+
+
+def _dims(prepared: Prepared) -> tuple:
+    pre = prepared.preprocessor
+    return pre.n_num, list(pre.cardinalities), len(prepared.targets), pre.n_cont
+
+
+def _params(net: PopulationNetwork) -> list[tuple[str, torch.Tensor]]:
+    return [(n, p) for n, p in net.net.named_parameters()]
+
+
+def _copy_out(net: PopulationNetwork, i: int, m: Member) -> None:
+    """Copy slot ``i`` into the member's own network (its best weights)."""
+    m.network = net.member_network(i, m.config.model, state=None, into=m.network)
+
+
+_BLOCK = re.compile(r"^backbone\.blocks\.(\d+)\.")
+
+
+def _block_key(key: str, old: Sequence[int], new: Sequence[int]) -> str | None:
+    """``key`` of a pack with ``old`` blocks per group in a pack with ``new`` (None: dropped)."""
+    m = _BLOCK.match(key)
+    if m is None:
+        return key
+    j = int(m.group(1))
+    for g, b in enumerate(old):
+        if j < b:
+            return f"backbone.blocks.{sum(new[:g]) + j}.{key[m.end():]}" if j < new[g] else None
+        j -= b
+    return None
+
+
+@torch.no_grad()
+def _copy_slots(old: PopulationNetwork, new: PopulationNetwork, moved: dict[int, int],
+                old_opt: MemberOptimizer, new_opt: MemberOptimizer) -> None:
+    """Running members' tensors (and optimiser moments) from ``old``'s slots into ``new``'s."""
+    dst = dict(new.member_tensors())
+    shared = dict(new.net.named_buffers())
+    src_all = dict(old.net.named_parameters()) | dict(old.net.named_buffers())
+    for key, t in src_all.items():
+        target = _block_key(key, old.blocks, new.blocks)
+        if target is None:
+            continue
+        if target in dst:
+            pairs = [(dst[target], t)]
+            if key in old_opt.state and target in new_opt.state:
+                pairs += list(zip(new_opt.state[target], old_opt.state[key]))
+            for d, s in pairs:
+                region = tuple(slice(0, min(a, b)) for a, b in zip(d.shape[1:], s.shape[1:]))
+                for j, i in moved.items():
+                    d[j][region] = s[i][region]
+        elif target in shared and shared[target].shape == t.shape and key.startswith(
+                "numeric."):
+            shared[target].copy_(t)  # the PLE bins
