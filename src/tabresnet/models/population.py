@@ -93,7 +93,9 @@ class MemberLayerNorm(nn.Module):
         self.count[i] = float(max(width, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The padded units are zero, so the sum over d is the sum over the width.
+        # Masked before the mean too: otherwise the mean's gradient reaches the
+        # padded units and training would fill them.
+        x = x * self.mask
         mean = x.sum(-1, keepdim=True) / self.count
         centred = (x - mean) * self.mask
         var = (centred * centred).sum(-1, keepdim=True) / self.count

@@ -65,6 +65,7 @@ class Member:
 
     config: RunConfig
     key: Any = None
+    overrides: dict = field(default_factory=dict)  # the options the search set
     network: torch.nn.Module | None = None
     epochs: int = 0
     steps: int = 0
