@@ -54,7 +54,7 @@ from .prepare import Prepared
 __all__ = ["Member", "MemberOptimizer", "PopulationTrainer"]
 
 
-@dataclass
+@dataclass(eq=False)
 class Member:
     """One configuration in the pack, its schedule and its best epoch so far.
 
@@ -115,8 +115,9 @@ class MemberOptimizer:
             for s in states:
                 s[i].zero_()
 
-    def _coef(self, values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(values, dtype=like.dtype).view(-1, *([1] * (like.dim() - 1)))
+    def _coef(self, values: Sequence[float] | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        t = values if isinstance(values, torch.Tensor) else torch.tensor(values, dtype=like.dtype)
+        return t.view(-1, *([1] * (like.dim() - 1)))
 
     @torch.no_grad()
     def clip(self, max_norms: Sequence[float]) -> None:
@@ -143,23 +144,31 @@ class MemberOptimizer:
         b1, b2 = self.betas
         active = [s > 0 for s in steps]
         lrs = [lr if a else 0.0 for lr, a in zip(lrs, active)]
+        dtype = self.params[0][1].dtype if self.params else torch.float32
+
+        def vec(values: Sequence[float]) -> torch.Tensor:  # one per member, made once a step
+            return torch.tensor(values, dtype=dtype)
+
         if self.kind == "adamw":
-            decay = [1 - lr * wd for lr, wd in zip(lrs, weight_decays)]
+            decay = vec([1 - lr * wd for lr, wd in zip(lrs, weight_decays)])
+        elif any(weight_decays):
+            l2 = vec(weight_decays)
         if self.kind != "sgd":
-            step_size = [-(lr / (1 - b1**s)) if s > 0 else 0.0 for lr, s in zip(lrs, steps)]
-            bc2_sqrt = [(1 - b2**s) ** 0.5 if s > 0 else 1.0 for s in steps]
+            step_size = vec([-(lr / (1 - b1**s)) if s > 0 else 0.0 for lr, s in zip(lrs, steps)])
+            bc2_sqrt = vec([(1 - b2**s) ** 0.5 if s > 0 else 1.0 for s in steps])
         else:
-            keep = [0.9 if s > 1 else 0.0 for s in steps]  # the first step sets the buffer
+            keep = vec([0.9 if s > 1 else 0.0 for s in steps])  # the first step sets the buffer
+            neg_lr = vec([-lr for lr in lrs])
         for name, p in self.params:
             grad = p.grad if p.grad is not None else torch.zeros_like(p)
             if self.kind == "adamw":
                 p.mul_(self._coef(decay, p))
             elif any(weight_decays):
-                grad = grad + self._coef(weight_decays, p) * p
+                grad = grad + self._coef(l2, p) * p
             if self.kind == "sgd":
                 (buf,) = self.state[name]
                 buf.mul_(self._coef(keep, p)).add_(grad)
-                p.add_(self._coef([-lr for lr in lrs], p) * (grad + 0.9 * buf))
+                p.add_(self._coef(neg_lr, p) * (grad + 0.9 * buf))
                 continue
             exp_avg, exp_avg_sq = self.state[name]
             exp_avg.lerp_(grad, 1 - b1)
@@ -205,12 +214,11 @@ class PopulationTrainer:
         self.prepared, self.base, self.slots = prepared, base, int(slots)
         t = base.train
         self.batch_size = t.batch_size or auto_batch_size(len(prepared.train))
-        self.members: list[Member | None] = []
-        self.network: PopulationNetwork | None = None
-        self.optimizer: MemberOptimizer | None = None
+        self.members: list[Member] = []  # their order: their columns in the batches
+        self.packs: dict[tuple, _Pack] = {}
+        self._fresh: set[int] = set()  # members not in a pack yet
         self.epoch = 0  # the pack's epochs: the row permutations' clock
         self.threads = resolve_threads(t.num_threads)
-        self._pending: list[int] = []  # slots whose member is not in the network yet
         tr = prepared.train
         n = len(tr)
         self._drop_last = n % self.batch_size == 1  # BatchNorm needs two rows
@@ -219,11 +227,12 @@ class PopulationTrainer:
     # -- members in and out ------------------------------------------------------------------
     @property
     def active(self) -> list[tuple[int, Member]]:
-        return [(i, m) for i, m in enumerate(self.members) if m is not None]
+        """``(column, member)``: the members training, by their column in the batches."""
+        return list(enumerate(self.members))
 
     @property
     def free(self) -> int:
-        return self.slots - len(self.active)
+        return self.slots - len(self.members)
 
     def add(self, config: RunConfig, key: Any = None) -> Member:
         """A new member of ``config`` (initialised as ``fit`` would with ``config.seed``)."""
@@ -234,13 +243,8 @@ class PopulationTrainer:
         L.seed_everything(config.seed, workers=False, verbose=False)
         network = build_network(config.replace(ensemble_size=1), self.prepared)
         member = Member(config=config, key=key, network=network, lr=float(config.train.lr))
-        if None in self.members:
-            slot = self.members.index(None)
-            self.members[slot] = member
-        else:
-            slot = len(self.members)
-            self.members.append(member)
-        self._pending.append(slot)
+        self.members.append(member)
+        self._fresh.add(id(member))
         return member
 
     def _check_shared(self, config: RunConfig) -> None:
@@ -253,51 +257,46 @@ class PopulationTrainer:
             raise ValueError("a pack does not keep moving averages; set ema_decay=0")
 
     def end(self, member: Member) -> None:
-        """Take ``member`` out (finished, pruned or failed); its slot is free."""
-        i = self.members.index(member)
-        self.members[i] = None
-        if i in self._pending:
-            self._pending.remove(i)
-        elif self.network is not None and i < self.network.k:
-            self.network.clear_member(i)
-            self.optimizer.reset(i)
+        """Take ``member`` out (finished, pruned or failed); its place is free."""
+        self.members.remove(member)
+        self._fresh.discard(id(member))
 
-    # -- the pack ---------------------------------------------------------------------------
+    # -- the packs ------------------------------------------------------------------------------
     def _arrange(self) -> None:
-        """Rebuild the pack to its members (count, widths, depths) or load the new ones in place."""
-        active = self.active
-        configs = [m.config.model for _, m in active]
-        layout = pack_layout(configs)
-        net = self.network
-        if net is not None and net.k == len(self.members) and len(active) == net.k and (
-                [net.widths, net.blocks] == list(layout)):
-            for i in self._pending:
-                self._load(i)
-            self._pending.clear()
-            return
-        old_net, old_opt, old_members = net, self.optimizer, self.members
-        self.members = [m for _, m in active]
-        new = PopulationNetwork(configs, *_dims(self.prepared), widths=layout[0], blocks=layout[1])
-        opt = MemberOptimizer(self.base.train.optimizer, _params(new), new.k)
-        if old_net is not None:
-            moved = {j: old_members.index(m) for j, m in enumerate(self.members)
-                     if old_members.index(m) < old_net.k and old_members.index(m)
-                     not in self._pending}
-            _copy_slots(old_net, new, moved, old_opt, opt)
-            for j, m in enumerate(self.members):
-                if j in moved:
-                    new.configure_member(j, m.config.model)
-        fresh = [j for j, m in enumerate(self.members)
-                 if old_net is None or j not in moved]
-        self.network, self.optimizer = new, opt
-        for j in fresh:
-            self._load(j)
-        self._pending.clear()
+        """One pack per width: rebuild the packs whose members changed, keeping the others'.
 
-    def _load(self, i: int) -> None:
-        m = self.members[i]
-        self.network.load_member(i, m.network, m.config.model)
-        self.optimizer.reset(i)
+        Members of one width share a pack (their depths are gated); members of
+        different widths train in separate packs, so that no member pays for a
+        wider one's padding.
+        """
+        groups: dict[tuple, list[Member]] = {}
+        for m in self.members:
+            groups.setdefault(tuple(m.config.model.c_hidden), []).append(m)
+        packs = {}
+        for key, members in groups.items():
+            old = self.packs.get(key)
+            if old is not None and [id(m) for m in old.members] == [id(m) for m in members]:
+                packs[key] = old
+                continue
+            configs = [m.config.model for m in members]
+            widths, blocks = pack_layout(configs)
+            net = PopulationNetwork(configs, *_dims(self.prepared), widths=widths, blocks=blocks)
+            opt = MemberOptimizer(self.base.train.optimizer, _params(net), net.k)
+            moved: dict[int, int] = {}
+            if old is not None:
+                where = {id(m): i for i, m in enumerate(old.members)}
+                moved = {j: where[id(m)] for j, m in enumerate(members)
+                         if id(m) in where and id(m) not in self._fresh}
+                if moved:
+                    _copy_slots(old.network, net, moved, old.optimizer, opt)
+            for j, m in enumerate(members):
+                if j in moved:
+                    net.configure_member(j, m.config.model)
+                else:
+                    net.load_member(j, m.network, m.config.model)
+            packs[key] = _Pack(members, net, opt)
+        self.packs = packs
+        self._fresh.clear()
 
     # -- one epoch ------------------------------------------------------------------------------
     def run_epoch(self) -> list[Member]:
@@ -307,7 +306,7 @@ class PopulationTrainer:
         ``diverged`` and ``history`` are current; ending members is the
         caller's (:meth:`end`).
         """
-        if not self.active:
+        if not self.members:
             return []
         threads_before = torch.get_num_threads()
         torch.set_num_threads(self.threads)
@@ -318,73 +317,97 @@ class PopulationTrainer:
         finally:
             torch.set_num_threads(threads_before)
         self.epoch += 1
-        return [m for _, m in self.active]
+        return list(self.members)
+
+    def _columns(self) -> list[tuple[_Pack, torch.Tensor | None]]:
+        column = {id(m): j for j, m in enumerate(self.members)}
+        out = []
+        for pack in self.packs.values():
+            cols = [column[id(m)] for m in pack.members]
+            whole = cols == list(range(len(self.members)))
+            out.append((pack, None if whole else torch.tensor(cols)))
+        return out
 
     def _train_epoch(self) -> tuple[torch.Tensor, float]:
-        net, opt, k = self.network, self.optimizer, self.network.k
+        k = len(self.members)
         tr = self.prepared.train
         batches = TensorBatches((tr.x_num, tr.x_cat, tr.y), batch_size=self.batch_size,
                                 shuffle=True, seed=self.base.seed, drop_last=self._drop_last,
                                 members=k)
         # fit's Trainer takes one iterator of the batches before training (its check of
         # the loader), so its epoch e uses permutation e + 1: follow it, so that a
-        # member in slot 0 sees the batches fit sees.
+        # member in column 0 sees the batches fit sees.
         batches.set_epoch(self.epoch + 1)
         t = self.base.train
-        alive = torch.tensor([not m.diverged for m in self.members])
-        clips = [m.config.train.gradient_clip for m in self.members]
-        wds = [m.config.train.weight_decay for m in self.members]
+        packs = self._columns()
+        alive = {id(p): torch.tensor([not m.diverged for m in p.members]) for p, _ in packs}
         sums, rows = torch.zeros(k), 0.0
-        net.train()
+        for pack, _ in packs:
+            pack.network.train()
         for x_num, x_cat, y in batches:
             if k == 1:
                 x_num, x_cat, y = x_num.unsqueeze(1), x_cat.unsqueeze(1), y.unsqueeze(1)
-            losses = _member_losses(t.loss, t.huber_delta, net(x_num, x_cat), y)
-            finite = torch.isfinite(losses.detach())
-            use = alive & finite
-            opt.zero_grad()
-            torch.where(use, losses, torch.zeros_like(losses)).sum().backward()
-            opt.clip(clips)
-            for i, m in enumerate(self.members):
-                if not bool(use[i]):
-                    m.diverged = True
-                    continue
-                m.steps += 1
-            alive = alive & finite
-            opt.step([m.lr for m in self.members], wds,
-                     [m.steps if bool(alive[i]) else 0 for i, m in enumerate(self.members)])
-            sums += losses.detach() * y.shape[0]
+            total = None
+            results = []
+            for pack, cols in packs:
+                xn, xc, yy = (x_num, x_cat, y) if cols is None else (
+                    x_num[:, cols], x_cat[:, cols], y[:, cols])
+                losses = _member_losses(t.loss, t.huber_delta, pack.network(xn, xc), yy)
+                finite = torch.isfinite(losses.detach())
+                use = alive[id(pack)] & finite
+                term = torch.where(use, losses, torch.zeros_like(losses)).sum()
+                total = term if total is None else total + term
+                results.append((pack, cols, losses.detach(), use))
+            for pack, _ in packs:
+                pack.optimizer.zero_grad()
+            total.backward()
+            for pack, cols, losses, use in results:
+                opt, members = pack.optimizer, pack.members
+                opt.clip([m.config.train.gradient_clip for m in members])
+                for i, m in enumerate(members):
+                    if bool(use[i]):
+                        m.steps += 1
+                    else:
+                        m.diverged = True
+                alive[id(pack)] = use
+                opt.step([m.lr for m in members], [m.config.train.weight_decay for m in members],
+                         [m.steps if bool(use[i]) else 0 for i, m in enumerate(members)])
+                if cols is None:
+                    sums += losses * y.shape[0]
+                else:
+                    sums[cols] += losses * y.shape[0]
             rows += y.shape[0]
         return sums, rows
 
     @torch.no_grad()
     def _validate(self, sums: torch.Tensor, rows: float) -> None:
-        net = self.network.eval()
         va = self.prepared.val
-        preds = [net(va.x_num[i : i + EVAL_BATCH], va.x_cat[i : i + EVAL_BATCH])
-                 for i in range(0, len(va), EVAL_BATCH)]
-        pred = torch.cat(preds)  # (N, k, out)
-        y = va.y.unsqueeze(1)
         t = self.base.train
-        val_loss = _member_losses(t.loss, t.huber_delta, pred, y.expand_as(pred))
-        mse = ((pred - y) ** 2).sum(0) / len(va) * self._scale**2
-        rmse = torch.sqrt(mse.mean(-1))
+        y = va.y.unsqueeze(1)
         train_loss = sums / max(rows, 1.0)
-        for i, m in enumerate(self.members):
-            value = float(rmse[i]) if math.isfinite(float(rmse[i])) else math.inf
-            tl = float(train_loss[i])
-            m.diverged = m.diverged or not math.isfinite(tl)
-            m.history.append({"epoch": m.epochs, "train_loss": tl,
-                              "val_loss": float(val_loss[i]), "val_rmse": value})
-            m.last_rmse = value
-            if value < m.best:  # as BestWeights and EarlyStopping: a strict improvement
-                m.best, m.best_epoch, m.wait = value, m.epochs, 0
-                _copy_out(self.network, i, m)
-                m.val_pred = pred[:, i].clone()
-            else:
-                m.wait += 1
-            m.epochs += 1
-            self._schedule(m, value)
+        column = {id(m): j for j, m in enumerate(self.members)}
+        for pack in self.packs.values():
+            net = pack.network.eval()
+            pred = torch.cat([net(va.x_num[i : i + EVAL_BATCH], va.x_cat[i : i + EVAL_BATCH])
+                              for i in range(0, len(va), EVAL_BATCH)])  # (N, k, out)
+            val_loss = _member_losses(t.loss, t.huber_delta, pred, y.expand_as(pred))
+            mse = ((pred - y) ** 2).sum(0) / len(va) * self._scale**2
+            rmse = torch.sqrt(mse.mean(-1))
+            for i, m in enumerate(pack.members):
+                value = float(rmse[i]) if math.isfinite(float(rmse[i])) else math.inf
+                tl = float(train_loss[column[id(m)]])
+                m.diverged = m.diverged or not math.isfinite(tl)
+                m.history.append({"epoch": m.epochs, "train_loss": tl,
+                                  "val_loss": float(val_loss[i]), "val_rmse": value})
+                m.last_rmse = value
+                if value < m.best:  # as BestWeights and EarlyStopping: a strict improvement
+                    m.best, m.best_epoch, m.wait = value, m.epochs, 0
+                    m.network = net.member_network(i, m.config.model, into=m.network)
+                    m.val_pred = pred[:, i].clone()
+                else:
+                    m.wait += 1
+                m.epochs += 1
+                self._schedule(m, value)
 
     def _schedule(self, m: Member, rmse: float) -> None:
         t = m.config.train
@@ -418,9 +441,13 @@ def _params(net: PopulationNetwork) -> list[tuple[str, torch.Tensor]]:
     return [(n, p) for n, p in net.net.named_parameters()]
 
 
-def _copy_out(net: PopulationNetwork, i: int, m: Member) -> None:
-    """Copy slot ``i`` into the member's own network (its best weights)."""
-    m.network = net.member_network(i, m.config.model, state=None, into=m.network)
+@dataclass(eq=False)
+class _Pack:
+    """Members of one width, their packed network and optimiser."""
+
+    members: list
+    network: PopulationNetwork
+    optimizer: MemberOptimizer
 
 
 _BLOCK = re.compile(r"^backbone\.blocks\.(\d+)\.")
