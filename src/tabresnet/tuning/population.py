@@ -44,6 +44,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -232,7 +233,11 @@ def run_population(
             running = counts[TrialState.RUNNING]
             if done + running >= n_trials:
                 return
-            trial = study.ask()
+            with warnings.catch_warnings():
+                # Optuna's heartbeat thread belongs to Study.optimize; lost members are
+                # failed by fail_lost_trials (same machine) instead.
+                warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*")
+                trial = study.ask()
             run.asked += 1
             trial.set_user_attr("worker", me)
             trial.set_user_attr("pack", int(pack))
