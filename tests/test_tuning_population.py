@@ -206,6 +206,27 @@ def test_resume_after_a_kill_loses_only_the_running_members(tmp_path, table):
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in after.values()) == 8
 
 
+def test_the_time_limit_stops_every_member_and_keeps_the_best(tmp_path, table):
+    cfg = _cfg(max_epochs=20, patience=20)
+    prepared = prepare(table, "y", cfg)
+    space, _ = member_space(SearchSpace.from_yaml(SPACE))
+    study = _study(tmp_path)
+    study.pruner = optuna.pruners.NopPruner()
+    now = [0.0]  # the clock: one "second" per epoch of the pack
+
+    def tick(trainer):
+        now[0] += 1.0
+
+    run = run_population(study, space, cfg, prepared, pack=3, n_trials=50, deadline=2.0,
+                         on_epoch=tick, clock=lambda: now[0])
+    trials = study.get_trials()
+    assert len(trials) == 3 and run.timed_out and run.epochs == 3
+    assert all(t.user_attrs["stopped"] == "time limit" for t in trials)
+    (complete,) = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert complete.value == min(min(t.intermediate_values.values()) for t in trials)
+    assert len(run.candidates) == 3
+
+
 def test_greedy_selection_weights_sum_to_one_and_never_lose_to_the_best_member():
     rng = np.random.default_rng(1)
     y = rng.normal(size=(50, 1))

@@ -92,32 +92,42 @@ class Member:
 class MemberOptimizer:
     """AdamW, Adam or SGD (Nesterov momentum 0.9) over stacked member tensors.
 
-    Every parameter has the member dimension first; the learning rates, weight
-    decays and step counts are per member, so one vectorised update serves all
-    members. The formulas are torch's single-tensor ones (``torch.optim.AdamW``
-    and friends), written with per-member coefficients.
+    Every parameter has the member dimension first. Member ``i`` is one
+    parameter group of torch's fused optimiser over the views ``p[i]``, so each
+    member has its own learning rate, weight decay, step count and moments,
+    and one update of all members is a few fused kernels (one per member) --
+    cheaper than the single-tensor update ``fit`` runs, same formulas.
     """
 
-    def __init__(self, kind: str, params: Sequence[tuple[str, torch.Tensor]], k: int,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(self, kind: str, params: Sequence[tuple[str, torch.Tensor]], k: int):
         if kind not in ("adamw", "adam", "sgd"):
             raise ValueError(f"unknown optimizer {kind!r}; valid names are: adam, adamw, sgd")
-        self.kind, self.k, self.betas, self.eps = kind, int(k), betas, float(eps)
+        self.kind, self.k = kind, int(k)
         self.params = [(n, p) for n, p in params]
-        self.state: dict[str, list[torch.Tensor]] = {
-            n: [torch.zeros_like(p) for _ in range(1 if kind == "sgd" else 2)]
-            for n, p in self.params
-        }
+        # Leaf views of each member's slice: the optimiser updates them in place.
+        self.views = [[p.detach()[i] for _, p in self.params] for i in range(self.k)]
+        groups = [{"params": v, "lr": 0.0, "weight_decay": 0.0} for v in self.views]
+        if kind == "adamw":
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, fused=True)
+        elif kind == "adam":
+            self.optimizer = torch.optim.Adam(groups, fused=True)
+        else:
+            self.optimizer = torch.optim.SGD(groups, lr=0.0, momentum=0.9, nesterov=True,
+                                             fused=True)
 
     def reset(self, i: int) -> None:
-        """Forget slot ``i``'s moments (a new member starts there)."""
-        for states in self.state.values():
-            for s in states:
-                s[i].zero_()
+        """Forget slot ``i``'s moments and steps (a new member starts there)."""
+        for v in self.views[i]:
+            self.optimizer.state.pop(v, None)
 
-    def _coef(self, values: Sequence[float] | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        t = values if isinstance(values, torch.Tensor) else torch.tensor(values, dtype=like.dtype)
-        return t.view(-1, *([1] * (like.dim() - 1)))
+    def member_state(self, i: int, name: str) -> dict | None:
+        """Slot ``i``'s optimiser state for parameter ``name`` (None before its first step)."""
+        j = [n for n, _ in self.params].index(name)
+        return self.optimizer.state.get(self.views[i][j])
+
+    def set_member_state(self, i: int, name: str, state: dict) -> None:
+        j = [n for n, _ in self.params].index(name)
+        self.optimizer.state[self.views[i][j]] = state
 
     @torch.no_grad()
     def clip(self, max_norms: Sequence[float]) -> None:
@@ -135,50 +145,24 @@ class MemberOptimizer:
         coef = [min(m / (n + 1e-6), 1.0) if m > 0 else 1.0 for m, n in zip(max_norms, norms)]
         for _, p in self.params:
             if p.grad is not None:
-                p.grad.mul_(self._coef(coef, p.grad))
+                p.grad.mul_(torch.tensor(coef, dtype=p.dtype).view(-1, *([1] * (p.dim() - 1))))
 
     @torch.no_grad()
     def step(self, lrs: Sequence[float], weight_decays: Sequence[float],
-             steps: Sequence[int]) -> None:
-        """One update; ``steps[i]`` counts member ``i``'s updates including this one (0: idle)."""
-        b1, b2 = self.betas
-        active = [s > 0 for s in steps]
-        lrs = [lr if a else 0.0 for lr, a in zip(lrs, active)]
-        dtype = self.params[0][1].dtype if self.params else torch.float32
-
-        def vec(values: Sequence[float]) -> torch.Tensor:  # one per member, made once a step
-            return torch.tensor(values, dtype=dtype)
-
-        if self.kind == "adamw":
-            decay = vec([1 - lr * wd for lr, wd in zip(lrs, weight_decays)])
-        elif any(weight_decays):
-            l2 = vec(weight_decays)
-        if self.kind != "sgd":
-            step_size = vec([-(lr / (1 - b1**s)) if s > 0 else 0.0 for lr, s in zip(lrs, steps)])
-            bc2_sqrt = vec([(1 - b2**s) ** 0.5 if s > 0 else 1.0 for s in steps])
-        else:
-            keep = vec([0.9 if s > 1 else 0.0 for s in steps])  # the first step sets the buffer
-            neg_lr = vec([-lr for lr in lrs])
-        for name, p in self.params:
-            grad = p.grad if p.grad is not None else torch.zeros_like(p)
-            if self.kind == "adamw":
-                p.mul_(self._coef(decay, p))
-            elif any(weight_decays):
-                grad = grad + self._coef(l2, p) * p
-            if self.kind == "sgd":
-                (buf,) = self.state[name]
-                buf.mul_(self._coef(keep, p)).add_(grad)
-                p.add_(self._coef(neg_lr, p) * (grad + 0.9 * buf))
-                continue
-            exp_avg, exp_avg_sq = self.state[name]
-            exp_avg.lerp_(grad, 1 - b1)
-            exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-            denom = (exp_avg_sq.sqrt() / self._coef(bc2_sqrt, p)).add_(self.eps)
-            p.add_((self._coef(step_size, p) * exp_avg) / denom)
+             active: Sequence[bool]) -> None:
+        """One update of the ``active`` members; the others keep their weights and moments."""
+        for i, group in enumerate(self.optimizer.param_groups):
+            group["lr"], group["weight_decay"] = float(lrs[i]), float(weight_decays[i])
+            for (_, p), v in zip(self.params, self.views[i]):
+                v.grad = p.grad[i] if active[i] and p.grad is not None else None
+        self.optimizer.step()
 
     def zero_grad(self) -> None:
         for _, p in self.params:
             p.grad = None
+        for views in self.views:
+            for v in views:
+                v.grad = None
 
 
 def _member_losses(name: str, delta: float, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -371,7 +355,7 @@ class PopulationTrainer:
                         m.diverged = True
                 alive[id(pack)] = use
                 opt.step([m.lr for m in members], [m.config.train.weight_decay for m in members],
-                         [m.steps if bool(use[i]) else 0 for i, m in enumerate(members)])
+                         [bool(u) for u in use])
                 if cols is None:
                     sums += losses * y.shape[0]
                 else:
@@ -469,22 +453,33 @@ def _block_key(key: str, old: Sequence[int], new: Sequence[int]) -> str | None:
 @torch.no_grad()
 def _copy_slots(old: PopulationNetwork, new: PopulationNetwork, moved: dict[int, int],
                 old_opt: MemberOptimizer, new_opt: MemberOptimizer) -> None:
-    """Running members' tensors (and optimiser moments) from ``old``'s slots into ``new``'s."""
+    """Running members' tensors (and optimiser state) from ``old``'s slots into ``new``'s."""
     dst = dict(new.member_tensors())
     shared = dict(new.net.named_buffers())
     src_all = dict(old.net.named_parameters()) | dict(old.net.named_buffers())
+    old_params = {n for n, _ in old_opt.params}
+    new_params = {n for n, _ in new_opt.params}
     for key, t in src_all.items():
         target = _block_key(key, old.blocks, new.blocks)
         if target is None:
             continue
         if target in dst:
-            pairs = [(dst[target], t)]
-            if key in old_opt.state and target in new_opt.state:
-                pairs += list(zip(new_opt.state[target], old_opt.state[key]))
-            for d, s in pairs:
-                region = tuple(slice(0, min(a, b)) for a, b in zip(d.shape[1:], s.shape[1:]))
-                for j, i in moved.items():
-                    d[j][region] = s[i][region]
+            d = dst[target]
+            region = tuple(slice(0, min(a, b)) for a, b in zip(d.shape[1:], t.shape[1:]))
+            for j, i in moved.items():
+                d[j][region] = t[i][region]
+                state = old_opt.member_state(i, key) if key in old_params else None
+                if state is None or target not in new_params:
+                    continue
+                fresh = {}
+                for name, value in state.items():
+                    if name == "step" or value.dim() == 0:
+                        fresh[name] = value.clone()
+                    else:
+                        grown = torch.zeros_like(d[j])
+                        grown[region] = value[region]
+                        fresh[name] = grown
+                new_opt.set_member_state(j, target, fresh)
         elif target in shared and shared[target].shape == t.shape and key.startswith(
                 "numeric."):
             shared[target].copy_(t)  # the PLE bins

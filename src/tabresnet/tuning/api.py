@@ -164,7 +164,9 @@ def _load_space(space: SearchSpace | str | Path | None) -> SearchSpace:
     if space is None or isinstance(space, SearchSpace):
         return space or SearchSpace.load()
     text = str(space)
-    if isinstance(space, Path) or Path(text).exists() or text.endswith((".yaml", ".yml")):
+    # YAML text has several lines (and may be longer than a file name may be).
+    if isinstance(space, Path) or ("\n" not in text and (
+            Path(text).exists() or text.endswith((".yaml", ".yml")))):
         return SearchSpace.load(space)
     return SearchSpace.from_yaml(text)  # YAML text
 

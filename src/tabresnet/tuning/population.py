@@ -203,9 +203,10 @@ def run_population(
         Finished (complete or pruned) trials the study should hold, other
         workers' and earlier runs' included.
     deadline : float, optional
-        ``clock()`` time after which no member starts, and running ones are
-        told PRUNED (user attribute ``stopped``) -- once the study holds a
-        complete trial.
+        ``clock()`` time after which no member starts and the running ones
+        stop at the end of the pack's epoch: told PRUNED (user attribute
+        ``stopped``) and kept as ensemble candidates; if the study holds no
+        complete trial yet, the best of them is told COMPLETE instead.
     stop : StopFlag, optional
         Ctrl-C: running members are failed as interrupted, no new one starts.
     on_epoch : callable, optional
@@ -288,10 +289,22 @@ def run_population(
             if m.stopped_early:
                 finish(m, TrialState.COMPLETE)
                 have_complete = True
-        if time_up():
-            run.timed_out = True
-            for _, m in trainer.active:
-                finish(m, TrialState.PRUNED, stopped="time limit")
+        if deadline is not None and clock() >= deadline and trainer.members:
+            # At the time limit the running members stop. Their best epochs are real
+            # models: they stay ensemble candidates. Without a complete trial yet
+            # (a short budget, a large pack) the best of them completes, so that
+            # the study has a best, as a sequential trial's early stop would.
+            scored = [m for m in trainer.members if math.isfinite(m.best)]
+            if scored and not have_complete:
+                lead = min(scored, key=lambda m: m.best)
+                finish(lead, TrialState.COMPLETE, stopped="time limit")
+                have_complete = True
+            if have_complete:
+                run.timed_out = True
+                for m in list(trainer.members):
+                    if math.isfinite(m.best):
+                        _keep(run, m.key.number, m, trainer)
+                    finish(m, TrialState.PRUNED, stopped="time limit")
         if on_epoch is not None:
             on_epoch(trainer)
         fill()
