@@ -221,8 +221,9 @@ def test_the_time_limit_stops_every_member_and_keeps_the_best(tmp_path, table):
                          on_epoch=tick, clock=lambda: now[0])
     trials = study.get_trials()
     assert len(trials) == 3 and run.timed_out and run.epochs == 3
-    assert all(t.user_attrs["stopped"] == "time limit" for t in trials)
     (complete,) = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert complete.user_attrs["ended"] == "time limit"
+    assert all(t.user_attrs["stopped"] == "time limit" for t in trials if t is not complete)
     assert complete.value == min(min(t.intermediate_values.values()) for t in trials)
     assert len(run.candidates) == 3
 

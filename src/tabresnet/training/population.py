@@ -10,7 +10,10 @@ epoch in one forward and backward pass per batch:
 * each member has its own loss term (the members' losses are summed, so each
   member's gradient is that of its own loss), its own optimiser state, step
   count, learning rate, weight decay, schedule and gradient clipping
-  (:class:`MemberOptimizer`: one vectorised update with per-member tensors);
+  (:class:`MemberOptimizer`: torch's fused optimiser, one parameter group per
+  member);
+* members of one width share a pack (their depths are gated); each width has
+  its own pack, so that no member computes a wider one's padding;
 * each member has its own early stopping (patience), best epoch and best
   weights, kept in a plain network of its own configuration;
 * a member whose loss turns NaN or inf leaves the loss at once and ends at
@@ -26,9 +29,10 @@ size, the loss and the patience and epoch limit; the model options of
 
 With one member, its training is the one ``train_network`` gives: the same
 initial weights (the member network is built the same way after seeding),
-the same batches, the same update (AdamW, Adam or SGD written out as torch
-writes them), the same early stopping -- equal predictions within float
-tolerance (``tests/test_tuning_population.py``).
+the same batches, the same update (torch's AdamW, Adam or SGD; fused here,
+single-tensor there: the same formulas), the same early stopping and
+schedules -- equal predictions within float tolerance
+(``tests/test_tuning_population.py``).
 """
 
 from __future__ import annotations

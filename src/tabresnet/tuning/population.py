@@ -206,7 +206,8 @@ def run_population(
         ``clock()`` time after which no member starts and the running ones
         stop at the end of the pack's epoch: told PRUNED (user attribute
         ``stopped``) and kept as ensemble candidates; if the study holds no
-        complete trial yet, the best of them is told COMPLETE instead.
+        complete trial yet, the best of them is told COMPLETE instead (user
+        attribute ``ended``).
     stop : StopFlag, optional
         Ctrl-C: running members are failed as interrupted, no new one starts.
     on_epoch : callable, optional
@@ -297,7 +298,7 @@ def run_population(
             scored = [m for m in trainer.members if math.isfinite(m.best)]
             if scored and not have_complete:
                 lead = min(scored, key=lambda m: m.best)
-                finish(lead, TrialState.COMPLETE, stopped="time limit")
+                finish(lead, TrialState.COMPLETE, ended="time limit")
                 have_complete = True
             if have_complete:
                 run.timed_out = True
