@@ -58,6 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--from-json", type=Path, help="redo the table and doc from a finished run")
     return p.parse_args(argv)
 
 
@@ -144,7 +145,8 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {r['table']} | {r['rows']} | {s['per_hour']:.0f} ({s['trials']}) | "
             f"{p['per_hour']:.0f} ({p['trials']}) | {r['ratio']:.1f}x | "
-            f"{s['epochs_per_second']:.2f} | {p['epochs_per_second']:.2f} | {s['test_rmse']:.4g} | "
+            f"{_num(s.get('epochs_per_second'))} | {_num(p.get('epochs_per_second'))} | "
+            f"{s['test_rmse']:.4g} | "
             f"{p['test_rmse']:.4g} ({p['ensemble_members']}) | {f['test_rmse']:.4g} |")
     lines += ["", "Trials in parentheses: finished trials of the budget (complete or pruned; "
               "those cut at the time limit are left out). Epochs/s: every trial's training "
@@ -152,13 +154,20 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _num(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    report = {"machine": machine(), "budget": args.budget, "seed": args.seed,
-              "pack": args.pack, "rows": []}
-    with tempfile.TemporaryDirectory(prefix="bench-population-") as tmp:
-        for name in args.tables:
-            report["rows"].append(one_table(name, args, Path(tmp)))
+    if args.from_json is not None:
+        report = json.loads(args.from_json.read_text(encoding="utf-8"))
+    else:
+        report = {"machine": machine(), "budget": args.budget, "seed": args.seed,
+                  "pack": args.pack, "rows": []}
+        with tempfile.TemporaryDirectory(prefix="bench-population-") as tmp:
+            for name in args.tables:
+                report["rows"].append(one_table(name, args, Path(tmp)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     table = markdown(report)
