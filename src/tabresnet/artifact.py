@@ -56,7 +56,7 @@ from .data import Preprocessor, Schema, check_columns, read_table
 from .defaults import RunConfig, output_quantiles, point_quantile
 from .errors import ConfigError, DataError, ModelFileError
 from .metrics import regression_metrics
-from .models import MeanEnsemble, TabularEnsemble
+from .models import MeanEnsemble, ModelConfig, TabularEnsemble
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "TabularModel", "load"]
 
@@ -66,8 +66,10 @@ FORMAT = "tabresnet-model"
 # and in-network ensembles (and ``network.n_cont``), which releases before it
 # would reject as unknown options: they say "upgrade tabresnet" instead.
 # Version 4 marks quantile regression (``loss: quantile``: several outputs per
-# target); other models are still written as 3, which releases before 4 read
-# (they ignore the optional ``calibration``).
+# target) and weighted ensembles of members with their own model options
+# (``tune --pack``: ``network.member_models`` and ``network.member_weights``).
+# Other models are still written as 3, which releases before 4 read (they
+# ignore the optional ``calibration``).
 FORMAT_VERSION = 4
 # Model options that files of versions 1 and 2 do not name, with the values
 # those files were trained with (the defaults have changed since).
@@ -525,11 +527,17 @@ class TabularModel:
         }
         if isinstance(self.network, MeanEnsemble):
             network["members"] = self.n_members
+            if self.network.configs is not None:
+                network["member_models"] = self.network.configs
+            if self.network.weighted:
+                network["member_weights"] = self.network.weights
         extra = {"calibration": self.calibration.to_dict()} if self.calibration else {}
+        # The oldest version that holds everything in the file (see FORMAT_VERSION).
+        packed = {"member_models", "member_weights"} & set(network)
+        version = FORMAT_VERSION if (self.quantiles or packed) else 3
         return {
             "format": FORMAT,
-            # The oldest version that holds everything in the file (see FORMAT_VERSION).
-            "format_version": FORMAT_VERSION if self.quantiles else 3,
+            "format_version": version,
             "tabresnet_version": __version__,
             "torch_version": torch.__version__.split("+")[0],
             "config": self.config.to_dict(),
@@ -650,6 +658,20 @@ def _check_fields(meta: dict, path: Path) -> None:
         raise bad("network.members", "a positive integer")
     if "n_cont" in net and (not _is_int(net["n_cont"]) or not 0 <= net["n_cont"] <= net["n_num"]):
         raise bad("network.n_cont", "an integer from 0 to n_num")
+    members = net.get("members")
+    models = net.get("member_models")
+    if models is not None and (members is None or not isinstance(models, list)
+                               or len(models) != members
+                               or not all(isinstance(m, dict) for m in models)):
+        raise bad("network.member_models", "one object of model options per member")
+    weights = net.get("member_weights")
+    if weights is not None and (
+        members is None or not isinstance(weights, list) or len(weights) != members
+        or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
+                   for w in weights)
+        or abs(sum(weights) - 1.0) > 1e-6
+    ):
+        raise bad("network.member_weights", "one non-negative weight per member, summing to 1")
 
 
 def _weights_path(meta: dict, path: Path) -> Path:
@@ -732,7 +754,11 @@ def _check_counts(config: RunConfig, net: dict, members: int, header: dict, path
     so the header's tensor count bounds them.
     """
     n_tensors = len(header)
-    per_member = (sum(config.model.num_blocks) + len(net["cardinalities"])) * max(members, 1)
+    blocks = [sum(ModelConfig.from_dict(m).num_blocks) for m in net.get("member_models") or []]
+    per_member = (
+        sum(b + len(net["cardinalities"]) for b in blocks) if blocks
+        else (sum(config.model.num_blocks) + len(net["cardinalities"])) * max(members, 1)
+    )
     if max(members, 1) > n_tensors or per_member > n_tensors:
         raise ModelFileError(
             f"model file {path} is inconsistent with its weights: its config "
@@ -782,9 +808,16 @@ def _check_shapes(network: torch.nn.Module, header: dict, path: Path) -> None:
             )
 
 
-def _build(config: RunConfig, widths: tuple, members: int) -> torch.nn.Module:
+def _build(config: RunConfig, widths: tuple, members: int, net: dict | None = None
+           ) -> torch.nn.Module:
+    net = net or {}
     if members:
-        return MeanEnsemble([config.model.build_tabular(*widths) for _ in range(members)])
+        models = net.get("member_models")
+        if models is not None:
+            nets = [ModelConfig.from_dict(m).build_tabular(*widths) for m in models]
+        else:
+            nets = [config.model.build_tabular(*widths) for _ in range(members)]
+        return MeanEnsemble(nets, weights=net.get("member_weights"), configs=models)
     return config.model.build_tabular(*widths)
 
 
@@ -866,8 +899,8 @@ def load(path: str | Path) -> TabularModel:
                                  f"the model {max(members, 1)} member(s)")
         _check_counts(config, net_meta, members, header, path)
         with torch.device("meta"):
-            _check_shapes(_build(config, widths, members), header, path)
-        network = _build(config, widths, members)
+            _check_shapes(_build(config, widths, members, net_meta), header, path)
+        network = _build(config, widths, members, net_meta)
         state = load_safetensors(raw)  # the bytes already checked: one read
         network.load_state_dict(state, strict=True)
     except ModelFileError:

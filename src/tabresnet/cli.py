@@ -392,6 +392,20 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pack(text: str) -> int | str:
+    """``--pack``: a positive number of members or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of members or 'auto', got {text!r}"
+                                         ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     if args.show_space:
         from .tuning.space import SearchSpace
@@ -401,6 +415,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return 0
     if not args.data or not args.target:
         raise ConfigError("tune needs DATA and --target COLUMN (or --show-space)")
+    if args.no_ensemble and not args.pack:
+        raise ConfigError("--no-ensemble chooses among a population's members; add --pack P")
     from .api import tune
 
     overrides = flag_overrides(args)
@@ -424,6 +440,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         report=not args.no_report,
         defaults_first=not args.no_defaults_first,
         bag=False if args.no_bag else None,
+        **({"pack": args.pack, "ensemble": not args.no_ensemble} if args.pack else {}),
         **overrides,
     )
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts.items()))
@@ -432,7 +449,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"best trial {result.best_trial}: validation RMSE {result.best_value:.5g}")
     for name, value in result.best_params.items():
         print(f"  {name} = {value}")
-    if result.model.n_members > 1:
+    chosen = result.metrics.get("tuning", {}).get("ensemble")
+    if chosen:
+        parts = ", ".join(f"trial {c['trial']} ({c['weight']:.2f})" for c in chosen)
+        print(f"saved {'ensemble' if len(chosen) > 1 else 'member'} of the population: {parts}")
+    elif result.model.n_members > 1:
         print(f"retrained best configuration: a bag of {result.model.n_members} networks, one "
               "per fold (oof: each scored on the fold it did not train on)")
     else:
@@ -657,6 +678,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bag", action="store_true",
                    help="with --cv: save one network retrained on the training split instead "
                         "of the bag of the K fold networks")
+    p.add_argument("--pack", metavar="P", type=_pack,
+                   help="train P configurations at a time as one packed network, each a trial "
+                        "refilled when it ends; block, norm, activation, groups, embeddings, "
+                        "optimizer, batch size and loss are then one value per pack (the "
+                        "config's); 'auto': by the table's rows (16 up to 5,000)")
+    p.add_argument("--no-ensemble", action="store_true",
+                   help="with --pack: save the single best member instead of the greedy "
+                        "ensemble selection of the finished members")
     p.add_argument("--no-defaults-first", action="store_true",
                    help="do not make fit's configuration the first trial of a new study")
     add_config_flags(p)

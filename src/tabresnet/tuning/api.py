@@ -164,7 +164,9 @@ def _load_space(space: SearchSpace | str | Path | None) -> SearchSpace:
     if space is None or isinstance(space, SearchSpace):
         return space or SearchSpace.load()
     text = str(space)
-    if isinstance(space, Path) or Path(text).exists() or text.endswith((".yaml", ".yml")):
+    # YAML text has several lines (and may be longer than a file name may be).
+    if isinstance(space, Path) or ("\n" not in text and (
+            Path(text).exists() or text.endswith((".yaml", ".yml")))):
         return SearchSpace.load(space)
     return SearchSpace.from_yaml(text)  # YAML text
 
@@ -234,6 +236,8 @@ def tune(
     progress: str = "auto",
     defaults_first: bool = True,
     bag: bool | None = None,
+    pack: int | str | None = None,
+    ensemble: bool = True,
     **overrides: Any,
 ) -> TuneResult:
     """Tune a residual network's hyperparameters with Optuna.
@@ -292,6 +296,21 @@ def tune(
         per finished trial on stderr, see
         :class:`~tabresnet.tuning.progress.TrialLog`); also the config's
         ``progress`` option, used by the final retraining.
+    pack : int or "auto", optional
+        Train ``pack`` configurations at a time as one packed network
+        (:mod:`tabresnet.tuning.population`): each member is a trial of the
+        study, told when its own early stopping or the pruner ends it, and
+        its slot is refilled while the budget lasts. The block kind, norm,
+        activation, number of groups, embeddings, optimiser kind, batch size
+        and loss are one value per pack (the config's); the space's entries
+        for them are left out. Members are scored on the validation split
+        (no ``cv``) and run in this process (``jobs=1``; share a study
+        between machines through ``storage``). ``"auto"``: by the table's rows
+        (:func:`~tabresnet.tuning.population.auto_pack`).
+    ensemble : bool
+        With ``pack``: save the greedy ensemble selection (Caruana et al.,
+        2004) of the best finished members on the validation rows, weighted
+        (the default), or the single best member (``False``).
     bag : bool, optional
         With ``cv >= 2``, save the k fold networks of the best configuration
         averaged (the default) rather than one network retrained on the
@@ -345,6 +364,12 @@ def tune(
     val_table = read_table(val_data) if val_data is not None else None
     test_table = read_table(test_data) if test_data is not None else None
     rows = len(table) + (len(val_table) if val_table is not None else 0)
+    if pack is not None:
+        return _tune_pack(
+            pack, data, targets, user_cfg, space_obj, table, val_table, test_table, rows, url,
+            name, run_dir, trials, seconds, sampler, pruner, jobs, cv, progress,
+            defaults_first, ensemble, start, tmp,
+        )
     k = _resolve_cv(cv, user_cfg, rows, url, name)
 
     # Trials train quietly; parallel workers split the cores between them.
@@ -486,3 +511,140 @@ def _write_tuning(
             "plots_skipped": skipped,
         },
     )
+
+
+def _resolve_pack(pack: int | str, rows: int) -> int:
+    from .population import auto_pack
+
+    if isinstance(pack, str) and pack.strip().lower() == "auto":
+        return auto_pack(rows)
+    try:
+        value = int(pack)
+    except (TypeError, ValueError):
+        raise ConfigError(f"pack must be a number of members or 'auto', however: {pack!r}") from None
+    if value < 1 or isinstance(pack, bool):
+        raise ConfigError(f"pack must be at least 1, however: {pack!r}")
+    return value
+
+
+def _tune_pack(
+    pack: int | str, data: Any, targets: list[str], user_cfg: RunConfig, space_obj: SearchSpace,
+    table: Any, val_table: Any, test_table: Any, rows: int, url: str | None, name: str,
+    run_dir: Path | None, trials: int, seconds: float | None, sampler: Any, pruner: Any,
+    jobs: int, cv: Any, progress: str, defaults_first: bool, ensemble: bool, start: float,
+    tmp: Any,
+) -> TuneResult:
+    """``tune(..., pack=P)``: the study's trials trained P at a time (see ``tune``)."""
+    from ..models import MeanEnsemble
+    from ..training.fit import evaluate_splits, write_run
+    from .population import greedy_selection, member_space, run_population
+    from .study import make_pruner, make_sampler
+    from .workers import _sampler_seed
+
+    size = _resolve_pack(pack, rows)
+    if jobs > 1:
+        raise ConfigError("--pack trains its members in one process; drop --jobs "
+                          "(processes on several machines share a study through --storage)")
+    if cv not in (None, "auto", 0, 1, "0", "1"):
+        raise ConfigError("--pack scores its members on the validation split; drop --cv "
+                          "(out-of-fold selection with --pack is not supported yet)")
+    mspace, fixed = member_space(space_obj)
+    if fixed:
+        _say(progress, f"--pack: {', '.join(fixed)} are one value per pack, fixed at the "
+                       "config's (set them with flags or --config)")
+    # Members are single networks: the population's ensemble is chosen at the end.
+    base = user_cfg.replace(progress="none", logger="none", ensemble_size=1)
+    prepared = prepare(table, targets, base, val_data=val_table, test_data=test_table)
+    study = open_study(url, name, attrs={"target": targets, "cv": 0,
+                                         "space": mspace.fingerprint()})
+    fail_lost_trials(study)
+    if defaults_first and not study.get_trials(deepcopy=False):
+        params = mspace.params_for(base)
+        if params:
+            study.enqueue_trial(params, user_attrs={"enqueued": "defaults"}, skip_if_exists=True)
+    existing = len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(sampler, _sampler_seed(base.seed, 0, existing))
+    study.pruner = make_pruner(pruner, base.train.max_epochs)
+    deadline = (time.time() + seconds) if seconds is not None else None
+    stop = StopFlag(message="interrupted: stopping the running members; finishing with the "
+                            "best trial so far (press Ctrl-C again to abort)")
+    display = TuneProgress(study, trials, progress_enabled(progress), log=log_enabled(progress),
+                           deadline=deadline)
+    with stop, display, quiet_optuna():
+        run = run_population(study, mspace, base, prepared, size, trials, deadline, stop)
+    with quiet_optuna():
+        fail_lost_trials(study)
+        counts = count_trials(study)
+    best = _best_trial(study, counts, stop.requested)
+    best_params = dict(best.user_attrs.get(CONFIG) or {})
+    if not best_params:
+        _, best_params = mspace.sample(optuna.trial.FixedTrial(best.params), base)
+    best_cfg = base.replace(**best_params)
+    tuning_info: dict[str, Any] = {
+        "study_name": name,
+        "best_trial": best.number,
+        "best_val_rmse": float(best.value),
+        "cv_folds": 0,
+        "pack": size,
+        "trials": {s.name: int(n) for s, n in counts.items()},
+        "interrupted": stop.requested,
+    }
+    cands = run.candidates
+    if not cands:  # every complete trial ran elsewhere (a resumed or shared study)
+        tuning_info["retrained"] = True
+        _say(progress, f"retraining the best configuration (trial {best.number}) once")
+        model, metrics = retrain(prepared, best_cfg, run_dir, {"tuning": tuning_info})
+    else:
+        if ensemble and len(cands) > 1:
+            weights, ens_rmse = greedy_selection([c.val_pred for c in cands],
+                                                 prepared.val.y_raw)
+        else:
+            weights, ens_rmse = [1.0] + [0.0] * (len(cands) - 1), cands[0].value
+        chosen = [(c, w) for c, w in zip(cands, weights) if w > 0]
+        lead = chosen[0][0]
+        if len(chosen) == 1:
+            network, config = lead.network, lead.config
+        else:
+            network = MeanEnsemble([c.network for c, _ in chosen], weights=[w for _, w in chosen],
+                                   configs=[c.config.model.to_dict() for c, _ in chosen])
+            config = lead.config
+        tuning_info["retrained"] = False
+        tuning_info["ensemble"] = [
+            {"trial": c.number, "weight": round(w, 6), "val_rmse": c.value} for c, w in chosen]
+        tuning_info["ensemble_val_rmse"] = float(ens_rmse)
+        _say(progress, f"saving {'the ensemble of ' + str(len(chosen)) + ' members' if len(chosen) > 1 else 'the best member'} "
+                       f"(validation RMSE {ens_rmse:.5g})")
+        model = TabularModel(network, config, prepared.schema, prepared.preprocessor)
+        metrics = evaluate_splits(model, prepared)
+        metrics["training"] = {"best_epoch": int(lead.history["val_rmse"].idxmin())
+                               if len(lead.history) else -1,
+                               "epochs": int(len(lead.history)), "diverged": False,
+                               "members": len(chosen)}
+        metrics["tuning"] = tuning_info
+        model.metrics = metrics
+        if run_dir is not None:
+            write_run(run_dir, model, prepared, _History(lead.history), metrics)
+    if run_dir is not None:
+        _write_tuning(run_dir, study, best, best_params, url, 0)
+    return TuneResult(
+        best_params=best_params,
+        best_value=float(best.value),
+        best_config=best_cfg,
+        model=model,
+        metrics=metrics,
+        study=study,
+        dir=run_dir,
+        n_trials=sum(counts[s] for s in FINISHED),
+        counts={s.name: int(n) for s, n in counts.items()},
+        best_trial=best.number,
+        interrupted=stop.requested,
+        seconds=time.perf_counter() - start,
+        _tmp=tmp,
+    )
+
+
+@dataclass
+class _History:
+    """What ``write_run`` reads of a training: its history."""
+
+    history: Any

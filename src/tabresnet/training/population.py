@@ -1,0 +1,489 @@
+"""Train a population: many configurations at once as one packed network.
+
+:class:`PopulationTrainer` holds up to ``k`` members (each a full run config,
+trained as in :func:`tabresnet.training.train_network`) in one
+:class:`~tabresnet.models.population.PopulationNetwork` and trains them epoch by
+epoch in one forward and backward pass per batch:
+
+* each member sees its own row permutation (``TensorBatches(members=k)``;
+  member slot 0 sees the permutation a single ``fit`` sees);
+* each member has its own loss term (the members' losses are summed, so each
+  member's gradient is that of its own loss), its own optimiser state, step
+  count, learning rate, weight decay, schedule and gradient clipping
+  (:class:`MemberOptimizer`: torch's fused optimiser, one parameter group per
+  member);
+* members of one width share a pack (their depths are gated); each width has
+  its own pack, so that no member computes a wider one's padding;
+* each member has its own early stopping (patience), best epoch and best
+  weights, kept in a plain network of its own configuration;
+* a member whose loss turns NaN or inf leaves the loss at once and ends at
+  the end of the epoch as diverged; the others train on.
+
+A caller (the population tuner) adds members between epochs and ends them
+(pruning); the pack is rebuilt to the new members' widths and depths when
+they change, keeping the running members' weights and optimiser state.
+
+Shared by a pack (one value for all members): the optimiser kind, the batch
+size, the loss and the patience and epoch limit; the model options of
+:data:`~tabresnet.models.population.SHARED_OPTIONS`.
+
+With one member, its training is the one ``train_network`` gives: the same
+initial weights (the member network is built the same way after seeding),
+the same batches, the same update (torch's AdamW, Adam or SGD; fused here,
+single-tensor there: the same formulas), the same early stopping and
+schedules -- equal predictions within float tolerance
+(``tests/test_tuning_population.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..data import TensorBatches
+from ..defaults import RunConfig, auto_batch_size
+from ..models.population import PopulationNetwork, pack_layout
+from .loop import EVAL_BATCH, build_network, resolve_threads
+from .prepare import Prepared
+
+__all__ = ["Member", "MemberOptimizer", "PopulationTrainer"]
+
+
+@dataclass(eq=False)
+class Member:
+    """One configuration in the pack, its schedule and its best epoch so far.
+
+    ``key`` is the caller's handle (the tuner's Optuna trial). ``network`` is a
+    plain network of the member's configuration holding its best weights (the
+    initial ones until a validation improves on infinity).
+    """
+
+    config: RunConfig
+    key: Any = None
+    overrides: dict = field(default_factory=dict)  # the options the search set
+    network: torch.nn.Module | None = None
+    epochs: int = 0
+    steps: int = 0
+    lr: float = 0.0
+    best: float = math.inf
+    best_epoch: int = -1
+    wait: int = 0
+    last_rmse: float = math.inf
+    diverged: bool = False
+    history: list = field(default_factory=list)
+    val_pred: torch.Tensor | None = None  # (N_val, n_out) at the best epoch, transformed units
+    plateau: dict = field(default_factory=lambda: {"best": math.inf, "bad": 0})
+
+    @property
+    def stopped_early(self) -> bool:
+        """Patience ran out or the epoch limit is reached."""
+        t = self.config.train
+        return self.wait >= t.patience or self.epochs >= t.max_epochs
+
+    def history_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.history, columns=["epoch", "train_loss", "val_loss", "val_rmse"])
+
+
+class MemberOptimizer:
+    """AdamW, Adam or SGD (Nesterov momentum 0.9) over stacked member tensors.
+
+    Every parameter has the member dimension first. Member ``i`` is one
+    parameter group of torch's fused optimiser over the views ``p[i]``, so each
+    member has its own learning rate, weight decay, step count and moments,
+    and one update of all members is a few fused kernels (one per member) --
+    cheaper than the single-tensor update ``fit`` runs, same formulas.
+    """
+
+    def __init__(self, kind: str, params: Sequence[tuple[str, torch.Tensor]], k: int):
+        if kind not in ("adamw", "adam", "sgd"):
+            raise ValueError(f"unknown optimizer {kind!r}; valid names are: adam, adamw, sgd")
+        self.kind, self.k = kind, int(k)
+        self.params = [(n, p) for n, p in params]
+        # Leaf views of each member's slice: the optimiser updates them in place.
+        self.views = [[p.detach()[i] for _, p in self.params] for i in range(self.k)]
+        groups = [{"params": v, "lr": 0.0, "weight_decay": 0.0} for v in self.views]
+        if kind == "adamw":
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, fused=True)
+        elif kind == "adam":
+            self.optimizer = torch.optim.Adam(groups, fused=True)
+        else:
+            self.optimizer = torch.optim.SGD(groups, lr=0.0, momentum=0.9, nesterov=True,
+                                             fused=True)
+
+    def reset(self, i: int) -> None:
+        """Forget slot ``i``'s moments and steps (a new member starts there)."""
+        for v in self.views[i]:
+            self.optimizer.state.pop(v, None)
+
+    def member_state(self, i: int, name: str) -> dict | None:
+        """Slot ``i``'s optimiser state for parameter ``name`` (None before its first step)."""
+        j = [n for n, _ in self.params].index(name)
+        return self.optimizer.state.get(self.views[i][j])
+
+    def set_member_state(self, i: int, name: str, state: dict) -> None:
+        j = [n for n, _ in self.params].index(name)
+        self.optimizer.state[self.views[i][j]] = state
+
+    @torch.no_grad()
+    def clip(self, max_norms: Sequence[float]) -> None:
+        """Scale each member's gradient to norm at most ``max_norms[i]`` (0: no clipping)."""
+        if not any(m > 0 for m in max_norms):
+            return
+        sq = None
+        for _, p in self.params:
+            if p.grad is not None:
+                s = p.grad.reshape(self.k, -1).pow(2).sum(1)
+                sq = s if sq is None else sq + s
+        if sq is None:
+            return
+        norms = sq.sqrt().tolist()
+        coef = [min(m / (n + 1e-6), 1.0) if m > 0 else 1.0 for m, n in zip(max_norms, norms)]
+        for _, p in self.params:
+            if p.grad is not None:
+                p.grad.mul_(torch.tensor(coef, dtype=p.dtype).view(-1, *([1] * (p.dim() - 1))))
+
+    @torch.no_grad()
+    def step(self, lrs: Sequence[float], weight_decays: Sequence[float],
+             active: Sequence[bool]) -> None:
+        """One update of the ``active`` members; the others keep their weights and moments."""
+        for i, group in enumerate(self.optimizer.param_groups):
+            group["lr"], group["weight_decay"] = float(lrs[i]), float(weight_decays[i])
+            for (_, p), v in zip(self.params, self.views[i]):
+                v.grad = p.grad[i] if active[i] and p.grad is not None else None
+        self.optimizer.step()
+
+    def zero_grad(self) -> None:
+        for _, p in self.params:
+            p.grad = None
+        for views in self.views:
+            for v in views:
+                v.grad = None
+
+
+def _member_losses(name: str, delta: float, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each member's loss ``(k,)`` from ``(B, k, out)``: the mean over rows and targets."""
+    if name == "mse":
+        e = F.mse_loss(pred, y, reduction="none")
+    elif name == "mae":
+        e = F.l1_loss(pred, y, reduction="none")
+    elif name == "huber":
+        e = F.huber_loss(pred, y, reduction="none", delta=delta)
+    else:
+        raise ValueError(f"unknown loss {name!r}; valid names are: huber, mae, mse")
+    return e.mean(dim=(0, 2))
+
+
+class PopulationTrainer:
+    """Up to ``slots`` members trained side by side, one epoch per :meth:`run_epoch`.
+
+    Parameters
+    ----------
+    prepared : Prepared
+        The split every member trains on (train) and is scored on (val).
+    base : RunConfig
+        The pack's shared options: the optimiser kind, batch size, loss,
+        seed (the row permutations) and threads.
+    slots : int
+        Members at most.
+    """
+
+    def __init__(self, prepared: Prepared, base: RunConfig, slots: int):
+        if int(slots) < 1:
+            raise ValueError(f"a population needs at least one slot, however: {slots=}")
+        self.prepared, self.base, self.slots = prepared, base, int(slots)
+        t = base.train
+        self.batch_size = t.batch_size or auto_batch_size(len(prepared.train))
+        self.members: list[Member] = []  # their order: their columns in the batches
+        self.packs: dict[tuple, _Pack] = {}
+        self._fresh: set[int] = set()  # members not in a pack yet
+        self.epoch = 0  # the pack's epochs: the row permutations' clock
+        self.threads = resolve_threads(t.num_threads)
+        tr = prepared.train
+        n = len(tr)
+        self._drop_last = n % self.batch_size == 1  # BatchNorm needs two rows
+        self._scale = torch.tensor([float(s) for s in prepared.target_scale])
+
+    # -- members in and out ------------------------------------------------------------------
+    @property
+    def active(self) -> list[tuple[int, Member]]:
+        """``(column, member)``: the members training, by their column in the batches."""
+        return list(enumerate(self.members))
+
+    @property
+    def free(self) -> int:
+        return self.slots - len(self.members)
+
+    def add(self, config: RunConfig, key: Any = None) -> Member:
+        """A new member of ``config`` (initialised as ``fit`` would with ``config.seed``)."""
+        if self.free <= 0:
+            raise RuntimeError("the population is full")
+        self._check_shared(config)
+        # As train_network: seed, then build, so the initial weights are fit's.
+        L.seed_everything(config.seed, workers=False, verbose=False)
+        network = build_network(config.replace(ensemble_size=1), self.prepared)
+        member = Member(config=config, key=key, network=network, lr=float(config.train.lr))
+        self.members.append(member)
+        self._fresh.add(id(member))
+        return member
+
+    def _check_shared(self, config: RunConfig) -> None:
+        t, b = config.train, self.base.train
+        for name in ("optimizer", "batch_size", "loss", "huber_delta"):
+            if getattr(t, name) != getattr(b, name):
+                raise ValueError(f"the members of a pack need the same {name}, however: "
+                                 f"{getattr(b, name)!r} and {getattr(t, name)!r}")
+        if t.ema_decay > 0:
+            raise ValueError("a pack does not keep moving averages; set ema_decay=0")
+
+    def end(self, member: Member) -> None:
+        """Take ``member`` out (finished, pruned or failed); its place is free."""
+        self.members.remove(member)
+        self._fresh.discard(id(member))
+
+    # -- the packs ------------------------------------------------------------------------------
+    def _arrange(self) -> None:
+        """One pack per width: rebuild the packs whose members changed, keeping the others'.
+
+        Members of one width share a pack (their depths are gated); members of
+        different widths train in separate packs, so that no member pays for a
+        wider one's padding.
+        """
+        groups: dict[tuple, list[Member]] = {}
+        for m in self.members:
+            groups.setdefault(tuple(m.config.model.c_hidden), []).append(m)
+        packs = {}
+        for key, members in groups.items():
+            old = self.packs.get(key)
+            if old is not None and [id(m) for m in old.members] == [id(m) for m in members]:
+                packs[key] = old
+                continue
+            configs = [m.config.model for m in members]
+            widths, blocks = pack_layout(configs)
+            net = PopulationNetwork(configs, *_dims(self.prepared), widths=widths, blocks=blocks)
+            opt = MemberOptimizer(self.base.train.optimizer, _params(net), net.k)
+            moved: dict[int, int] = {}
+            if old is not None:
+                where = {id(m): i for i, m in enumerate(old.members)}
+                moved = {j: where[id(m)] for j, m in enumerate(members)
+                         if id(m) in where and id(m) not in self._fresh}
+                if moved:
+                    _copy_slots(old.network, net, moved, old.optimizer, opt)
+            for j, m in enumerate(members):
+                if j in moved:
+                    net.configure_member(j, m.config.model)
+                else:
+                    net.load_member(j, m.network, m.config.model)
+            packs[key] = _Pack(members, net, opt)
+        self.packs = packs
+        self._fresh.clear()
+
+    # -- one epoch ------------------------------------------------------------------------------
+    def run_epoch(self) -> list[Member]:
+        """Train every member one epoch, validate, update schedules; returns the members.
+
+        Afterwards each member's ``last_rmse``, ``best``, ``wait``,
+        ``diverged`` and ``history`` are current; ending members is the
+        caller's (:meth:`end`).
+        """
+        if not self.members:
+            return []
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            self._arrange()
+            sums, n = self._train_epoch()
+            self._validate(sums, n)
+        finally:
+            torch.set_num_threads(threads_before)
+        self.epoch += 1
+        return list(self.members)
+
+    def _columns(self) -> list[tuple[_Pack, torch.Tensor | None]]:
+        column = {id(m): j for j, m in enumerate(self.members)}
+        out = []
+        for pack in self.packs.values():
+            cols = [column[id(m)] for m in pack.members]
+            whole = cols == list(range(len(self.members)))
+            out.append((pack, None if whole else torch.tensor(cols)))
+        return out
+
+    def _train_epoch(self) -> tuple[torch.Tensor, float]:
+        k = len(self.members)
+        tr = self.prepared.train
+        batches = TensorBatches((tr.x_num, tr.x_cat, tr.y), batch_size=self.batch_size,
+                                shuffle=True, seed=self.base.seed, drop_last=self._drop_last,
+                                members=k)
+        # fit's Trainer takes one iterator of the batches before training (its check of
+        # the loader), so its epoch e uses permutation e + 1: follow it, so that a
+        # member in column 0 sees the batches fit sees.
+        batches.set_epoch(self.epoch + 1)
+        t = self.base.train
+        packs = self._columns()
+        alive = {id(p): torch.tensor([not m.diverged for m in p.members]) for p, _ in packs}
+        sums, rows = torch.zeros(k), 0.0
+        for pack, _ in packs:
+            pack.network.train()
+        for x_num, x_cat, y in batches:
+            if k == 1:
+                x_num, x_cat, y = x_num.unsqueeze(1), x_cat.unsqueeze(1), y.unsqueeze(1)
+            total = None
+            results = []
+            for pack, cols in packs:
+                xn, xc, yy = (x_num, x_cat, y) if cols is None else (
+                    x_num[:, cols], x_cat[:, cols], y[:, cols])
+                losses = _member_losses(t.loss, t.huber_delta, pack.network(xn, xc), yy)
+                finite = torch.isfinite(losses.detach())
+                use = alive[id(pack)] & finite
+                term = torch.where(use, losses, torch.zeros_like(losses)).sum()
+                total = term if total is None else total + term
+                results.append((pack, cols, losses.detach(), use))
+            for pack, _ in packs:
+                pack.optimizer.zero_grad()
+            total.backward()
+            for pack, cols, losses, use in results:
+                opt, members = pack.optimizer, pack.members
+                opt.clip([m.config.train.gradient_clip for m in members])
+                for i, m in enumerate(members):
+                    if bool(use[i]):
+                        m.steps += 1
+                    else:
+                        m.diverged = True
+                alive[id(pack)] = use
+                opt.step([m.lr for m in members], [m.config.train.weight_decay for m in members],
+                         [bool(u) for u in use])
+                if cols is None:
+                    sums += losses * y.shape[0]
+                else:
+                    sums[cols] += losses * y.shape[0]
+            rows += y.shape[0]
+        return sums, rows
+
+    @torch.no_grad()
+    def _validate(self, sums: torch.Tensor, rows: float) -> None:
+        va = self.prepared.val
+        t = self.base.train
+        y = va.y.unsqueeze(1)
+        train_loss = sums / max(rows, 1.0)
+        column = {id(m): j for j, m in enumerate(self.members)}
+        for pack in self.packs.values():
+            net = pack.network.eval()
+            pred = torch.cat([net(va.x_num[i : i + EVAL_BATCH], va.x_cat[i : i + EVAL_BATCH])
+                              for i in range(0, len(va), EVAL_BATCH)])  # (N, k, out)
+            val_loss = _member_losses(t.loss, t.huber_delta, pred, y.expand_as(pred))
+            mse = ((pred - y) ** 2).sum(0) / len(va) * self._scale**2
+            rmse = torch.sqrt(mse.mean(-1))
+            for i, m in enumerate(pack.members):
+                value = float(rmse[i]) if math.isfinite(float(rmse[i])) else math.inf
+                tl = float(train_loss[column[id(m)]])
+                m.diverged = m.diverged or not math.isfinite(tl)
+                m.history.append({"epoch": m.epochs, "train_loss": tl,
+                                  "val_loss": float(val_loss[i]), "val_rmse": value})
+                m.last_rmse = value
+                if value < m.best:  # as BestWeights and EarlyStopping: a strict improvement
+                    m.best, m.best_epoch, m.wait = value, m.epochs, 0
+                    m.network = net.member_network(i, m.config.model, into=m.network)
+                    m.val_pred = pred[:, i].clone()
+                else:
+                    m.wait += 1
+                m.epochs += 1
+                self._schedule(m, value)
+
+    def _schedule(self, m: Member, rmse: float) -> None:
+        t = m.config.train
+        if t.scheduler == "plateau":  # torch's ReduceLROnPlateau(factor=0.5, patience=4)
+            p = m.plateau
+            if rmse < p["best"] * (1 - 1e-4):
+                p["best"], p["bad"] = rmse, 0
+            else:
+                p["bad"] += 1
+            if p["bad"] > 4:
+                new = max(m.lr * 0.5, 0.0)
+                if m.lr - new > 1e-8:
+                    m.lr = new
+                p["bad"] = 0
+        elif t.scheduler == "cosine":  # torch's CosineAnnealingLR, stepped once per epoch
+            e, T = m.epochs, max(t.max_epochs, 1)
+            m.lr = (1 + math.cos(math.pi * e / T)) / (1 + math.cos(math.pi * (e - 1) / T)) * m.lr
+
+    def predictions(self, member: Member) -> np.ndarray:
+        """``member``'s validation predictions at its best epoch, in target units."""
+        z = member.val_pred.double().numpy()
+        return self.prepared.preprocessor.inverse_target(z)
+
+
+def _dims(prepared: Prepared) -> tuple:
+    pre = prepared.preprocessor
+    return pre.n_num, list(pre.cardinalities), len(prepared.targets), pre.n_cont
+
+
+def _params(net: PopulationNetwork) -> list[tuple[str, torch.Tensor]]:
+    return [(n, p) for n, p in net.net.named_parameters()]
+
+
+@dataclass(eq=False)
+class _Pack:
+    """Members of one width, their packed network and optimiser."""
+
+    members: list
+    network: PopulationNetwork
+    optimizer: MemberOptimizer
+
+
+_BLOCK = re.compile(r"^backbone\.blocks\.(\d+)\.")
+
+
+def _block_key(key: str, old: Sequence[int], new: Sequence[int]) -> str | None:
+    """``key`` of a pack with ``old`` blocks per group in a pack with ``new`` (None: dropped)."""
+    m = _BLOCK.match(key)
+    if m is None:
+        return key
+    j = int(m.group(1))
+    for g, b in enumerate(old):
+        if j < b:
+            return f"backbone.blocks.{sum(new[:g]) + j}.{key[m.end():]}" if j < new[g] else None
+        j -= b
+    return None
+
+
+@torch.no_grad()
+def _copy_slots(old: PopulationNetwork, new: PopulationNetwork, moved: dict[int, int],
+                old_opt: MemberOptimizer, new_opt: MemberOptimizer) -> None:
+    """Running members' tensors (and optimiser state) from ``old``'s slots into ``new``'s."""
+    dst = dict(new.member_tensors())
+    shared = dict(new.net.named_buffers())
+    src_all = dict(old.net.named_parameters()) | dict(old.net.named_buffers())
+    old_params = {n for n, _ in old_opt.params}
+    new_params = {n for n, _ in new_opt.params}
+    for key, t in src_all.items():
+        target = _block_key(key, old.blocks, new.blocks)
+        if target is None:
+            continue
+        if target in dst:
+            d = dst[target]
+            region = tuple(slice(0, min(a, b)) for a, b in zip(d.shape[1:], t.shape[1:]))
+            for j, i in moved.items():
+                d[j][region] = t[i][region]
+                state = old_opt.member_state(i, key) if key in old_params else None
+                if state is None or target not in new_params:
+                    continue
+                fresh = {}
+                for name, value in state.items():
+                    if name == "step" or value.dim() == 0:
+                        fresh[name] = value.clone()
+                    else:
+                        grown = torch.zeros_like(d[j])
+                        grown[region] = value[region]
+                        fresh[name] = grown
+                new_opt.set_member_state(j, target, fresh)
+        elif target in shared and shared[target].shape == t.shape and key.startswith(
+                "numeric."):
+            shared[target].copy_(t)  # the PLE bins
