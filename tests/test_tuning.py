@@ -238,6 +238,11 @@ def test_with_cross_validation_the_saved_model_is_a_bag_of_the_fold_networks(fra
     assert meta["format_version"] == 3 and meta["network"]["members"] == 3
     loaded = tabresnet.load(out)
     np.testing.assert_allclose(loaded.predict(frame), result.model.predict(frame), rtol=1e-5)
+    # Calibrated as fit calibrates a bag: CV+ on the out-of-fold rows.
+    assert loaded.calibration.kind == "cv+" and loaded.calibration.n == 80
+    pred, lower, upper = loaded.predict_interval(frame, 0.9)
+    assert np.all(lower <= pred) and np.all(pred <= upper) and np.all(upper > lower)
+    assert result.metrics["intervals"]["calibration_rows"] == 80
     history = pd.read_csv(out / "history.csv")
     assert sorted(history["member"].unique()) == [0, 1, 2]
     summary = json.loads((out / "data_summary.json").read_text())
@@ -274,6 +279,11 @@ def test_without_cv_the_best_trials_own_network_is_saved(frame):
     assert result.metrics["tuning"]["retrained"] is False
     # The network of the best trial: its validation RMSE is the trial's value.
     assert result.metrics["val"]["rmse"] == pytest.approx(result.best_value, rel=1e-5)
+    # Calibrated as fit calibrates one network: split conformal on the validation rows.
+    assert result.model.calibration.kind == "split"
+    assert result.model.calibration.n == result.metrics["val"]["n"]
+    pred, lower, upper = result.model.predict_interval(frame, 0.8)
+    assert np.all(lower < pred) and np.all(pred < upper)
 
 
 @pytest.mark.slow  # spawns two worker processes

@@ -260,6 +260,11 @@ def test_tune_pack_saves_a_model_that_loads_and_predicts(tmp_path, table, ensemb
         assert len(chosen) == 1 and loaded.n_members == 1
         assert chosen[0]["trial"] == result.best_trial
     assert set(loaded.evaluate(table)) >= {"rmse"}
+    # The saved ensemble carries its conformal calibration, as a fit's model does.
+    assert loaded.calibration.kind == "split"
+    pred, lower, upper = loaded.predict_interval(table, 0.9)
+    assert np.all(lower <= pred) and np.all(pred <= upper)
+    assert set(result.metrics["intervals"]) >= {"test_constant", "calibration_rows"}
 
 
 def test_pack_refuses_what_it_cannot_do(table):

@@ -297,7 +297,7 @@ def intervals_section(run: RunDir) -> str:
             target = name or (targets[0] if len(targets) == 1 else "target")
             bounds.append((target, true_col, pred_col, lo, hi))
     if not iv and not bounds:
-        raise Unavailable("this run has no interval calibration (runs of tune, or of a "
+        raise Unavailable("this run has no interval calibration (a model of a "
                           "tabresnet before intervals; model.calibrate(rows) adds one)")
     level = float(iv.get("level", 0.9))
     how = (f"calibrated by {esc(iv.get('calibration', '?'))} "

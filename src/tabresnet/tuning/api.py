@@ -536,7 +536,7 @@ def _tune_pack(
 ) -> TuneResult:
     """``tune(..., pack=P)``: the study's trials trained P at a time (see ``tune``)."""
     from ..models import MeanEnsemble
-    from ..training.fit import evaluate_splits, write_run
+    from ..training.fit import calibrate_split, evaluate_splits, interval_metrics, write_run
     from .population import greedy_selection, member_space, run_population
     from .study import make_pruner, make_sampler
     from .workers import _sampler_seed
@@ -615,7 +615,11 @@ def _tune_pack(
         _say(progress, f"saving {'the ensemble of ' + str(len(chosen)) + ' members' if len(chosen) > 1 else 'the best member'} "
                        f"(validation RMSE {ens_rmse:.5g})")
         model = TabularModel(network, config, prepared.schema, prepared.preprocessor)
+        # Split conformal on the validation rows, which also chose the members and
+        # their weights: bench/intervals.py measures what that does to coverage.
+        model.calibration = calibrate_split(model, prepared.val)
         metrics = evaluate_splits(model, prepared)
+        metrics.update(interval_metrics(model, prepared.test))
         metrics["training"] = {"best_epoch": int(lead.history["val_rmse"].idxmin())
                                if len(lead.history) else -1,
                                "epochs": int(len(lead.history)), "diverged": False,

@@ -15,8 +15,8 @@ from typing import Any
 from ..artifact import TabularModel
 from ..defaults import RunConfig
 from ..training import Prepared, evaluate_splits, train_network
-from ..training.bag import bag_prepared, train_bag
-from ..training.fit import write_run
+from ..training.bag import bag_prepared, calibrate_bag, train_bag
+from ..training.fit import calibrate_split, interval_metrics, write_run
 from .objective import PruningCallback, StopFlag
 
 __all__ = ["retrain", "retrain_bag"]
@@ -57,7 +57,10 @@ def retrain(
             warnings.warn("the retrained best configuration diverged; its model is the best "
                           "epoch before that", stacklevel=3)
         model = TabularModel(result.network, config, prepared.schema, prepared.preprocessor)
+        # Conformal intervals as fit gives them: split conformal on the validation rows.
+        model.calibration = calibrate_split(model, prepared.val)
         metrics = evaluate_splits(model, prepared)
+        metrics.update(interval_metrics(model, prepared.test))
         metrics["training"] = {**result.training_summary(), "interrupted": stop.requested}
         metrics.update(extra)
         model.metrics = metrics
@@ -98,7 +101,9 @@ def retrain_bag(
                       "that", stacklevel=3)
     prepared = bag_prepared(folds)
     model = TabularModel(bag.network, config, prepared.schema, prepared.preprocessor)
+    model.calibration = calibrate_bag(model, folds)  # CV+ on the out-of-fold rows, as fit
     metrics: dict[str, Any] = {**bag.metrics, **evaluate_splits(model, prepared, ("test",))}
+    metrics.update(interval_metrics(model, prepared.test))
     metrics["training"] = {**training, "folds": len(folds), "interrupted": stop.requested}
     metrics.update(extra)
     model.metrics = metrics
