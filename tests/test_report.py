@@ -152,6 +152,12 @@ def test_fit_writes_the_report(fitted_run: Path) -> None:
     for anchor in ("data", "model", "training", "predictions", "metrics", "config"):
         assert "Not available" not in section_of(html, anchor), anchor
     assert '<section id="tuning">' not in html
+    # The config section ends with the commands that use this run, path quoted.
+    use = section_of(html, "config")
+    assert "Using this model" in use
+    for command in ("predict", "importance", "export"):
+        assert f"tabresnet {command} {fitted_run}" in use, command
+    assert "--onnx model.onnx" in use and "--interval 0.9" in use
 
 
 @ON_FITTED_RUN

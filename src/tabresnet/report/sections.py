@@ -7,6 +7,7 @@ cannot draw its section; :func:`~.html.section` turns that into a note.
 from __future__ import annotations
 
 import math
+import shlex
 from typing import Any
 
 import pandas as pd
@@ -162,7 +163,13 @@ def model_section(run: RunDir) -> str:
     net = info.single
     trainable = sum(p.numel() for p in info.network.parameters() if p.requires_grad)
     bag = ""
-    if info.members > 1:
+    if info.members > 1 and getattr(info.network, "configs", None) is not None:
+        bag = (
+            f" The model is a weighted ensemble of {info.members} networks chosen from a "
+            "packed tuning study (tune --pack), each with its own configuration; the table, "
+            "tree and graph below show the first of them."
+        )
+    elif info.members > 1:
         bag = (
             f" The model averages {info.members} networks of the same shape, one trained on "
             "each cross-validation fold (a bag); the table, tree and graph below show the "
@@ -606,9 +613,20 @@ def config_section(run: RunDir) -> str:
         import yaml
 
         text = yaml.safe_dump(cfg, sort_keys=False)
+    run_dir = shlex.quote(str(run.path))
+    use = "\n".join([
+        f"tabresnet predict {run_dir} new.csv -o predictions.csv --interval 0.9"
+        "   # with conformal bounds",
+        f"tabresnet importance {run_dir} holdout.csv          # permutation importance",
+        f"tabresnet export {run_dir} --onnx model.onnx        # runs without Python",
+    ])
     return (
         "<details><summary>config.yaml (the resolved run configuration)</summary>"
         f"<pre>{esc(text)}</pre></details>"
+        "<h3>Using this model</h3>"
+        f"<pre>{esc(use)}</pre>"
+        '<p class="sub">From Python: <code>tabresnet.load(path).predict(frame, interval=0.9)'
+        "</code>; <code>ResNetRegressor</code> in scikit-learn pipelines.</p>"
     )
 
 
