@@ -261,6 +261,7 @@ def test_help_lists_names_and_plain_metavars(capsys):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "OPT_" not in text
     assert "--lr LR" in text and "--max-epochs N" in text and "--block NAME" in text
+    assert "--weight COL" in text  # a column of the data, named as one
     assert "Learning rate." in text and "Default: 0.002" in text
     for names in [list(BLOCKS), *NAMES.values(), ["adamw", "adam", "sgd"],
                   ["mse", "mae", "huber", "quantile"], ["none", "cosine", "plateau"]]:

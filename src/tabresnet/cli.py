@@ -141,7 +141,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         elif isinstance(default, float):
             kwargs.update(type=float, metavar=name.upper())
         elif default is None or "None" in text:
-            kwargs.update(type=_optional_str, metavar="NAME" if named else "VALUE")
+            # The data section's free-text option names a column (--weight COL).
+            kwargs.update(type=_optional_str,
+                          metavar="NAME" if named else "COL" if section == "data" else "VALUE")
         else:
             kwargs.update(type=str, metavar="NAME" if named else "VALUE")
             if choices(section, name):
