@@ -264,6 +264,7 @@ class PopulationTrainer:
         self.packs: dict[tuple, _Pack] = {}
         self._fresh: set[int] = set()  # members not in a pack yet
         self.epoch = 0  # the pack's epochs: the row permutations' clock
+        self.trained = 0  # members that trained in the last epoch
         self.threads = resolve_threads(t.num_threads)
         tr = prepared.train
         n = len(tr)
@@ -377,6 +378,7 @@ class PopulationTrainer:
         finally:
             torch.set_num_threads(threads_before)
         self.epoch += 1
+        self.trained = len(self.members)
         return list(self.members)
 
     def _columns(self) -> list[tuple[_Pack, torch.Tensor | None]]:
