@@ -98,9 +98,10 @@ def auto_pack(rows: int) -> int:
 
 # --pack auto with a time limit: members at once such that, at the speed measured so
 # far, a wave of them ends within 1/WAVE_SHARE of the time left; the first wave,
-# before any measurement, has FIRST_WAVE members at most.
+# before any measurement, has FIRST_WAVE members at most (one epoch later the pack
+# grows: on a small table at once, on a large one only as far as the time allows).
 WAVE_SHARE = 2.0
-FIRST_WAVE = 4
+FIRST_WAVE = 2
 
 
 def budget_pack(pack: int, remaining: float, member_epoch_seconds: float,
