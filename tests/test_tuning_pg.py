@@ -69,6 +69,42 @@ def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(pg_url,
         assert f"study {study_name}: {len(trials)} complete" in outputs[i]
 
 
+def test_a_packed_worker_and_a_sequential_one_share_one_study(pg_url, tmp_path):
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"a": rng.normal(size=100), "b": rng.normal(size=100)})
+    df["y"] = df.a - 2 * df.b
+    data = tmp_path / "table.csv"
+    df.to_csv(data, index=False)
+    (tmp_path / "space.yaml").write_text(SPACE)
+    study_name = f"packed-{uuid.uuid4().hex[:8]}"
+    n_trials = 8
+
+    def worker(i: int, *extra: str) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "tabresnet.cli", "tune", str(data), "--target", "y",
+               "--storage", pg_url, "--study", study_name, "--trials", str(n_trials),
+               "--space", str(tmp_path / "space.yaml"), "--out", str(tmp_path / f"w{i}"),
+               "--max-epochs", "3", "--num-blocks", "1", "--c-hidden", "8",
+               "--ensemble-size", "1", "--num-threads", "1", "--progress", "none",
+               "--no-report", "--sampler", "random", "--pruner", "none", "--cv", "0", *extra]
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    procs = [worker(0, "--pack", "3"), worker(1)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, text in zip(procs, outputs):
+        assert p.returncode == 0, text
+    with quiet_optuna():
+        study = optuna.load_study(study_name=study_name, storage=storage_url(pg_url))
+    trials = study.trials
+    assert [t.number for t in trials] == list(range(len(trials)))
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    # The packed worker fills its 3 slots while fewer than 8 are finished or running.
+    assert n_trials <= len(trials) <= n_trials + 3
+    packed = [t for t in trials if t.user_attrs.get("pack") == 3]
+    assert packed and len(packed) < len(trials)  # both workers ran trials
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+
+
 def test_storage_errors_are_one_line(pg_url):
     bad = pg_url.rsplit("/", 1)[0] + "/no_such_database"
     with pytest.raises(Exception, match="cannot open storage .*no_such_database") as info:

@@ -283,3 +283,32 @@ def test_cli_pack_flags(capsys):
     assert "add --pack P" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["tune", "x.csv", "--target", "y", "--pack", "0"])
+
+
+@pytest.mark.parametrize("sized", [False, True])
+def test_auto_pack_under_a_time_limit_runs_as_many_as_finish_in_time(tmp_path, table, sized):
+    cfg = _cfg(max_epochs=4, patience=4)
+    prepared = prepare(table, "y", cfg)
+    space, _ = member_space(SearchSpace.from_yaml(SPACE))
+    study = _study(tmp_path)
+    study.pruner = optuna.pruners.NopPruner()
+    now = [0.0]  # the clock: one "second" per member and epoch
+    running = []
+
+    def tick(trainer):
+        running.append(trainer.trained)
+        now[0] += trainer.trained
+
+    # 40 s left, members of 4 epochs at 1 s each: waves of 40 / 2 / 4 = 5 members at most.
+    run = run_population(study, space, cfg, prepared, pack=8, n_trials=12, deadline=40.0,
+                         on_epoch=tick, clock=lambda: now[0], size_to_budget=sized)
+    if sized:
+        assert running[0] == 2 and max(running) <= 5  # FIRST_WAVE, then budget_pack
+        assert run.peak == max(running)
+    else:
+        assert running[0] == 8 and run.peak == 8
+    finished = [t for t in study.get_trials()
+                if t.state == TrialState.COMPLETE and "ended" not in t.user_attrs]
+    # Sized waves finish members (refilling freed slots); the full pack of 8 members
+    # (8 s an epoch) reaches the limit at its fifth epoch, after finishing its first wave only.
+    assert len(finished) > (8 if sized else 0)

@@ -684,7 +684,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train P configurations at a time as one packed network, each a trial "
                         "refilled when it ends; block, norm, activation, groups, embeddings, "
                         "optimizer, batch size and loss are then one value per pack (the "
-                        "config's); 'auto': by the table's rows (16 up to 5,000)")
+                        "config's); 'auto': by the table's rows (16 up to 5,000), and with "
+                        "--timeout fewer at once, so that the members started finish in time")
     p.add_argument("--no-ensemble", action="store_true",
                    help="with --pack: save the single best member instead of the greedy "
                         "ensemble selection of the finished members")

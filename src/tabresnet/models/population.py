@@ -86,13 +86,17 @@ class MemberLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(k, d))
         self.register_buffer("mask", torch.ones(k, d), persistent=False)
         self.register_buffer("count", torch.full((k, 1), float(d)), persistent=False)
+        self.full = True  # every member as wide as the pack: plain LayerNorm, no masks
 
     def set_width(self, i: int, width: int) -> None:
         self.mask[i].zero_()
         self.mask[i, :width] = 1.0
         self.count[i] = float(max(width, 1))
+        self.full = bool(self.mask.all())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.full:  # the common case (the trainer packs members of one width)
+            return F.layer_norm(x, x.shape[-1:], None, None, self.eps) * self.weight + self.bias
         # Masked before the mean too: otherwise the mean's gradient reaches the
         # padded units and training would fill them.
         x = x * self.mask
@@ -282,6 +286,7 @@ class PopulationNetwork(nn.Module):
                 elif isinstance(m, MemberLayerNorm):
                     m.mask.fill_(1.0)
                     m.count.fill_(float(m.mask.shape[1]))
+                    m.full = True
                 elif isinstance(m, _GatedBlocks):
                     m.gates.fill_(True)
         self.net: TabularNetwork = template

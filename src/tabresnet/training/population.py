@@ -10,10 +10,11 @@ epoch in one forward and backward pass per batch:
 * each member has its own loss term (the members' losses are summed, so each
   member's gradient is that of its own loss), its own optimiser state, step
   count, learning rate, weight decay, schedule and gradient clipping
-  (:class:`MemberOptimizer`: torch's fused optimiser, one parameter group per
-  member);
+  (:class:`MemberOptimizer`: the pack's weights and moments are one
+  ``(members, n)`` buffer each, a member's update one fused call on its row);
 * members of one width share a pack (their depths are gated); each width has
-  its own pack, so that no member computes a wider one's padding;
+  its own pack, so that no member computes a wider one's padding, and wide
+  members (:data:`SPLIT_DEPTHS_AT`) have one pack per depth too;
 * each member has its own early stopping (patience), best epoch and best
   weights, kept in a plain network of its own configuration;
 * a member whose loss turns NaN or inf leaves the loss at once and ends at
@@ -48,6 +49,9 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch.optim.adam import adam
+from torch.optim.adamw import adamw
+from torch.optim.sgd import sgd
 
 from ..data import TensorBatches
 from ..defaults import RunConfig, auto_batch_size
@@ -55,7 +59,14 @@ from ..models.population import PopulationNetwork, pack_layout
 from .loop import EVAL_BATCH, build_network, resolve_threads
 from .prepare import Prepared
 
-__all__ = ["Member", "MemberOptimizer", "PopulationTrainer"]
+__all__ = ["Member", "MemberOptimizer", "PopulationTrainer", "SPLIT_DEPTHS_AT"]
+
+# Members of one width but different depths share a pack (the shallower skip the
+# deeper's last blocks, computing them anyway) unless batch * width**2 reaches this:
+# 32 rows at width 256, 128 rows at width 128 -- products large enough that the
+# wasted blocks cost more than one more pack's per-step overhead (measured with
+# bench/population_throughput.py on two CPU cores).
+SPLIT_DEPTHS_AT = 2**21
 
 
 @dataclass(eq=False)
@@ -96,77 +107,124 @@ class Member:
 class MemberOptimizer:
     """AdamW, Adam or SGD (Nesterov momentum 0.9) over stacked member tensors.
 
-    Every parameter has the member dimension first. Member ``i`` is one
-    parameter group of torch's fused optimiser over the views ``p[i]``, so each
-    member has its own learning rate, weight decay, step count and moments,
-    and one update of all members is a few fused kernels (one per member) --
-    cheaper than the single-tensor update ``fit`` runs, same formulas.
+    Every parameter has the member dimension first. The parameters are made
+    views of one ``(k, n)`` buffer (member ``i``'s weights in row ``i``), and so
+    are the moments and the gathered gradients, so that one update of member
+    ``i`` is one call of torch's fused optimiser on row ``i`` (its functional
+    form, ``torch.optim.adamw.adamw`` and friends), whatever the number of
+    tensors. Each member has its own learning rate, weight decay, gradient
+    clipping (as ``clip_grad_norm_``), step count and moments: one member's
+    steps are ``fit``'s (``AdamW``, ``Adam``, ``SGD`` with ``momentum=0.9,
+    nesterov=True``) within float rounding.
     """
+
+    BETAS, EPS, MOMENTUM = (0.9, 0.999), 1e-8, 0.9
 
     def __init__(self, kind: str, params: Sequence[tuple[str, torch.Tensor]], k: int):
         if kind not in ("adamw", "adam", "sgd"):
             raise ValueError(f"unknown optimizer {kind!r}; valid names are: adam, adamw, sgd")
         self.kind, self.k = kind, int(k)
         self.params = [(n, p) for n, p in params]
-        # Leaf views of each member's slice: the optimiser updates them in place.
-        self.views = [[p.detach()[i] for _, p in self.params] for i in range(self.k)]
-        groups = [{"params": v, "lr": 0.0, "weight_decay": 0.0} for v in self.views]
-        if kind == "adamw":
-            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, fused=True)
-        elif kind == "adam":
-            self.optimizer = torch.optim.Adam(groups, fused=True)
+        sizes = [p[0].numel() for _, p in self.params]
+        self.offsets = [0, *np.cumsum(sizes).tolist()]
+        first = self.params[0][1] if self.params else torch.zeros(0)
+        self.flat = torch.zeros(self.k, self.offsets[-1], dtype=first.dtype, device=first.device)
+        with torch.no_grad():
+            for (_, p), a, b in zip(self.params, self.offsets, self.offsets[1:]):
+                view = self.flat[:, a:b].view(p.shape)
+                view.copy_(p)
+                p.data = view  # the module keeps its Parameter; its storage is now the buffer's
+        self.index = {n: j for j, (n, _) in enumerate(self.params)}
+        self.steps = torch.zeros(self.k, 1, dtype=self.flat.dtype)
+        self.step_tensors = [torch.zeros((), dtype=torch.float32) for _ in range(self.k)]
+        if kind == "sgd":
+            self.moments = [torch.zeros_like(self.flat)]  # the momentum buffer
+            self.names = ("momentum_buffer",)
         else:
-            self.optimizer = torch.optim.SGD(groups, lr=0.0, momentum=0.9, nesterov=True,
-                                             fused=True)
+            self.moments = [torch.zeros_like(self.flat), torch.zeros_like(self.flat)]
+            self.names = ("exp_avg", "exp_avg_sq")
+        self.grad: torch.Tensor | None = None
+
+    def _view(self, t: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        shape = self.params[j][1].shape[1:]
+        return t[i, self.offsets[j] : self.offsets[j + 1]].view(shape)
 
     def reset(self, i: int) -> None:
         """Forget slot ``i``'s moments and steps (a new member starts there)."""
-        for v in self.views[i]:
-            self.optimizer.state.pop(v, None)
+        self.steps[i] = 0.0
+        self.step_tensors[i].zero_()
+        for t in self.moments:
+            t[i].zero_()
 
     def member_state(self, i: int, name: str) -> dict | None:
         """Slot ``i``'s optimiser state for parameter ``name`` (None before its first step)."""
-        j = [n for n, _ in self.params].index(name)
-        return self.optimizer.state.get(self.views[i][j])
+        if float(self.steps[i]) == 0.0:
+            return None
+        j = self.index[name]
+        out = {"step": self.steps[i, 0].clone()}
+        for key, t in zip(self.names, self.moments):
+            out[key] = self._view(t, i, j)
+        return out
 
     def set_member_state(self, i: int, name: str, state: dict) -> None:
-        j = [n for n, _ in self.params].index(name)
-        self.optimizer.state[self.views[i][j]] = state
+        j = self.index[name]
+        with torch.no_grad():
+            self.steps[i] = float(state["step"])
+            self.step_tensors[i].fill_(float(state["step"]))
+            for key, t in zip(self.names, self.moments):
+                self._view(t, i, j).copy_(state[key])
+
+    def _gather(self) -> torch.Tensor:
+        """Every member's gradient as one ``(k, n)`` tensor (zeros where none)."""
+        if self.grad is None:
+            self.grad = torch.cat([
+                p.grad.reshape(self.k, -1) if p.grad is not None
+                else torch.zeros(self.k, b - a, dtype=self.flat.dtype)
+                for (_, p), a, b in zip(self.params, self.offsets, self.offsets[1:])], 1)
+        return self.grad
 
     @torch.no_grad()
     def clip(self, max_norms: Sequence[float]) -> None:
         """Scale each member's gradient to norm at most ``max_norms[i]`` (0: no clipping)."""
-        if not any(m > 0 for m in max_norms):
+        if not any(m > 0 for m in max_norms) or not self.params:
             return
-        sq = None
-        for _, p in self.params:
-            if p.grad is not None:
-                s = p.grad.reshape(self.k, -1).pow(2).sum(1)
-                sq = s if sq is None else sq + s
-        if sq is None:
-            return
-        norms = sq.sqrt().tolist()
-        coef = [min(m / (n + 1e-6), 1.0) if m > 0 else 1.0 for m, n in zip(max_norms, norms)]
-        for _, p in self.params:
-            if p.grad is not None:
-                p.grad.mul_(torch.tensor(coef, dtype=p.dtype).view(-1, *([1] * (p.dim() - 1))))
+        g = self._gather()
+        norms = g.pow(2).sum(1, keepdim=True).sqrt()
+        limit = torch.tensor([float(m) for m in max_norms], dtype=g.dtype).view(-1, 1)
+        coef = torch.where(limit > 0, (limit / (norms + 1e-6)).clamp(max=1.0), 1.0)
+        g.mul_(coef)
 
     @torch.no_grad()
     def step(self, lrs: Sequence[float], weight_decays: Sequence[float],
              active: Sequence[bool]) -> None:
         """One update of the ``active`` members; the others keep their weights and moments."""
-        for i, group in enumerate(self.optimizer.param_groups):
-            group["lr"], group["weight_decay"] = float(lrs[i]), float(weight_decays[i])
-            for (_, p), v in zip(self.params, self.views[i]):
-                v.grad = p.grad[i] if active[i] and p.grad is not None else None
-        self.optimizer.step()
+        if not self.params:
+            return
+        g = self._gather()
+        for i in range(self.k):
+            if not active[i]:
+                continue
+            lr, wd = float(lrs[i]), float(weight_decays[i])
+            if self.kind == "sgd":
+                started = float(self.steps[i]) > 0
+                bufs = [self.moments[0][i] if started else None]
+                sgd([self.flat[i]], [g[i]], bufs, fused=True, weight_decay=wd,
+                    momentum=self.MOMENTUM, lr=lr, dampening=0.0, nesterov=True,
+                    maximize=False)
+                if not started:
+                    self.moments[0][i].copy_(bufs[0])
+                self.steps[i] += 1.0
+                continue
+            update = adamw if self.kind == "adamw" else adam
+            update([self.flat[i]], [g[i]], [self.moments[0][i]], [self.moments[1][i]], [],
+                   [self.step_tensors[i]], fused=True, amsgrad=False, beta1=self.BETAS[0],
+                   beta2=self.BETAS[1], lr=lr, weight_decay=wd, eps=self.EPS, maximize=False)
+            self.steps[i] = self.step_tensors[i]
 
     def zero_grad(self) -> None:
         for _, p in self.params:
             p.grad = None
-        for views in self.views:
-            for v in views:
-                v.grad = None
+        self.grad = None
 
 
 def _member_losses(name: str, delta: float, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -206,6 +264,7 @@ class PopulationTrainer:
         self.packs: dict[tuple, _Pack] = {}
         self._fresh: set[int] = set()  # members not in a pack yet
         self.epoch = 0  # the pack's epochs: the row permutations' clock
+        self.trained = 0  # members that trained in the last epoch
         self.threads = resolve_threads(t.num_threads)
         tr = prepared.train
         n = len(tr)
@@ -251,15 +310,15 @@ class PopulationTrainer:
 
     # -- the packs ------------------------------------------------------------------------------
     def _arrange(self) -> None:
-        """One pack per width: rebuild the packs whose members changed, keeping the others'.
+        """One pack per width (and depth, if wide): rebuild the packs whose members changed.
 
         Members of one width share a pack (their depths are gated); members of
         different widths train in separate packs, so that no member pays for a
-        wider one's padding.
+        wider one's padding (:meth:`_pack_key`). Unchanged packs are kept.
         """
         groups: dict[tuple, list[Member]] = {}
         for m in self.members:
-            groups.setdefault(tuple(m.config.model.c_hidden), []).append(m)
+            groups.setdefault(self._pack_key(m.config.model), []).append(m)
         packs = {}
         for key, members in groups.items():
             old = self.packs.get(key)
@@ -286,6 +345,20 @@ class PopulationTrainer:
         self.packs = packs
         self._fresh.clear()
 
+    def _pack_key(self, model) -> tuple:
+        """The pack a member of ``model`` trains in: its widths, and its depths if wide.
+
+        A shallower member computes its pack's gated blocks and throws them
+        away. Where one block's products are large (:data:`SPLIT_DEPTHS_AT`
+        multiply-adds per row batch and Linear) that waste costs more than a
+        pack's fixed per-step costs save, so members of different depths train
+        in separate packs; small networks share one pack per width.
+        """
+        widths = tuple(int(w) for w in model.c_hidden)
+        if self.batch_size * max(widths) ** 2 >= SPLIT_DEPTHS_AT:
+            return widths, tuple(int(b) for b in model.num_blocks)
+        return widths, ()
+
     # -- one epoch ------------------------------------------------------------------------------
     def run_epoch(self) -> list[Member]:
         """Train every member one epoch, validate, update schedules; returns the members.
@@ -305,6 +378,7 @@ class PopulationTrainer:
         finally:
             torch.set_num_threads(threads_before)
         self.epoch += 1
+        self.trained = len(self.members)
         return list(self.members)
 
     def _columns(self) -> list[tuple[_Pack, torch.Tensor | None]]:

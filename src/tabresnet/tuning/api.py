@@ -306,7 +306,10 @@ def tune(
         for them are left out. Members are scored on the validation split
         (no ``cv``) and run in this process (``jobs=1``; share a study
         between machines through ``storage``). ``"auto"``: by the table's rows
-        (:func:`~tabresnet.tuning.population.auto_pack`).
+        (:func:`~tabresnet.tuning.population.auto_pack`) and, with a
+        ``timeout``, fewer at once as the measured speed requires for the
+        members started to finish in time
+        (:func:`~tabresnet.tuning.population.budget_pack`).
     ensemble : bool
         With ``pack``: save the greedy ensemble selection (Caruana et al.,
         2004) of the best finished members on the validation rows, weighted
@@ -513,6 +516,10 @@ def _write_tuning(
     )
 
 
+def _is_auto(pack: Any) -> bool:
+    return isinstance(pack, str) and pack.strip().lower() == "auto"
+
+
 def _resolve_pack(pack: int | str, rows: int) -> int:
     from .population import auto_pack
 
@@ -571,7 +578,8 @@ def _tune_pack(
     display = TuneProgress(study, trials, progress_enabled(progress), log=log_enabled(progress),
                            deadline=deadline)
     with stop, display, quiet_optuna():
-        run = run_population(study, mspace, base, prepared, size, trials, deadline, stop)
+        run = run_population(study, mspace, base, prepared, size, trials, deadline, stop,
+                             size_to_budget=_is_auto(pack))
     with quiet_optuna():
         fail_lost_trials(study)
         counts = count_trials(study)
@@ -586,6 +594,7 @@ def _tune_pack(
         "best_val_rmse": float(best.value),
         "cv_folds": 0,
         "pack": size,
+        "pack_peak": int(run.peak),
         "trials": {s.name: int(n) for s, n in counts.items()},
         "interrupted": stop.requested,
     }

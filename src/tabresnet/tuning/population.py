@@ -65,6 +65,7 @@ __all__ = [
     "PACK_OPTIONS",
     "PopulationRun",
     "auto_pack",
+    "budget_pack",
     "greedy_selection",
     "member_space",
     "run_population",
@@ -85,12 +86,45 @@ SELECTION_ROUNDS = 50
 def auto_pack(rows: int) -> int:
     """``--pack auto``: members at once by the table's rows (small steps gain most from packing).
 
+    With a time limit this is the most; :func:`budget_pack` sizes the waves.
+
     >>> auto_pack(500), auto_pack(20_000), auto_pack(500_000)
     (16, 8, 4)
     """
     if rows <= 5_000:
         return 16
     return 8 if rows <= 100_000 else 4
+
+
+# --pack auto with a time limit: members at once such that, at the speed measured so
+# far, a wave of them ends within 1/WAVE_SHARE of the time left; the first wave,
+# before any measurement, has FIRST_WAVE members at most (one epoch later the pack
+# grows: on a small table at once, on a large one only as far as the time allows).
+WAVE_SHARE = 2.0
+FIRST_WAVE = 2
+
+
+def budget_pack(pack: int, remaining: float, member_epoch_seconds: float,
+                member_epochs: float) -> int:
+    """Members at once for ``--pack auto`` under a time limit: a wave must end in time.
+
+    ``P`` members of ``member_epochs`` epochs each at ``member_epoch_seconds``
+    per member and epoch take ``P * member_epochs * member_epoch_seconds``
+    seconds; ``P`` is the largest (at most ``pack``, at least 1) for which that
+    is at most ``remaining / WAVE_SHARE``. A large pack on a short budget would
+    otherwise have all its members cut at the time limit, none finished.
+
+    >>> budget_pack(16, remaining=600, member_epoch_seconds=0.05, member_epochs=32)
+    16
+    >>> budget_pack(16, remaining=20, member_epoch_seconds=0.05, member_epochs=32)
+    6
+    >>> budget_pack(16, remaining=10, member_epoch_seconds=0.5, member_epochs=32)
+    1
+    """
+    if member_epoch_seconds <= 0 or member_epochs <= 0:
+        return int(pack)
+    fits = remaining / WAVE_SHARE / (member_epochs * member_epoch_seconds)
+    return int(max(1, min(int(pack), math.floor(fits))))
 
 
 def member_space(space: SearchSpace) -> tuple[SearchSpace, list[str]]:
@@ -166,6 +200,7 @@ class PopulationRun:
     asked: int = 0
     epochs: int = 0
     timed_out: bool = False
+    peak: int = 0  # the most members that trained at once
 
 
 def _config_error(exc: BaseException) -> str:
@@ -184,6 +219,7 @@ def run_population(
     stop: StopFlag | None = None,
     on_epoch: Callable[[PopulationTrainer], None] | None = None,
     clock: Callable[[], float] = time.time,
+    size_to_budget: bool = False,
 ) -> PopulationRun:
     """Train the study's trials ``pack`` at a time until it holds ``n_trials`` finished ones.
 
@@ -214,6 +250,12 @@ def run_population(
         Called after each of the pack's epochs (tests use it to stop a run).
     clock : callable
         ``time.time`` by default (the deadline's scale).
+    size_to_budget : bool
+        With a ``deadline`` (``--pack auto``): run at most :data:`FIRST_WAVE`
+        members before the first epoch's speed is known, then at most
+        :func:`budget_pack` of them (up to ``pack``), so that the members
+        started finish before the time limit; freed slots are refilled up to
+        that number. Members already running are never stopped for it.
 
     Returns
     -------
@@ -228,8 +270,22 @@ def run_population(
     def time_up() -> bool:
         return deadline is not None and clock() >= deadline and have_complete
 
+    speed: dict[str, float] = {}  # seconds per member-epoch, measured
+    ended_epochs: list[int] = []  # epochs of the members that ended on their own
+
+    def capacity() -> int:
+        if not size_to_budget or deadline is None:
+            return pack
+        if "member_epoch" not in speed:
+            return min(pack, FIRST_WAVE)
+        t = base.train
+        expected = (float(np.mean(ended_epochs)) if len(ended_epochs) >= 3
+                    else min(t.max_epochs, 2 * t.patience))
+        return budget_pack(pack, deadline - clock(), speed["member_epoch"], expected)
+
     def fill() -> None:
-        while trainer.free > 0 and not stop.requested and not time_up():
+        while (trainer.free > 0 and len(trainer.members) < capacity() and not stop.requested
+               and not time_up()):
             counts = count_trials(study)
             done = sum(counts[s] for s in FINISHED)
             running = counts[TrialState.RUNNING]
@@ -269,8 +325,10 @@ def run_population(
 
     fill()
     while trainer.active:
+        started = clock()
         members = trainer.run_epoch()
         run.epochs += 1
+        run.peak = max(run.peak, len(members))
         for m in members:
             trial = m.key
             if stop.requested:
@@ -285,9 +343,11 @@ def run_population(
             if math.isfinite(m.last_rmse):
                 trial.report(m.last_rmse, step=m.epochs - 1)
                 if trial.should_prune():
+                    ended_epochs.append(m.epochs)
                     finish(m, TrialState.PRUNED)
                     continue
             if m.stopped_early:
+                ended_epochs.append(m.epochs)
                 finish(m, TrialState.COMPLETE)
                 have_complete = True
         if deadline is not None and clock() >= deadline and trainer.members:
@@ -308,6 +368,10 @@ def run_population(
                     finish(m, TrialState.PRUNED, stopped="time limit")
         if on_epoch is not None:
             on_epoch(trainer)
+        # This epoch's seconds per member (the tells and the callback included), smoothed.
+        now = (clock() - started) / max(len(members), 1)
+        prev = speed.get("member_epoch")
+        speed["member_epoch"] = now if prev is None else 0.5 * (prev + now)
         fill()
     return run
 
