@@ -21,7 +21,7 @@ from tabresnet.training import prepare, train_network
 from tabresnet.training.population import PopulationTrainer
 from tabresnet.tuning.population import greedy_selection, member_space, run_population
 from tabresnet.tuning.space import SearchSpace
-from tabresnet.tuning.study import fail_lost_trials, open_study
+from tabresnet.tuning.study import Heartbeat, fail_lost_trials, open_study
 
 SPACE = """
 blocks: {type: int, low: 1, high: 2, per_group: true}
@@ -156,7 +156,11 @@ def _study(tmp_path, name="pop"):
     return study
 
 
-def test_every_member_is_a_trial_with_its_intermediate_values(tmp_path, table):
+def test_every_member_is_a_trial_with_its_intermediate_values(tmp_path, table, monkeypatch):
+    # Each member beats while it trains (Heartbeat), from its ask to its tell.
+    beats: list[tuple[str, int]] = []
+    monkeypatch.setattr(Heartbeat, "add", lambda self, n: beats.append(("add", n)))
+    monkeypatch.setattr(Heartbeat, "discard", lambda self, n: beats.append(("discard", n)))
     cfg = _cfg(max_epochs=4)
     prepared = prepare(table, "y", cfg)
     space, fixed = member_space(SearchSpace.from_yaml(SPACE + "block: [ResNetBlock]\n"))
@@ -172,6 +176,8 @@ def test_every_member_is_a_trial_with_its_intermediate_values(tmp_path, table):
         if t.state == TrialState.COMPLETE:
             assert t.value == pytest.approx(min(t.intermediate_values.values()))
     assert sorted(c.number for c in run.candidates) == [0, 2, 4, 6]
+    for n in range(7):
+        assert [b for b in beats if b[1] == n] == [("add", n), ("discard", n)]
 
 
 def test_resume_after_a_kill_loses_only_the_running_members(tmp_path, table):

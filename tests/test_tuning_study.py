@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -9,7 +10,7 @@ from optuna.trial import TrialState
 
 from tabresnet.tuning import study as study_mod
 from tabresnet.tuning.results import fail_reason
-from tabresnet.tuning.study import fail_lost_trials, open_study, storage_url
+from tabresnet.tuning.study import Heartbeat, fail_lost_trials, open_study, storage_url
 
 
 def test_storage_urls(tmp_path):
@@ -40,3 +41,49 @@ def test_a_trial_of_a_worker_without_heartbeat_is_failed(tmp_path, monkeypatch):
     frozen = study.trials[0]
     assert frozen.state == TrialState.FAIL
     assert "elsewhere:4242 sent no heartbeat" in fail_reason(frozen, study.user_attrs)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_asked_trials_get_heartbeats_from_heartbeat(tmp_path, monkeypatch):
+    # A packed worker asks its trials: Optuna sends no heartbeat for them, and a
+    # RUNNING trial that never had one is never failed as stale. Heartbeat sends it.
+    url = storage_url(tmp_path / "s.db")
+    study = open_study(url, "hb")
+    beating, ended, silent = study.ask(), study.ask(), study.ask()
+    for trial in (beating, ended, silent):
+        trial.set_user_attr("worker", "elsewhere:4242")
+    storage = study_mod._STORAGES[study]
+    sent = []
+    real = storage.record_heartbeat
+    monkeypatch.setattr(storage, "record_heartbeat", lambda i: (sent.append(i), real(i)))
+    ids = {t.number: storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name("hb"), t.number) for t in (beating, ended)}
+    heart = Heartbeat(study)
+    heart.add(beating.number)
+    heart.add(ended.number)
+    heart.discard(ended.number)  # it finished: no more beats
+    heart.beat()
+    assert sent == [ids[beating.number], ids[ended.number], ids[beating.number]]
+    # The thread beats on its own (waited for with a hang guard, not a time limit).
+    beat = threading.Event()
+    monkeypatch.setattr(storage, "record_heartbeat", lambda i: (beat.set(), real(i)))
+    with Heartbeat(study, interval=0.05) as threaded:
+        threaded.add(beating.number)
+        beat.clear()
+        assert beat.wait(120)
+    # Once the beats stop, another machine's worker fails both trials that had
+    # them; the one that never beat stays RUNNING (Optuna cannot tell it is lost).
+    time.sleep(1.5)
+    monkeypatch.setattr(study_mod, "GRACE_PERIOD", 1)
+    study = open_study(url, "hb")
+    assert sorted(fail_lost_trials(study)) == [beating.number, ended.number]
+    assert study.trials[silent.number].state == TrialState.RUNNING
+
+
+def test_heartbeat_on_an_in_memory_study_does_nothing():
+    study = open_study(None, "mem")
+    trial = study.ask()
+    with Heartbeat(study, interval=0.01) as heart:
+        heart.add(trial.number)
+        heart.beat()
+    assert study.trials[0].state == TrialState.RUNNING

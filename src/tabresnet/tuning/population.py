@@ -59,7 +59,7 @@ from ..training import Prepared
 from ..training.population import Member, PopulationTrainer
 from .objective import CONFIG, FAIL_REASON, StopFlag, worker_id
 from .space import SearchSpace
-from .study import FINISHED, count_trials
+from .study import FINISHED, Heartbeat, count_trials
 
 __all__ = [
     "PACK_OPTIONS",
@@ -266,6 +266,9 @@ def run_population(
     run = PopulationRun()
     me = worker_id()
     have_complete = bool(count_trials(study)[TrialState.COMPLETE])
+    # Members are asked, not optimized: their heartbeats are ours to send, so that
+    # another machine's worker can fail them if this process dies.
+    heart = Heartbeat(study)
 
     def time_up() -> bool:
         return deadline is not None and clock() >= deadline and have_complete
@@ -296,6 +299,7 @@ def run_population(
                 # failed by fail_lost_trials (same machine) instead.
                 warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*")
                 trial = study.ask()
+            heart.add(trial.number)
             run.asked += 1
             trial.set_user_attr("worker", me)
             trial.set_user_attr("pack", int(pack))
@@ -305,6 +309,7 @@ def run_population(
             except (ValueError, TypeError) as exc:
                 reason = f"invalid config: {_config_error(exc)}"
                 trial.set_user_attr(FAIL_REASON, reason)
+                heart.discard(trial.number)
                 study.tell(trial, state=TrialState.FAIL)
                 log.warning("trial %d failed: %s", trial.number, reason)
                 continue
@@ -313,6 +318,7 @@ def run_population(
 
     def finish(member: Member, state: TrialState, **attrs: Any) -> None:
         trial = member.key
+        heart.discard(trial.number)
         trial.set_user_attr("epochs", int(member.epochs))
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
@@ -323,56 +329,57 @@ def run_population(
             study.tell(trial, state=state)
         trainer.end(member)
 
-    fill()
-    while trainer.active:
-        started = clock()
-        members = trainer.run_epoch()
-        run.epochs += 1
-        run.peak = max(run.peak, len(members))
-        for m in members:
-            trial = m.key
-            if stop.requested:
-                trial.set_user_attr(FAIL_REASON, f"{stop.reason or 'interrupted'} before it finished")
-                finish(m, TrialState.FAIL)
-                continue
-            if m.diverged:
-                reason = f"diverged: the training loss became NaN or inf (epoch {m.epochs - 1})"
-                trial.set_user_attr(FAIL_REASON, reason)
-                finish(m, TrialState.FAIL)
-                continue
-            if math.isfinite(m.last_rmse):
-                trial.report(m.last_rmse, step=m.epochs - 1)
-                if trial.should_prune():
-                    ended_epochs.append(m.epochs)
-                    finish(m, TrialState.PRUNED)
-                    continue
-            if m.stopped_early:
-                ended_epochs.append(m.epochs)
-                finish(m, TrialState.COMPLETE)
-                have_complete = True
-        if deadline is not None and clock() >= deadline and trainer.members:
-            # At the time limit the running members stop. Their best epochs are real
-            # models: they stay ensemble candidates. Without a complete trial yet
-            # (a short budget, a large pack) the best of them completes, so that
-            # the study has a best, as a sequential trial's early stop would.
-            scored = [m for m in trainer.members if math.isfinite(m.best)]
-            if scored and not have_complete:
-                lead = min(scored, key=lambda m: m.best)
-                finish(lead, TrialState.COMPLETE, ended="time limit")
-                have_complete = True
-            if have_complete:
-                run.timed_out = True
-                for m in list(trainer.members):
-                    if math.isfinite(m.best):
-                        _keep(run, m.key.number, m, trainer)
-                    finish(m, TrialState.PRUNED, stopped="time limit")
-        if on_epoch is not None:
-            on_epoch(trainer)
-        # This epoch's seconds per member (the tells and the callback included), smoothed.
-        now = (clock() - started) / max(len(members), 1)
-        prev = speed.get("member_epoch")
-        speed["member_epoch"] = now if prev is None else 0.5 * (prev + now)
+    with heart:
         fill()
+        while trainer.active:
+            started = clock()
+            members = trainer.run_epoch()
+            run.epochs += 1
+            run.peak = max(run.peak, len(members))
+            for m in members:
+                trial = m.key
+                if stop.requested:
+                    trial.set_user_attr(FAIL_REASON, f"{stop.reason or 'interrupted'} before it finished")
+                    finish(m, TrialState.FAIL)
+                    continue
+                if m.diverged:
+                    reason = f"diverged: the training loss became NaN or inf (epoch {m.epochs - 1})"
+                    trial.set_user_attr(FAIL_REASON, reason)
+                    finish(m, TrialState.FAIL)
+                    continue
+                if math.isfinite(m.last_rmse):
+                    trial.report(m.last_rmse, step=m.epochs - 1)
+                    if trial.should_prune():
+                        ended_epochs.append(m.epochs)
+                        finish(m, TrialState.PRUNED)
+                        continue
+                if m.stopped_early:
+                    ended_epochs.append(m.epochs)
+                    finish(m, TrialState.COMPLETE)
+                    have_complete = True
+            if deadline is not None and clock() >= deadline and trainer.members:
+                # At the time limit the running members stop. Their best epochs are real
+                # models: they stay ensemble candidates. Without a complete trial yet
+                # (a short budget, a large pack) the best of them completes, so that
+                # the study has a best, as a sequential trial's early stop would.
+                scored = [m for m in trainer.members if math.isfinite(m.best)]
+                if scored and not have_complete:
+                    lead = min(scored, key=lambda m: m.best)
+                    finish(lead, TrialState.COMPLETE, ended="time limit")
+                    have_complete = True
+                if have_complete:
+                    run.timed_out = True
+                    for m in list(trainer.members):
+                        if math.isfinite(m.best):
+                            _keep(run, m.key.number, m, trainer)
+                        finish(m, TrialState.PRUNED, stopped="time limit")
+            if on_epoch is not None:
+                on_epoch(trainer)
+            # This epoch's seconds per member (the tells and the callback included), smoothed.
+            now = (clock() - started) / max(len(members), 1)
+            prev = speed.get("member_epoch")
+            speed["member_epoch"] = now if prev is None else 0.5 * (prev + now)
+            fill()
     return run
 
 

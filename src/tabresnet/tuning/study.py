@@ -24,8 +24,10 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 import warnings
+import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ __all__ = [
     "FINISHED",
     "GRACE_PERIOD",
     "HEARTBEAT_INTERVAL",
+    "Heartbeat",
     "count_trials",
     "display_url",
     "fail_lost_trials",
@@ -57,6 +60,9 @@ log = logging.getLogger("tabresnet.tuning")
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 60
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+# The storage each study of open_study was opened on (Optuna keeps it private).
+_STORAGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 # -- storage ---------------------------------------------------------------------------
@@ -186,7 +192,79 @@ def open_study(
                 raise
             time.sleep(0.1 * 2**attempt * (1 + random.random()))
     _check_attrs(study, attrs or {})
+    _STORAGES[study] = storage
     return study
+
+
+class Heartbeat:
+    """Heartbeats for trials run outside ``Study.optimize`` (a packed population).
+
+    ``Study.optimize`` beats for its own trial; trials taken by ``study.ask``
+    get none, and ``optuna.storages.fail_stale_trials`` never fails a RUNNING
+    trial without one, so a packed worker killed on another machine would
+    leave its members RUNNING for good. While the context is open a daemon
+    thread records a heartbeat for every trial in :attr:`trials` each
+    :data:`HEARTBEAT_INTERVAL` seconds; on storages without heartbeats (in
+    memory) it does nothing.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        A study of :func:`open_study`.
+    interval : float, optional
+        Seconds between beats (default :data:`HEARTBEAT_INTERVAL`).
+    """
+
+    def __init__(self, study: optuna.Study, interval: float = HEARTBEAT_INTERVAL):
+        storage = _STORAGES.get(study)
+        self._storage = storage if isinstance(storage, optuna.storages.RDBStorage) else None
+        self._study_id = (self._storage.get_study_id_from_name(study.study_name)
+                          if self._storage is not None else None)
+        self._interval = interval
+        self._ids: dict[int, int] = {}  # trial number -> trial id
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, number: int) -> None:
+        """Beat for trial ``number`` from now on (one beat at once)."""
+        if self._storage is None:
+            return
+        trial_id = self._storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+        with self._lock:
+            self._ids[number] = trial_id
+        self._storage.record_heartbeat(trial_id)
+
+    def discard(self, number: int) -> None:
+        """Stop beating for trial ``number`` (it finished)."""
+        with self._lock:
+            self._ids.pop(number, None)
+
+    def beat(self) -> None:
+        """Record one heartbeat for every trial added and not discarded."""
+        with self._lock:
+            ids = list(self._ids.values())
+        for trial_id in ids:
+            try:
+                self._storage.record_heartbeat(trial_id)
+            except Exception as exc:  # a lost connection: the next beat retries
+                log.debug("heartbeat of trial id %d failed: %s", trial_id, exc)
+
+    def _run(self) -> None:
+        while not self._done.wait(self._interval):
+            self.beat()
+
+    def __enter__(self) -> Heartbeat:
+        if self._storage is not None:
+            self._thread = threading.Thread(target=self._run, name="tabresnet-heartbeat",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def _check_attrs(study: optuna.Study, attrs: dict[str, Any]) -> None:
