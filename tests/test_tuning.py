@@ -286,13 +286,6 @@ def test_without_cv_the_best_trials_own_network_is_saved(frame):
     assert np.all(lower < pred) and np.all(pred < upper)
 
 
-@pytest.mark.slow  # spawns two worker processes
-def test_with_parallel_workers_the_best_configuration_is_retrained(frame):
-    # The workers' trials ran in other processes: their networks are gone.
-    parallel = run_tune(frame, None, trials=2, jobs=2)
-    assert parallel.metrics["tuning"]["retrained"] is True
-
-
 def test_cv_auto_cross_validates_small_tables_and_resumes_with_the_stored_folds(
     frame, tmp_path, monkeypatch
 ):

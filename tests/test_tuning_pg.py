@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
+import tabresnet.tuning
 from tabresnet.tuning import quiet_optuna
 from tabresnet.tuning.study import display_url, open_study, storage_url
 
@@ -70,6 +71,7 @@ def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(pg_url,
 
 
 def test_a_packed_worker_and_a_sequential_one_share_one_study(pg_url, tmp_path):
+    # Which worker takes which trial is a race; what is asserted holds whoever wins.
     rng = np.random.default_rng(1)
     df = pd.DataFrame({"a": rng.normal(size=100), "b": rng.normal(size=100)})
     df["y"] = df.a - 2 * df.b
@@ -77,32 +79,39 @@ def test_a_packed_worker_and_a_sequential_one_share_one_study(pg_url, tmp_path):
     df.to_csv(data, index=False)
     (tmp_path / "space.yaml").write_text(SPACE)
     study_name = f"packed-{uuid.uuid4().hex[:8]}"
-    n_trials = 8
+    options = dict(max_epochs=3, num_blocks=[1], c_hidden=[8], ensemble_size=1, num_threads=1,
+                   progress="none", sampler="random", pruner="none", cv=0)
 
-    def worker(i: int, *extra: str) -> subprocess.Popen:
-        cmd = [sys.executable, "-m", "tabresnet.cli", "tune", str(data), "--target", "y",
-               "--storage", pg_url, "--study", study_name, "--trials", str(n_trials),
-               "--space", str(tmp_path / "space.yaml"), "--out", str(tmp_path / f"w{i}"),
-               "--max-epochs", "3", "--num-blocks", "1", "--c-hidden", "8",
-               "--ensemble-size", "1", "--num-threads", "1", "--progress", "none",
-               "--no-report", "--sampler", "random", "--pruner", "none", "--cv", "0", *extra]
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    def packed(n_trials: int, out: str) -> None:
+        tabresnet.tuning.tune(data, "y", storage=pg_url, study_name=study_name, trials=n_trials,
+                              space=tmp_path / "space.yaml", out=tmp_path / out, pack=3,
+                              **options)
 
-    procs = [worker(0, "--pack", "3"), worker(1)]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
-    for p, text in zip(procs, outputs):
-        assert p.returncode == 0, text
+    # The packed worker alone first: the study surely holds packed trials ...
+    packed(3, "p0")
+    # ... then it and a sequential worker in another process, at once.
+    cmd = [sys.executable, "-m", "tabresnet.cli", "tune", str(data), "--target", "y",
+           "--storage", pg_url, "--study", study_name, "--trials", "8",
+           "--space", str(tmp_path / "space.yaml"), "--out", str(tmp_path / "s1"),
+           "--max-epochs", "3", "--num-blocks", "1", "--c-hidden", "8",
+           "--ensemble-size", "1", "--num-threads", "1", "--progress", "none",
+           "--no-report", "--sampler", "random", "--pruner", "none", "--cv", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        packed(8, "p1")
+    finally:
+        text = proc.communicate(timeout=600)[0]  # a hang guard, not a time limit
+    assert proc.returncode == 0, text
     with quiet_optuna():
         study = optuna.load_study(study_name=study_name, storage=storage_url(pg_url))
     trials = study.trials
-    assert [t.number for t in trials] == list(range(len(trials)))
+    assert [t.number for t in trials] == list(range(len(trials)))  # none lost or repeated
     assert all(t.state == TrialState.COMPLETE for t in trials)
-    # The packed worker fills its 3 slots while fewer than 8 are finished or running.
-    assert n_trials <= len(trials) <= n_trials + 3
-    packed = [t for t in trials if t.user_attrs.get("pack") == 3]
-    assert packed and len(packed) < len(trials)  # both workers ran trials
-    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    # A packed worker fills its 3 slots while fewer than 8 are finished or running;
+    # the sequential one takes one more at most.
+    assert 8 <= len(trials) <= 8 + 3
+    assert sum(t.user_attrs.get("pack") == 3 for t in trials[:3]) == 3
 
 
 def test_storage_errors_are_one_line(pg_url):
