@@ -55,3 +55,40 @@ def test_workers_of_one_sqlite_study_count_and_create_trials_one_at_a_time(tmp_p
         other.close()
         lock.close()
     assert workers_mod._CreationLock(None)._file is None  # in memory: one worker, no lock
+
+
+def test_a_trial_that_ends_while_the_worker_counts_is_not_replaced(monkeypatch):
+    # The race behind 7 trials of 6: the worker read the finished trials, another
+    # worker's trial completed, then it read the running ones and found neither.
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=1.0))
+    other = study.ask()  # another worker's trial: the study's second and last
+    other.set_user_attr("worker", "elsewhere:4242")
+    spec = workers_mod.WorkerSpec(
+        data=None, target="y", base=RunConfig().to_dict(), space_text=SPACE,
+        space_source="<test>", storage=None, study_name=study.study_name, sampler="random",
+        pruner="none", n_trials=2,
+    )
+    armed = {"on": False}
+    real_acquire = workers_mod._CreationLock.acquire
+    real_get = optuna.Study.get_trials
+
+    def acquire(self):  # the count starts: the next read is the one raced
+        armed["on"] = True
+        real_acquire(self)
+
+    def get_trials(self, *args, **kwargs):
+        trials = real_get(self, *args, **kwargs)
+        if armed["on"]:
+            armed["on"] = False
+            if other.number in {t.number for t in real_get(self, deepcopy=False)
+                                if t.state == TrialState.RUNNING}:
+                self.tell(other, 0.5)  # it completes right after this read
+        return trials
+
+    monkeypatch.setattr(workers_mod._CreationLock, "acquire", acquire)
+    monkeypatch.setattr(optuna.Study, "get_trials", get_trials)
+    monkeypatch.setattr(workers_mod.time, "sleep", lambda s: None)
+    objective = objective_mod.Objective([], RunConfig(), SearchSpace.from_yaml(SPACE))
+    assert workers_mod.run_worker(spec, objective, study) == 0  # it started no trial
+    assert len(study.trials) == 2

@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,6 @@ from .objective import Objective, StopFlag, TrialFailed, worker_id
 from .space import SearchSpace
 from .study import (
     FINISHED,
-    count_trials,
     fail_lost_trials,
     make_pruner,
     make_sampler,
@@ -121,10 +121,12 @@ def run_worker(
             while not stop.requested:
                 fail_lost_trials(study)
                 lock.acquire()
-                counts = count_trials(study)
+                # One read for both numbers: read apart, a trial that completes in
+                # between is in neither, and one trial too many would start.
+                snapshot = study.get_trials(deepcopy=False)
+                counts = Counter(t.state for t in snapshot)
                 done = sum(counts[s] for s in FINISHED)
-                running = {t.number for t in study.get_trials(
-                    deepcopy=False, states=(TrialState.RUNNING,))}
+                running = {t.number for t in snapshot if t.state == TrialState.RUNNING}
                 if done >= spec.n_trials:
                     lock.release()
                     finishing = running if finishing is None else finishing & running
