@@ -59,3 +59,16 @@ def regression_frame() -> pd.DataFrame:
     b_missing = b.copy()
     b_missing[rng.choice(n, 20, replace=False)] = np.nan
     return pd.DataFrame({"a": a, "b": b_missing, "color": c, "y": y})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start the tests that run other processes first.
+
+    With ``-n 2`` each worker takes tests in this order: slow ones started
+    late would leave one core idle while the other finishes them.
+    """
+    def heavy(item: pytest.Item) -> bool:
+        return item.get_closest_marker("slow") is not None or (
+            item.get_closest_marker("postgres") is not None)
+
+    items.sort(key=lambda item: not heavy(item))  # stable: file order otherwise

@@ -22,7 +22,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from tabresnet.estimator import ResNetRegressor, TunedResNetRegressor
 
 FAST = dict(max_epochs=10, batch_size=32, lr=1e-2, num_blocks=(1,), c_hidden=(8,))
-# Two trials over one cheap option: the checks test the estimator, not the search.
+# One trial over one cheap option: the checks test the estimator, not the search.
 SPACE = {"dropout": {"type": "float", "low": 0.0, "high": 0.2}}
 
 
@@ -35,7 +35,7 @@ EXPECTED_FAILURES = {
 
 
 @parametrize_with_checks(
-    [ResNetRegressor(**FAST), TunedResNetRegressor(n_trials=2, search_space=SPACE, **FAST)],
+    [ResNetRegressor(**FAST), TunedResNetRegressor(n_trials=1, search_space=SPACE, **FAST)],
     expected_failed_checks=lambda estimator: EXPECTED_FAILURES,
 )
 def test_sklearn_estimator_checks(estimator, check):
