@@ -445,8 +445,18 @@ def tune(
              else f"retraining the best configuration (trial {best.number}) once")
         model, metrics = retrain(prepared, best_cfg, run_dir, {"tuning": tuning_info}, threads,
                                  result=reuse)
+    return _finish(run_dir, study, best, best_params, best_cfg, url, k, model, metrics, counts,
+                   stop, start, tmp)
+
+
+def _finish(
+    run_dir: Path | None, study: optuna.Study, best: optuna.trial.FrozenTrial,
+    best_params: dict, best_cfg: RunConfig, url: str | None, folds: int, model: Any,
+    metrics: dict, counts: Any, stop: StopFlag, start: float, tmp: Any,
+) -> TuneResult:
+    """Write the tuning files beside the saved model and sum the search up."""
     if run_dir is not None:
-        _write_tuning(run_dir, study, best, best_params, url, k)
+        _write_tuning(run_dir, study, best, best_params, url, folds)
     return TuneResult(
         best_params=best_params,
         best_value=float(best.value),
@@ -637,23 +647,8 @@ def _tune_pack(
         model.metrics = metrics
         if run_dir is not None:
             write_run(run_dir, model, prepared, _History(lead.history), metrics)
-    if run_dir is not None:
-        _write_tuning(run_dir, study, best, best_params, url, 0)
-    return TuneResult(
-        best_params=best_params,
-        best_value=float(best.value),
-        best_config=best_cfg,
-        model=model,
-        metrics=metrics,
-        study=study,
-        dir=run_dir,
-        n_trials=sum(counts[s] for s in FINISHED),
-        counts={s.name: int(n) for s, n in counts.items()},
-        best_trial=best.number,
-        interrupted=stop.requested,
-        seconds=time.perf_counter() - start,
-        _tmp=tmp,
-    )
+    return _finish(run_dir, study, best, best_params, best_cfg, url, 0, model, metrics, counts,
+                   stop, start, tmp)
 
 
 @dataclass
