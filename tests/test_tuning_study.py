@@ -33,8 +33,9 @@ def test_a_trial_of_a_worker_without_heartbeat_is_failed(tmp_path, monkeypatch):
     trial.set_user_attr("worker", "elsewhere:4242")
     study._storage.record_heartbeat(trial._trial_id)
     assert fail_lost_trials(study) == []
-    # ... and older than a 1 s one once 1.5 s have passed, however busy the machine.
-    time.sleep(1.5)
+    # ... and older than a 1 s one once 2.5 s have passed, however busy the machine:
+    # SQLite keeps whole seconds, so 1.5 s could read as 1 s, not more than the grace.
+    time.sleep(2.5)
     monkeypatch.setattr(study_mod, "GRACE_PERIOD", 1)
     study = open_study(url, "hb")
     assert fail_lost_trials(study) == [trial.number]
@@ -73,7 +74,7 @@ def test_asked_trials_get_heartbeats_from_heartbeat(tmp_path, monkeypatch):
         assert beat.wait(120)
     # Once the beats stop, another machine's worker fails both trials that had
     # them; the one that never beat stays RUNNING (Optuna cannot tell it is lost).
-    time.sleep(1.5)
+    time.sleep(2.5)  # more than the 1 s grace even in SQLite's whole seconds
     monkeypatch.setattr(study_mod, "GRACE_PERIOD", 1)
     study = open_study(url, "hb")
     assert sorted(fail_lost_trials(study)) == [beating.number, ended.number]
