@@ -61,6 +61,7 @@ __all__ = [
     "PackedEmbedding",
     "PopulationNetwork",
     "SHARED_OPTIONS",
+    "block_key",
     "pack_layout",
 ]
 
@@ -228,6 +229,28 @@ def _check_shared(configs: Sequence) -> None:
 _BLOCK_KEY = re.compile(r"^backbone\.blocks\.(\d+)\.")
 
 
+def block_key(key: str, old: Sequence[int], new: Sequence[int]) -> str | None:
+    """``key`` of a network with ``old`` blocks per group, in one with ``new`` blocks.
+
+    Block indices shift by group; keys outside the blocks stay as they are.
+    None where the block has no place in ``new`` (its group is shorter there).
+
+    >>> block_key("backbone.blocks.3.fc.weight", old=[2, 2], new=[3, 3])
+    'backbone.blocks.4.fc.weight'
+    >>> block_key("head.weight", [2, 2], [3, 3]), block_key("backbone.blocks.2.x", [3], [2])
+    ('head.weight', None)
+    """
+    m = _BLOCK_KEY.match(key)
+    if m is None:
+        return key
+    j = int(m.group(1))
+    for g, b in enumerate(old):
+        if j < b:
+            return f"backbone.blocks.{sum(new[:g]) + j}.{key[m.end():]}" if j < new[g] else None
+        j -= b
+    return None
+
+
 class PopulationNetwork(nn.Module):
     """k members of different configurations in one module: ``(N, k, ...) -> (N, k, out)``.
 
@@ -308,15 +331,10 @@ class PopulationNetwork(nn.Module):
     # -- members in and out --------------------------------------------------------------
     def _packed_key(self, key: str, num_blocks: Sequence[int]) -> str:
         """The pack's state key of a member network's ``key`` (block indices shift by group)."""
-        m = _BLOCK_KEY.match(key)
-        if m is None:
-            return key
-        j = int(m.group(1))
-        for g, b in enumerate(num_blocks):
-            if j < b:
-                return f"backbone.blocks.{sum(self.blocks[:g]) + j}.{key[m.end():]}"
-            j -= b
-        raise KeyError(key)
+        packed = block_key(key, num_blocks, self.blocks)
+        if packed is None:
+            raise KeyError(key)
+        return packed
 
     def _pairs(self, network: nn.Module, config):
         """``(packed tensor, member tensor, transposed)`` for each tensor of a member network."""

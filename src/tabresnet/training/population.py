@@ -39,7 +39,6 @@ schedules -- equal predictions within float tolerance
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +54,7 @@ from torch.optim.sgd import sgd
 
 from ..data import TensorBatches
 from ..defaults import RunConfig, auto_batch_size
-from ..models.population import PopulationNetwork, pack_layout
+from ..models.population import PopulationNetwork, block_key, pack_layout
 from .loop import EVAL_BATCH, build_network, resolve_threads
 from .prepare import Prepared
 
@@ -512,22 +511,6 @@ class _Pack:
     optimizer: MemberOptimizer
 
 
-_BLOCK = re.compile(r"^backbone\.blocks\.(\d+)\.")
-
-
-def _block_key(key: str, old: Sequence[int], new: Sequence[int]) -> str | None:
-    """``key`` of a pack with ``old`` blocks per group in a pack with ``new`` (None: dropped)."""
-    m = _BLOCK.match(key)
-    if m is None:
-        return key
-    j = int(m.group(1))
-    for g, b in enumerate(old):
-        if j < b:
-            return f"backbone.blocks.{sum(new[:g]) + j}.{key[m.end():]}" if j < new[g] else None
-        j -= b
-    return None
-
-
 @torch.no_grad()
 def _copy_slots(old: PopulationNetwork, new: PopulationNetwork, moved: dict[int, int],
                 old_opt: MemberOptimizer, new_opt: MemberOptimizer) -> None:
@@ -538,7 +521,7 @@ def _copy_slots(old: PopulationNetwork, new: PopulationNetwork, moved: dict[int,
     old_params = {n for n, _ in old_opt.params}
     new_params = {n for n, _ in new_opt.params}
     for key, t in src_all.items():
-        target = _block_key(key, old.blocks, new.blocks)
+        target = block_key(key, old.blocks, new.blocks)
         if target is None:
             continue
         if target in dst:

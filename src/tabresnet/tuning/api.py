@@ -62,7 +62,7 @@ from .study import (
     open_study,
     storage_url,
 )
-from .workers import WorkerSpec, available_cores, run_parallel, run_worker
+from .workers import WorkerSpec, attach_search, available_cores, run_parallel, run_worker
 
 __all__ = ["AUTO_CV_FOLDS", "AUTO_CV_MAX_ROWS", "TuneResult", "parse_duration", "tune"]
 
@@ -382,13 +382,7 @@ def tune(
         trial_cfg = trial_cfg.replace(num_threads=threads)
     # Prepared here first: a data problem is reported before any worker starts.
     folds = make_folds(table, targets, trial_cfg, val_table, test_table, k)
-    study = open_study(url, name, attrs={"target": targets, "cv": k,
-                                         "space": space_obj.fingerprint()})
-    fail_lost_trials(study)
-    if defaults_first and not study.get_trials(deepcopy=False):
-        params = space_obj.params_for(trial_cfg)
-        if params:
-            study.enqueue_trial(params, user_attrs={"enqueued": "defaults"}, skip_if_exists=True)
+    study = _open(url, name, targets, k, space_obj, trial_cfg, defaults_first)
     spec = WorkerSpec(
         data=data, target=targets, base=trial_cfg.to_dict(), space_text=space_obj.text,
         space_source=space_obj.source, storage=url, study_name=name, sampler=sampler,
@@ -474,6 +468,21 @@ def _finish(
     )
 
 
+def _open(
+    url: str | None, name: str, targets: list[str], folds: int, space: SearchSpace,
+    cfg: RunConfig, defaults_first: bool,
+) -> optuna.Study:
+    """The study, its lost trials failed; a new one starts with ``cfg``'s own configuration."""
+    study = open_study(url, name, attrs={"target": targets, "cv": folds,
+                                         "space": space.fingerprint()})
+    fail_lost_trials(study)
+    if defaults_first and not study.get_trials(deepcopy=False):
+        params = space.params_for(cfg)
+        if params:
+            study.enqueue_trial(params, user_attrs={"enqueued": "defaults"}, skip_if_exists=True)
+    return study
+
+
 def _say(progress: str, text: str) -> None:
     if progress_enabled(progress) or log_enabled(progress):
         print(text, file=sys.stderr)
@@ -555,8 +564,6 @@ def _tune_pack(
     from ..models import MeanEnsemble
     from ..training.fit import calibrate_split, evaluate_splits, interval_metrics, write_run
     from .population import greedy_selection, member_space, run_population
-    from .study import make_pruner, make_sampler
-    from .workers import _sampler_seed
 
     size = _resolve_pack(pack, rows)
     if jobs > 1:
@@ -572,16 +579,8 @@ def _tune_pack(
     # Members are single networks: the population's ensemble is chosen at the end.
     base = user_cfg.replace(progress="none", logger="none", ensemble_size=1)
     prepared = prepare(table, targets, base, val_data=val_table, test_data=test_table)
-    study = open_study(url, name, attrs={"target": targets, "cv": 0,
-                                         "space": mspace.fingerprint()})
-    fail_lost_trials(study)
-    if defaults_first and not study.get_trials(deepcopy=False):
-        params = mspace.params_for(base)
-        if params:
-            study.enqueue_trial(params, user_attrs={"enqueued": "defaults"}, skip_if_exists=True)
-    existing = len(study.get_trials(deepcopy=False))
-    study.sampler = make_sampler(sampler, _sampler_seed(base.seed, 0, existing))
-    study.pruner = make_pruner(pruner, base.train.max_epochs)
+    study = _open(url, name, targets, 0, mspace, base, defaults_first)
+    attach_search(study, sampler, pruner, base)
     deadline = (time.time() + seconds) if seconds is not None else None
     stop = StopFlag(message="interrupted: stopping the running members; finishing with the "
                             "best trial so far (press Ctrl-C again to abort)")

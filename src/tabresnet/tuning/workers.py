@@ -36,7 +36,7 @@ from .study import (
     open_study,
 )
 
-__all__ = ["WorkerSpec", "available_cores", "run_parallel", "run_worker"]
+__all__ = ["WorkerSpec", "attach_search", "available_cores", "run_parallel", "run_worker"]
 
 log = logging.getLogger("tabresnet.tuning")
 
@@ -96,6 +96,15 @@ def _sampler_seed(seed: int, rank: int, existing: int) -> int:
     return (int(seed) * 1_000_003 + rank * 7_919 + existing) % (2**31 - 1)
 
 
+def attach_search(
+    study: optuna.Study, sampler: Any, pruner: Any, base: RunConfig, rank: int = 0
+) -> None:
+    """Give ``study`` this worker's sampler (seeded per worker and session) and pruner."""
+    existing = len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(sampler, _sampler_seed(base.seed, rank, existing))
+    study.pruner = make_pruner(pruner, base.train.max_epochs)
+
+
 def run_worker(
     spec: WorkerSpec, objective: Objective, study: optuna.Study, rank: int = 0
 ) -> int:
@@ -106,9 +115,7 @@ def run_worker(
     trial is failed as lost), so that every worker ends on the same study.
     """
     base, stop = objective.base, objective.stop
-    existing = len(study.get_trials(deepcopy=False))
-    study.sampler = make_sampler(spec.sampler, _sampler_seed(base.seed, rank, existing))
-    study.pruner = make_pruner(spec.pruner, base.train.max_epochs)
+    attach_search(study, spec.sampler, spec.pruner, base, rank)
     lock = _CreationLock(spec.storage)
     objective.on_start = lock.release
     ran = failures = 0
