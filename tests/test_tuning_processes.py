@@ -1,8 +1,9 @@
 """tabresnet tune across processes: --jobs, a worker killed with SIGKILL, Ctrl-C (SIGINT).
 
-Each test starts real processes (``python -m tabresnet.cli tune`` or spawned
-workers), so each costs the start-up of torch and Lightning; the trials are
-tiny models on 100 rows.
+Each test starts real processes (``python -m tabresnet.cli tune``, or the
+workers of ``--jobs``), so each costs the start-up of torch and Lightning; the
+trials are tiny models on 100 rows. Ctrl-C is SIGINT sent to this process while
+tune (or the CLI's ``main``) runs here, which is what a terminal sends it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,9 +22,12 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
+from tabresnet.cli import main
 from tabresnet.tuning import quiet_optuna, tune
 
-pytestmark = pytest.mark.slow  # real processes: each pays the start-up of torch and Lightning
+# Real processes: each pays the start-up of torch and Lightning. One xdist worker
+# runs them all, so the fork server the first --jobs test starts serves the next.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tune-processes")]
 
 SPACE = "lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n"
 TINY = ["--num-blocks", "1", "--c-hidden", "8", "--batch-size", "32", "--num-threads", "1",
@@ -77,11 +82,30 @@ def wait_for(condition, proc: subprocess.Popen, timeout: float = HANG_GUARD) -> 
     pytest.fail(f"timed out waiting:\n{proc.stdout.read()}")
 
 
+def interrupt_when(condition) -> threading.Event:
+    """Send SIGINT to this process, once, when ``condition()`` holds (polled in a
+    thread); the returned event is set just before. Only while tune runs can the
+    conditions used here hold, and tune's handler takes the signal."""
+    sent = threading.Event()
+
+    def watch() -> None:
+        deadline = time.time() + HANG_GUARD
+        while time.time() < deadline:
+            if condition():
+                sent.set()
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return sent
+
+
 def states(ts):
     return [t.state for t in ts]
 
 
-def test_killed_worker_loses_only_its_trial_and_ctrl_c_keeps_the_rest(csv, tmp_path):
+def test_killed_worker_loses_only_its_trial_and_ctrl_c_keeps_the_rest(csv, tmp_path, capsys):
     out = tmp_path / "run"
     slow = ["--max-epochs", "40", "--patience", "40"]  # trials of a second or two
 
@@ -97,13 +121,19 @@ def test_killed_worker_loses_only_its_trial_and_ctrl_c_keeps_the_rest(csv, tmp_p
     assert killed.state == TrialState.RUNNING  # left behind by the dead process
     done_before = {t.number: t.value for t in before if t.state == TrialState.COMPLETE}
 
-    # 2. Resume: the lost trial is failed with a reason; then Ctrl-C stops cleanly.
-    proc = start(csv, out, "--trials", "100", *slow)
-    wait_for(lambda: states(trials(out)).count(TrialState.COMPLETE) >= len(done_before) + 1
-             and states(trials(out))[-1] == TrialState.RUNNING, proc)
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=HANG_GUARD)
-    assert proc.returncode == 0, output
+    # 2. Resume (the CLI in this process): the lost trial is failed with a
+    # reason; then Ctrl-C (SIGINT to this process, tune's handler takes it)
+    # stops cleanly.
+    def ready() -> bool:
+        s = states(trials(out))
+        return s.count(TrialState.COMPLETE) >= len(done_before) + 1 and s[-1] == TrialState.RUNNING
+
+    sent = interrupt_when(ready)
+    code = main(["tune", str(csv), "--target", "y", "--space", str(csv.parent / "space.yaml"),
+                 "--out", str(out), *TINY, "--trials", "100", *slow])
+    captured = capsys.readouterr()
+    output = captured.out + captured.err
+    assert sent.is_set() and code == 0, output
     assert "(interrupted)" in output and "run directory" in output
 
     after = trials(out)
@@ -142,15 +172,17 @@ def test_jobs_share_one_study_and_the_trial_count(csv, tmp_path):
 
 
 def test_ctrl_c_stops_all_jobs_cleanly(csv, tmp_path):
+    # tune runs here (its workers are other processes); Ctrl-C is SIGINT to this
+    # process only, as a terminal's would reach the parent: it must stop the
+    # workers. The CLI's side of Ctrl-C is the test above.
     out = tmp_path / "run"
-    proc = start(csv, out, "--jobs", "2", "--trials", "100", "--max-epochs", "40",
-                 "--patience", "40")
-    wait_for(lambda: states(trials(out)).count(TrialState.COMPLETE) >= 2
-             and states(trials(out)).count(TrialState.RUNNING) == 2, proc)
-    proc.send_signal(signal.SIGINT)  # to the parent only: it stops the workers
-    output, _ = proc.communicate(timeout=HANG_GUARD)
-    assert proc.returncode == 0, output
-    assert "(interrupted)" in output
+    sent = interrupt_when(lambda: (s := states(trials(out))).count(TrialState.COMPLETE) >= 2
+                          and s.count(TrialState.RUNNING) == 2)
+    result = tune(str(csv), "y", trials=100, jobs=2, cv=0, space=str(csv.parent / "space.yaml"),
+                  out=out, max_epochs=40, patience=40, num_blocks=[1], c_hidden=[8],
+                  batch_size=32, sampler="random", pruner="none", progress="none",
+                  num_threads=1)
+    assert sent.is_set() and result.interrupted
     after = trials(out)
     assert TrialState.RUNNING not in states(after)
     stopped = [t for t in after if t.state == TrialState.FAIL]

@@ -8,7 +8,7 @@ configuration, the retrained model, its metrics, the study). See
 ``docs/architecture.md`` for the run directory it writes. The parts:
 ``space`` (YAML -> Optuna distributions), ``objective`` (one trial),
 ``study`` (storage, samplers, pruners, lost trials), ``workers`` (the trial
-loop, in this process or spawned ones), ``retrain`` (the best configuration,
+loop, in this process or worker processes), ``retrain`` (the best configuration,
 once or as a bag), ``results`` (the files of ``RUN/tuning``) and ``api``
 (:func:`tune`, which puts them together).
 """

@@ -362,7 +362,7 @@ def tune(
     url = storage_url(storage, run_dir if run_dir is not None else (Path(tmp.name) if tmp else None))
     name = study_name or _default_study_name(data, targets)
     # Each table is read once here: the folds, the bag and the retraining start
-    # from these frames (spawned workers get the sources and read them themselves).
+    # from these frames (worker processes get the sources and read them themselves).
     table = read_table(data)
     val_table = read_table(val_data) if val_data is not None else None
     test_table = read_table(test_data) if test_data is not None else None
