@@ -11,7 +11,8 @@ split) and the same wall-clock budget, side by side on this machine:
   (:data:`tabresnet.tuning.population.PACK_OPTIONS`, fixed at ``fit``'s values),
   members of one network each (``ensemble_size=1``), scored on the validation
   split (``cv=0``) -- so a trial is the same work in both;
-* ``fit``'s defaults (eight TabM-mini members, no budget).
+* ``fit``'s defaults (eight TabM-mini members, no budget);
+* LightGBM with early stopping on the same rows (:func:`bench.baselines.lightgbm_early_stopping`).
 
 Trials per hour count the finished trials (complete or pruned; those cut at the
 time limit left out) over the search's own time, from the first trial's start to
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench.baselines import SplitData  # noqa: E402
+from bench.baselines import Settings, SplitData, lightgbm_early_stopping  # noqa: E402
 from bench.datasets import split  # noqa: E402
 from bench.run_all import update_doc  # noqa: E402
 from bench.suite import SUITE, load_table  # noqa: E402
@@ -118,6 +119,7 @@ def one_table(name: str, args: argparse.Namespace, work: Path) -> dict:
                             seed=args.seed)
         row["fit"] = {"test_rmse": float(run.metrics["test"]["rmse"]),
                       "seconds": round(time.perf_counter() - start, 1)}
+    row["lgbm_es"] = {"test_rmse": float(lightgbm_early_stopping(data, Settings()).test_rmse)}
     row["ratio"] = round(row["pack"]["per_hour"] / max(row["sequential"]["per_hour"], 1e-9), 2)
     return row
 
@@ -147,8 +149,8 @@ def markdown(report: dict) -> str:
         "| table | rows | trials/h sequential | trials/h pack | ratio | members at once "
         "(most; started later) | epochs/s sequential "
         "| epochs/s pack | test RMSE sequential | test RMSE pack (ensemble members) "
-        "| test RMSE fit defaults |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| test RMSE fit defaults | test RMSE LightGBM-ES |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["rows"]:
         s, p, f = r["sequential"], r["pack"], r["fit"]
@@ -160,11 +162,29 @@ def markdown(report: dict) -> str:
             f"{_num(s.get('epochs_per_second'))} | {_num(p.get('epochs_per_second'))} | "
             f"{s['test_rmse']:.4g} | "
             f"{p['test_rmse']:.4g} ({p['ensemble_members']}) | "
-            f"{_num(f['test_rmse'], '.4g', 'not run')} |")
+            f"{_num(f['test_rmse'], '.4g', 'not run')} | "
+            f"{_num(r.get('lgbm_es', {}).get('test_rmse'), '.4g', 'not run')} |")
+    lines += _quality(report["rows"])
     lines += ["", "Trials in parentheses: finished trials of the budget (complete or pruned; "
               "those cut at the time limit are left out). Epochs/s: every trial's training "
               "epochs (cut ones included) per second of search: the raw speed of training."]
     return "\n".join(lines)
+
+
+def _quality(rows: list[dict]) -> list[str]:
+    """Issue 12's quality bar: the pack's saved model against the others, table by table."""
+    have = [r for r in rows if r["fit"]["test_rmse"] is not None and "lgbm_es" in r]
+    if not have:
+        return []
+    pack = [r["pack"]["test_rmse"] for r in have]
+    beats_seq = sum(p < r["sequential"]["test_rmse"] for p, r in zip(pack, have))
+    beats_fit = sum(p < r["fit"]["test_rmse"] for p, r in zip(pack, have))
+    both = sum(p < r["sequential"]["test_rmse"] and p < r["fit"]["test_rmse"]
+               for p, r in zip(pack, have))
+    at_most_lgbm = sum(p <= r["lgbm_es"]["test_rmse"] for p, r in zip(pack, have))
+    return ["", f"The pack's saved model has a lower test RMSE than sequential tune's on "
+                f"{beats_seq} of {len(have)} tables, than fit's defaults on {beats_fit}, than "
+                f"both on {both}; it is at most LightGBM-ES's on {at_most_lgbm}."]
 
 
 def _num(value, fmt: str = ".2f", missing: str = "n/a") -> str:
