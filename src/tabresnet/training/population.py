@@ -148,13 +148,6 @@ class MemberOptimizer:
         shape = self.params[j][1].shape[1:]
         return t[i, self.offsets[j] : self.offsets[j + 1]].view(shape)
 
-    def reset(self, i: int) -> None:
-        """Forget slot ``i``'s moments and steps (a new member starts there)."""
-        self.steps[i] = 0.0
-        self.step_tensors[i].zero_()
-        for t in self.moments:
-            t[i].zero_()
-
     def member_state(self, i: int, name: str) -> dict | None:
         """Slot ``i``'s optimiser state for parameter ``name`` (None before its first step)."""
         if float(self.steps[i]) == 0.0:
