@@ -125,18 +125,20 @@ CANDIDATES: dict[str, dict[str, Any]] = {
 # options the harness sets itself. An option added since is not here: unless
 # tabresnet_old spells out its old (off) value, its new default would leak into
 # the "old" model; unpinned_old_options() names such options and the run warns.
-# quantiles (issue 15), like huber_delta, is read only by its own loss.
+# quantiles (issue 15), like huber_delta, is read only by its own loss; num_nodes
+# (issue 12) is the Trainer's plumbing, as devices.
 OLD_UNSET = frozenset({
     "categorical", "numeric", "ignore", "weight", "int_as_categorical", "val_size", "test_size",
     "cv_folds", "huber_delta", "quantiles", "accelerator", "devices", "strategy", "precision",
-    "num_threads", "logger", "progress", "deterministic", "seed",
+    "num_nodes", "num_threads", "logger", "progress", "deterministic", "seed",
 })
 # Set by the harness on every candidate, so not part of what defines one.
 HARNESS_OPTIONS = frozenset({"seed", "num_threads", "progress", "logger"})
 # Options added after records were written, at a default that trains exactly as
-# before (issue 15: no row weights). While a candidate inherits that value it is
-# left out of the defaults' digest, so the older records stay the same experiment.
-NEUTRAL_NEW_OPTIONS: dict[str, Any] = {"weight": None}
+# before (issue 15: no row weights; issue 12: one machine). While a candidate
+# inherits that value it is left out of the defaults' digest, so the older
+# records stay the same experiment.
+NEUTRAL_NEW_OPTIONS: dict[str, Any] = {"weight": None, "num_nodes": 1}
 
 
 def package_defaults() -> dict[str, Any]:

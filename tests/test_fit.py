@@ -293,3 +293,35 @@ def test_fit_logs_every_ten_epochs_when_stderr_is_not_a_terminal(regression_fram
     assert int(fields[-1][3]) == run.metrics["training"]["best_epoch"]
     tabresnet.fit(regression_frame, "y", **options)  # progress="none": silent
     assert "fit: " not in capsys.readouterr().err
+
+
+def test_num_nodes_reaches_lightning_and_must_be_positive(regression_frame, monkeypatch):
+    # A real multi-node run needs several machines (docs/scaling.md); here the
+    # option is followed to the Trainer, which is stopped before it starts.
+    import lightning
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def trainer(**kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(lightning, "Trainer", trainer)
+    with pytest.raises(Stop):
+        tabresnet.fit(regression_frame, "y", num_nodes=3, devices="2", **TINY)
+    assert seen["num_nodes"] == 3 and seen["devices"] == 2
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match="num_nodes must be positive"):
+        tabresnet.fit(regression_frame, "y", num_nodes=0, **TINY)
+
+
+def test_a_saved_model_leaves_out_num_nodes_at_its_default(regression_frame, tmp_path):
+    # Releases from before the option reject unknown options in a version-3 file.
+    run = tabresnet.fit(regression_frame, "y", **TINY)
+    run.model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["format_version"] == 3 and "num_nodes" not in meta["config"]["train"]
+    assert tabresnet.load(tmp_path / "m").config.train.num_nodes == 1

@@ -280,6 +280,8 @@ def test_pack_refuses_what_it_cannot_do(table):
         tabresnet.tuning.tune(table, "y", pack=2, cv=3, trials=1, space=SPACE)
     with pytest.raises(tabresnet.errors.ConfigError, match="pack must be"):
         tabresnet.tuning.tune(table, "y", pack="lots", trials=1, space=SPACE)
+    with pytest.raises(tabresnet.errors.ConfigError, match="--pack trains on the CPU"):
+        tabresnet.tuning.tune(table, "y", pack=2, accelerator="gpu", trials=1, space=SPACE)
 
 
 def test_cli_pack_flags(capsys):

@@ -535,12 +535,17 @@ class TabularModel:
         # The oldest version that holds everything in the file (see FORMAT_VERSION).
         packed = {"member_models", "member_weights"} & set(network)
         version = FORMAT_VERSION if (self.quantiles or packed) else 3
+        config = self.config.to_dict()
+        # train.num_nodes is younger than version 3 and means nothing to a saved
+        # model: left out at its default, so releases before it still read the file.
+        if config["train"].get("num_nodes") == 1:
+            del config["train"]["num_nodes"]
         return {
             "format": FORMAT,
             "format_version": version,
             "tabresnet_version": __version__,
             "torch_version": torch.__version__.split("+")[0],
-            "config": self.config.to_dict(),
+            "config": config,
             "schema": self.schema.to_dict(),
             "preprocessor": self.preprocessor.to_dict(),
             "network": network,

@@ -142,6 +142,10 @@ class TrainConfig:
         Epochs without validation-RMSE improvement before stopping.
     accelerator, devices, strategy, precision : str
         Passed to ``lightning.Trainer``.
+    num_nodes : int
+        Machines in a data-parallel run, ``devices`` processes on each
+        (Lightning's ``num_nodes``; docs/scaling.md). Above 1, start the same
+        command on every machine.
     num_threads : int
         Torch intra-op threads; 0 picks half the cores, at most 4.
     logger : {"csv", "tensorboard", "none"}
@@ -178,6 +182,7 @@ class TrainConfig:
     devices: str = "auto"
     strategy: str = "auto"
     precision: str = "32-true"
+    num_nodes: int = 1
     num_threads: int = 0
     logger: str = "csv"
     progress: str = "auto"
@@ -268,7 +273,7 @@ class RunConfig:
             )
         if int(d.bag) < 0:
             raise ValueError(f"bag must be 0 (no bag) or a fold count >= 2, however: {d.bag}")
-        for name in ("max_epochs", "patience"):
+        for name in ("max_epochs", "patience", "num_nodes"):
             if int(getattr(t, name)) <= 0:
                 raise ValueError(f"{name} must be positive, however: {getattr(t, name)}")
         if int(t.batch_size) < 0:

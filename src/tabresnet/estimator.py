@@ -450,6 +450,8 @@ class ResNetRegressor(_ResNetBase):
         Passed to ``lightning.Trainer``.
     precision : str, default="32-true"
         Passed to ``lightning.Trainer``.
+    num_nodes : int, default=1
+        Machines of a data-parallel run (``lightning.Trainer``'s ``num_nodes``).
     num_threads : int, default=0
         Torch intra-op threads; 0 picks half the cores, at most 4.
     progress : {"none", "auto", "rich"}, default="none"
@@ -555,6 +557,7 @@ class ResNetRegressor(_ResNetBase):
         devices: str = "auto",
         strategy: str = "auto",
         precision: str = "32-true",
+        num_nodes: int = 1,
         num_threads: int = 0,
         progress: str = "none",
         deterministic: bool = True,
@@ -672,7 +675,7 @@ default="median"
         ``"auto"``: as :func:`tabresnet.tune` decides by the table's size); the
         model is then the bag of the best configuration's ``cv`` fold networks,
         averaged (see :func:`tabresnet.tune`).
-    arch, block, num_blocks, c_hidden, activation, norm, dropout, shortcut, zero_init, init, embedding_dim, num_embedding, num_embedding_dim, n_bins, n_frequencies, frequency_scale, ensemble_size, ensemble, categorical, numeric, ignore, int_as_categorical, numeric_transform, n_quantiles, onehot_max_cardinality, target_transform, val_size, bag, max_epochs, batch_size, optimizer, lr, weight_decay, loss, huber_delta, quantiles, scheduler, gradient_clip, patience, accelerator, devices, strategy, precision, num_threads, progress, deterministic, ema_decay, seed : as for ResNetRegressor
+    arch, block, num_blocks, c_hidden, activation, norm, dropout, shortcut, zero_init, init, embedding_dim, num_embedding, num_embedding_dim, n_bins, n_frequencies, frequency_scale, ensemble_size, ensemble, categorical, numeric, ignore, int_as_categorical, numeric_transform, n_quantiles, onehot_max_cardinality, target_transform, val_size, bag, max_epochs, batch_size, optimizer, lr, weight_decay, loss, huber_delta, quantiles, scheduler, gradient_clip, patience, accelerator, devices, strategy, precision, num_nodes, num_threads, progress, deterministic, ema_decay, seed : as for ResNetRegressor
         The run-config options, with the same defaults.
 
     Options the search space lists take the sampled values; the others keep
@@ -773,6 +776,7 @@ default="median"
         devices: str = "auto",
         strategy: str = "auto",
         precision: str = "32-true",
+        num_nodes: int = 1,
         num_threads: int = 0,
         progress: str = "none",
         deterministic: bool = True,

@@ -340,6 +340,7 @@ def _train(
             accelerator=t.accelerator,
             devices=_devices(t.devices),
             strategy=t.strategy,
+            num_nodes=t.num_nodes,
             precision=t.precision,
             deterministic=t.deterministic,
             logger=logger,

@@ -569,6 +569,10 @@ def _tune_pack(
     if jobs > 1:
         raise ConfigError("--pack trains its members in one process; drop --jobs "
                           "(processes on several machines share a study through --storage)")
+    if user_cfg.train.accelerator not in ("auto", "cpu"):
+        raise ConfigError(f"--pack trains on the CPU; drop --accelerator "
+                          f"{user_cfg.train.accelerator} (or --pack: trials one at a time "
+                          "train on it)")
     if cv not in (None, "auto", 0, 1, "0", "1"):
         raise ConfigError("--pack scores its members on the validation split; drop --cv "
                           "(out-of-fold selection with --pack is not supported yet)")

@@ -67,6 +67,7 @@ _NOT_SEARCHABLE = {
     "accelerator": "it is a hardware setting",
     "devices": "it is a hardware setting",
     "strategy": "it is a hardware setting",
+    "num_nodes": "it is a hardware setting",
     "num_threads": "it is a hardware setting (tune sets it from --jobs)",
     "logger": "it is a logging setting",
     "progress": "it is a display setting",
