@@ -134,8 +134,8 @@ class MemberOptimizer:
                 view.copy_(p)
                 p.data = view  # the module keeps its Parameter; its storage is now the buffer's
         self.index = {n: j for j, (n, _) in enumerate(self.params)}
-        self.steps = torch.zeros(self.k, 1, dtype=self.flat.dtype)
-        self.step_tensors = [torch.zeros((), dtype=torch.float32) for _ in range(self.k)]
+        # Each member's step count, a tensor: the fused Adam(W) call counts it in place.
+        self.steps = [torch.zeros((), dtype=torch.float32) for _ in range(self.k)]
         if kind == "sgd":
             self.moments = [torch.zeros_like(self.flat)]  # the momentum buffer
             self.names = ("momentum_buffer",)
@@ -153,7 +153,7 @@ class MemberOptimizer:
         if float(self.steps[i]) == 0.0:
             return None
         j = self.index[name]
-        out = {"step": self.steps[i, 0].clone()}
+        out = {"step": self.steps[i].clone()}
         for key, t in zip(self.names, self.moments):
             out[key] = self._view(t, i, j)
         return out
@@ -161,8 +161,7 @@ class MemberOptimizer:
     def set_member_state(self, i: int, name: str, state: dict) -> None:
         j = self.index[name]
         with torch.no_grad():
-            self.steps[i] = float(state["step"])
-            self.step_tensors[i].fill_(float(state["step"]))
+            self.steps[i].fill_(float(state["step"]))
             for key, t in zip(self.names, self.moments):
                 self._view(t, i, j).copy_(state[key])
 
@@ -209,9 +208,8 @@ class MemberOptimizer:
                 continue
             update = adamw if self.kind == "adamw" else adam
             update([self.flat[i]], [g[i]], [self.moments[0][i]], [self.moments[1][i]], [],
-                   [self.step_tensors[i]], fused=True, amsgrad=False, beta1=self.BETAS[0],
+                   [self.steps[i]], fused=True, amsgrad=False, beta1=self.BETAS[0],
                    beta2=self.BETAS[1], lr=lr, weight_decay=wd, eps=self.EPS, maximize=False)
-            self.steps[i] = self.step_tensors[i]
 
     def zero_grad(self) -> None:
         for _, p in self.params:
