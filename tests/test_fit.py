@@ -273,6 +273,24 @@ def test_schedules_change_the_learning_rate(regression_frame, scheduler):
     assert min(seen) < 0.5
 
 
+@pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])
+def test_optimisers_use_torchs_fused_kernel_on_the_cpu(optimizer):
+    """One fused update for all parameters (bench/optimizer_step.py: faster small steps)."""
+    from tabresnet.models import ModelConfig
+    from tabresnet.training.module import RegressionModule
+
+    net = ModelConfig(num_blocks=[1], c_hidden=[8], ensemble_size=1).build(3, 1)
+    module = RegressionModule(net, optimizer=optimizer, lr=0.01, weight_decay=1e-4)
+    opt = module.configure_optimizers()
+    assert opt.defaults["fused"] is True
+    assert opt.defaults["lr"] == 0.01 and opt.defaults["weight_decay"] == 1e-4
+    x = torch.randn(16, 3)
+    before = [p.detach().clone() for p in net.parameters()]
+    torch.nn.functional.mse_loss(net(x), torch.randn(16, 1)).backward()
+    opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
 def test_fit_logs_every_ten_epochs_when_stderr_is_not_a_terminal(regression_frame, capsys):
     """progress="auto" off a terminal: a line every 10 epochs and one at the end."""
     import re

@@ -30,8 +30,8 @@ size, the loss and the patience and epoch limit; the model options of
 
 With one member, its training is the one ``train_network`` gives: the same
 initial weights (the member network is built the same way after seeding),
-the same batches, the same update (torch's AdamW, Adam or SGD; fused here,
-single-tensor there: the same formulas), the same early stopping and
+the same batches, the same update (torch's fused AdamW, Adam or SGD kernel,
+called per member here), the same early stopping and
 schedules -- equal predictions within float tolerance
 (``tests/test_tuning_population.py``).
 """
