@@ -448,13 +448,24 @@ def cmd_tune(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts.items()))
     print(f"study {result.study.study_name}: {counts}"
           + (" (interrupted)" if result.interrupted else ""))
-    print(f"best trial {result.best_trial}: validation RMSE {result.best_value:.5g}")
+    tuning = result.metrics.get("tuning", {})
+    folds = int(tuning.get("cv_folds") or 0)
+    score = (f"validation RMSE {result.best_value:.5g} (mean of its {folds} folds)" if folds >= 2
+             else f"validation RMSE {result.best_value:.5g}")
+    print(f"best trial {result.best_trial}: {score}")
     for name, value in result.best_params.items():
         print(f"  {name} = {value}")
-    chosen = result.metrics.get("tuning", {}).get("ensemble")
+    chosen = tuning.get("ensemble")
     if chosen:
         parts = ", ".join(f"trial {c['trial']} ({c['weight']:.2f})" for c in chosen)
         print(f"saved {'ensemble' if len(chosen) > 1 else 'member'} of the population: {parts}")
+        if folds >= 2:
+            print(f"  each trial as its {folds} fold networks; out-of-fold RMSE "
+                  f"{tuning['ensemble_oof_rmse']:.5g} (every non-test row predicted by the "
+                  "networks that did not train on it)")
+        else:
+            print(f"  validation RMSE {tuning['ensemble_val_rmse']:.5g} (the validation rows "
+                  "also chose the members)")
     elif result.model.n_members > 1:
         print(f"retrained best configuration: a bag of {result.model.n_members} networks, one "
               "per fold (oof: each scored on the fold it did not train on)")
