@@ -690,16 +690,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--no-bag", action="store_true",
                    help="with --cv: save one network retrained on the training split instead "
-                        "of the bag of the K fold networks")
+                        "of the bag of the K fold networks (not with --pack)")
     p.add_argument("--pack", metavar="P", type=_pack,
                    help="train P configurations at a time as one packed network, each a trial "
                         "refilled when it ends; block, norm, activation, groups, embeddings, "
                         "optimizer, batch size and loss are then one value per pack (the "
-                        "config's); 'auto': by the table's rows (16 up to 5,000), and with "
-                        "--timeout fewer at once, so that the members started finish in time")
+                        "config's); with --cv K (or auto's folds) each trial trains one "
+                        "member per fold, P*K networks at a time; 'auto': by the table's rows "
+                        "(16 up to 5,000), and with --timeout fewer at once, so that the "
+                        "trials started finish in time")
     p.add_argument("--no-ensemble", action="store_true",
-                   help="with --pack: save the single best member instead of the greedy "
-                        "ensemble selection of the finished members")
+                   help="with --pack: save the single best trial (with --cv its K fold "
+                        "networks) instead of the greedy ensemble selection of the finished "
+                        "trials, chosen on the validation rows or, with --cv, on out-of-fold "
+                        "predictions")
     p.add_argument("--no-defaults-first", action="store_true",
                    help="do not make fit's configuration the first trial of a new study")
     add_config_flags(p)

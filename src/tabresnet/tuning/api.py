@@ -304,21 +304,32 @@ def tune(
         its slot is refilled while the budget lasts. The block kind, norm,
         activation, number of groups, embeddings, optimiser kind, batch size
         and loss are one value per pack (the config's); the space's entries
-        for them are left out. Members are scored on the validation split
-        (no ``cv``) and run in this process (``jobs=1``; share a study
-        between machines through ``storage``). ``"auto"``: by the table's rows
-        (:func:`~tabresnet.tuning.population.auto_pack`) and, with a
-        ``timeout``, fewer at once as the measured speed requires for the
-        members started to finish in time
+        for them are left out. Members run in this process (``jobs=1``;
+        share a study between machines through ``storage``). ``cv`` is
+        resolved as without ``pack``: with ``K >= 2`` folds (``"auto"`` on
+        small tables) each trial trains one member per fold (``pack`` trials
+        are ``pack * K`` networks), reports the mean of its members'
+        validation RMSEs and is scored by the mean of their best ones;
+        otherwise members are scored on the validation split. ``"auto"``: by
+        the table's rows (:func:`~tabresnet.tuning.population.auto_pack`
+        trials, so each fold's pack holds as many members as one pack
+        without folds) and, with a ``timeout``, fewer at once as the measured
+        speed requires for the trials started to finish in time, a trial
+        costing ``K`` member-epochs an epoch
         (:func:`~tabresnet.tuning.population.budget_pack`).
     ensemble : bool
         With ``pack``: save the greedy ensemble selection (Caruana et al.,
-        2004) of the best finished members on the validation rows, weighted
-        (the default), or the single best member (``False``).
+        2004) of the best finished trials, weighted (the default), or the
+        single best trial (``False``). The selection scores the validation
+        rows, or with ``cv`` the out-of-fold predictions of every non-test
+        row; the saved model then holds each chosen trial's ``K`` fold
+        networks (weight ``w / K`` each; one trial: a plain bag) with CV+
+        intervals, and its metrics ``oof`` score it out-of-fold.
     bag : bool, optional
         With ``cv >= 2``, save the k fold networks of the best configuration
         averaged (the default) rather than one network retrained on the
-        training split (``bag=False``). Ignored without cross-validation.
+        training split (``bag=False``; refused with ``pack``). Ignored
+        without cross-validation.
         The bag's members share one preprocessing, fitted on all non-test rows.
     defaults_first : bool
         A new study's first trial is the configuration ``fit`` would train
@@ -541,6 +552,13 @@ def _is_auto(pack: Any) -> bool:
 
 
 def _resolve_pack(pack: int | str, rows: int) -> int:
+    """Trials at once for ``pack``; ``"auto"``: :func:`~.population.auto_pack` of the rows.
+
+    With ``K`` folds this is still the number of trials: each fold's pack
+    then holds as many members as auto_pack gives one pack (the per-step
+    size it chose), and a time limit shrinks the waves by the measured cost
+    of a trial, ``K`` member-epochs an epoch (``run_population``).
+    """
     from .population import auto_pack
 
     if isinstance(pack, str) and pack.strip().lower() == "auto":

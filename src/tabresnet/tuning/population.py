@@ -31,6 +31,17 @@ The saved model
     (:class:`~tabresnet.models.MeanEnsemble` with weights).
     ``ensemble=False`` keeps the single best member.
 
+With cross-validation (``tune --pack P --cv K``)
+    Each trial is ``K`` members, one per fold (``make_folds(...,
+    shared=True)``: one preprocessing fitted on every non-test row), trained
+    in ``K`` trainers in lockstep and ended together (pruned, failed) or
+    each on its own patience; the trial's value is the mean of the folds'
+    best RMSEs, as a sequential ``tune --cv`` trial's. The selection then
+    runs on out-of-fold predictions (every non-test row predicted by the
+    trial's network that did not train on it, each at its best epoch), and
+    the saved model holds each chosen trial's ``K`` fold networks, weight
+    ``w / K`` each, with CV+ intervals.
+
 >>> import numpy as np
 >>> y = np.array([[0.0], [1.0], [2.0], [3.0]])
 >>> preds = [y + 1.0, y - 1.0, y + 0.5]     # two thirds of +0.5 and one of -1 cancel
@@ -79,8 +90,8 @@ log = logging.getLogger("tabresnet.tuning")
 # the batches and the optimiser's kind depend on.
 PACK_OPTIONS = (*SHARED_OPTIONS, "n_groups", "optimizer", "batch_size", "loss", "huber_delta",
                 "ema_decay", "ensemble_size", "ensemble")
-# Candidates kept for the ensemble: the best finished members (by validation RMSE),
-# their networks and validation predictions in memory.
+# Candidates kept for the ensemble: the best finished trials (by their value), their
+# networks (K of them with K folds) and validation (out-of-fold) predictions in memory.
 ENSEMBLE_CANDIDATES = 32
 SELECTION_ROUNDS = 50
 
@@ -89,6 +100,8 @@ def auto_pack(rows: int) -> int:
     """``--pack auto``: members at once by the table's rows (small steps gain most from packing).
 
     With a time limit this is the most; :func:`budget_pack` sizes the waves.
+    With ``K`` folds it is the number of trials, so that each fold's pack
+    holds this many members (``K`` times the networks in all).
 
     >>> auto_pack(500), auto_pack(20_000), auto_pack(500_000)
     (16, 8, 4)
