@@ -19,7 +19,7 @@ from tabresnet.training.bag import make_folds
 from tabresnet.tuning import AUTO_CV_FOLDS
 from tabresnet.tuning.population import member_space, oof_targets, run_population
 from tabresnet.tuning.space import SearchSpace
-from tabresnet.tuning.study import open_study
+from tabresnet.tuning.study import fail_lost_trials, open_study
 
 SPACE = """
 blocks: {type: int, low: 1, high: 2, per_group: true}
@@ -97,6 +97,40 @@ def test_a_trial_trains_one_member_per_fold_and_is_scored_out_of_fold(table):
                      for net, f in zip(c.networks, folds)]
         np.testing.assert_allclose(fold_rmse, study.trials[c.number].user_attrs["fold_rmse"],
                                    rtol=1e-4)
+
+
+def test_a_killed_packed_cv_study_resumes_losing_only_the_running_trials(tmp_path, table):
+    cfg = _cfg(max_epochs=3, patience=3)
+    folds = make_folds(table, "y", cfg, cv=3, shared=True)
+    space, _ = member_space(SearchSpace.from_yaml(SPACE))
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+
+    def study():
+        s = open_study(url, "cv", attrs={"cv": 3})
+        s.sampler = optuna.samplers.RandomSampler(seed=0)
+        return s
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_the_fourth_epoch(trainer):
+        if trainer.epoch == 4:
+            raise Killed  # as SIGKILL: nothing is told, the running trials stay RUNNING
+
+    with pytest.raises(Killed):
+        run_population(study(), space, cfg, folds, pack=2, n_trials=4,
+                       on_epoch=kill_at_the_fourth_epoch)
+    resumed = study()  # a new process opens the study
+    before = {t.number: t.state for t in resumed.get_trials()}
+    running = sorted(n for n, s in before.items() if s == TrialState.RUNNING)
+    assert len(running) == 2 and sum(s == TrialState.COMPLETE for s in before.values()) == 2
+    assert sorted(fail_lost_trials(resumed)) == running
+    run_population(resumed, space, cfg, folds, pack=2, n_trials=4)
+    after = {t.number: t for t in resumed.get_trials()}
+    assert all(after[n].state == TrialState.FAIL for n in running)
+    assert sum(t.state == TrialState.COMPLETE for t in after.values()) == 4
+    assert all(len(t.user_attrs["fold_rmse"]) == 3 for t in after.values()
+               if t.state == TrialState.COMPLETE)
 
 
 def _forced_selection(preds, y, rounds=50):
