@@ -605,7 +605,7 @@ def _tune_pack(
         # preprocessing (fitted on all of them), each holding the test split.
         folds = make_folds(table, targets, base, val_table, test_table, k, shared=True)
         _say(progress, f"--pack with {k}-fold cross-validation: each trial trains one member "
-                       f"per fold ({size} trials, {size * k} networks at a time) and is "
+                       f"per fold (up to {size} trials, {size * k} networks, at a time) and is "
                        "scored on the rows its fold networks did not train on")
     else:
         folds = [prepare(table, targets, base, val_data=val_table, test_data=test_table)]
