@@ -2,6 +2,7 @@
 
     nice -n 10 python bench/population.py                     # diabetes + computers, 120 s each
     python bench/population.py --tables diabetes --budget 30 --no-docs   # a quick look
+    python bench/population.py --cv 4 --no-docs --out /tmp/pop-cv.json  # both scored by 4-fold CV
 
 For each table (the development suite's, :mod:`bench.suite`; one seed's 64/16/20
 split) and the same wall-clock budget, side by side on this machine:
@@ -10,7 +11,10 @@ split) and the same wall-clock budget, side by side on this machine:
   the default space less the options one pack shares
   (:data:`tabresnet.tuning.population.PACK_OPTIONS`, fixed at ``fit``'s values),
   members of one network each (``ensemble_size=1``), scored on the validation
-  split (``cv=0``) -- so a trial is the same work in both;
+  split (``cv=0``) -- so a trial is the same work in both; ``--cv K`` scores
+  both by K-fold cross-validation on the training and validation rows instead
+  (sequential tune saves the best configuration's bag, the pack the chosen
+  trials' fold networks, selected out-of-fold);
 * ``fit``'s defaults (eight TabM-mini members, no budget);
 * LightGBM with early stopping on the same rows (:func:`bench.baselines.lightgbm_early_stopping`).
 
@@ -57,6 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=120.0, help="seconds per tune (default 120)")
     p.add_argument("--pack", default="auto", help="members at once (default auto)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cv", type=int, default=0,
+                   help="folds for both tunes (default 0: the validation split)")
     p.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     p.add_argument("--no-fit", action="store_true",
                    help="leave out fit's defaults (minutes per table on a busy machine)")
@@ -83,7 +89,8 @@ def one_table(name: str, args: argparse.Namespace, work: Path) -> dict:
     X, y = load_table(name)
     data = SplitData.from_indices(X, y, name, args.seed, *split(len(X), args.seed))
     common = dict(val_data=data.frame("val"), test_data=data.frame("test"), trials=1_000_000,
-                  timeout=args.budget, progress="none", report=False, seed=args.seed, cv=0,
+                  timeout=args.budget, progress="none", report=False, seed=args.seed,
+                  cv=args.cv,
                   space=member_space_yaml(), ensemble_size=1)
     train = data.frame("train")
     row: dict = {"table": name, "rows": len(X), "train_rows": len(train)}
@@ -144,7 +151,8 @@ def markdown(report: dict) -> str:
     lines = [
         f"Measured {m['date']} at commit `{m['commit']}` on {m['cores']} shared cores "
         f"(load average {m['load_at_start']} at the start), {report['budget']:.0f} s per tune, "
-        f"seed {report['seed']}, `--pack {report['pack']}`:",
+        f"seed {report['seed']}, `--pack {report['pack']}`"
+        + (f", `--cv {report['cv']}`" if report.get("cv") else "") + ":",
         "",
         "| table | rows | trials/h sequential | trials/h pack | ratio | members at once "
         "(most; started later) | epochs/s sequential "
@@ -197,7 +205,7 @@ def main(argv=None) -> dict:
         report = json.loads(args.from_json.read_text(encoding="utf-8"))
     else:
         report = {"machine": machine(), "budget": args.budget, "seed": args.seed,
-                  "pack": args.pack, "rows": []}
+                  "pack": args.pack, "cv": args.cv, "rows": []}
         with tempfile.TemporaryDirectory(prefix="bench-population-") as tmp:
             for name in args.tables:
                 report["rows"].append(one_table(name, args, Path(tmp)))

@@ -250,7 +250,8 @@ def test_tune_pack_saves_a_model_that_loads_and_predicts(tmp_path, table, ensemb
     out = tmp_path / "run"
     result = tabresnet.tuning.tune(
         table, "y", trials=5, pack=3, space=SPACE, out=out, max_epochs=4, patience=2,
-        progress="none", ensemble=ensemble, sampler="random", n_bins=8, test_size=0.2)
+        progress="none", ensemble=ensemble, sampler="random", n_bins=8, test_size=0.2,
+        cv=0)
     assert result.metrics["tuning"]["pack"] == 3
     chosen = result.metrics["tuning"]["ensemble"]
     assert math.isclose(sum(c["weight"] for c in chosen), 1.0)
@@ -276,8 +277,8 @@ def test_tune_pack_saves_a_model_that_loads_and_predicts(tmp_path, table, ensemb
 def test_pack_refuses_what_it_cannot_do(table):
     with pytest.raises(tabresnet.errors.ConfigError, match="--jobs"):
         tabresnet.tuning.tune(table, "y", pack=2, jobs=2, trials=1, space=SPACE)
-    with pytest.raises(tabresnet.errors.ConfigError, match="--cv"):
-        tabresnet.tuning.tune(table, "y", pack=2, cv=3, trials=1, space=SPACE)
+    with pytest.raises(tabresnet.errors.ConfigError, match="--no-bag"):
+        tabresnet.tuning.tune(table, "y", pack=2, cv=3, bag=False, trials=1, space=SPACE)
     with pytest.raises(tabresnet.errors.ConfigError, match="pack must be"):
         tabresnet.tuning.tune(table, "y", pack="lots", trials=1, space=SPACE)
     with pytest.raises(tabresnet.errors.ConfigError, match="--pack trains on the CPU"):

@@ -245,26 +245,43 @@ class TabularModel:
         return torch.stack(outs, dim=1)
 
     def interval_parts(
-        self, x_num: torch.Tensor, x_cat: torch.Tensor, batch: int = 8192
+        self, x_num: torch.Tensor, x_cat: torch.Tensor, batch: int = 8192,
+        folds: int | None = None,
     ) -> dict[str, np.ndarray | None]:
         """What a conformal interval is built from, in target units.
+
+        Parameters
+        ----------
+        x_num, x_cat : Tensor
+            Preprocessed rows.
+        batch : int
+            Rows per forward pass.
+        folds : int, optional
+            The bag's folds, when its ``G`` members are ``G / folds`` networks
+            per fold (``tune --pack P --cv K`` saves the chosen trials' fold
+            networks, trial after trial: member ``j`` left fold ``j % folds``
+            out). ``members`` is then one entry per fold: the weighted mean
+            of that fold's networks (the model that did not see the fold).
 
         Returns
         -------
         dict
             ``pred`` ``(N, T)``: the prediction (as :meth:`predict_tensors`);
             ``members`` ``(N, G, T)``: each bag member's prediction (``G = 1``
-            without a bag); ``spread`` ``(N, T)``: the standard deviation of
-            all member networks' predictions, or None for a single network;
-            ``member_spread`` ``(N, G, T)``: each bag member's own in-network
-            spread, or None without in-network ensembles.
+            without a bag; ``G = folds`` with ``folds``); ``spread`` ``(N, T)``:
+            the standard deviation of all member networks' predictions, or
+            None for a single network; ``member_spread`` ``(N, G, T)``: each
+            bag member's own in-network spread (with ``folds``: the spread of
+            the fold's networks), or None for single networks.
         """
         n_out = len(self.targets) * max(1, len(self.quantiles))
         g = len(self.network.members) if isinstance(self.network, MeanEnsemble) else 1
+        if folds is not None and (folds < 1 or g % folds):
+            raise ValueError(f"{g} member(s) do not split into {folds} folds")
         if int(x_num.shape[0]) == 0:
-            empty = np.zeros((0, len(self.targets)))
-            return {"pred": empty, "members": np.zeros((0, g, len(self.targets))),
-                    "spread": empty, "member_spread": np.zeros((0, g, len(self.targets)))}
+            empty, gg = np.zeros((0, len(self.targets))), folds or g
+            return {"pred": empty, "members": np.zeros((0, gg, len(self.targets))),
+                    "spread": empty, "member_spread": np.zeros((0, gg, len(self.targets)))}
         both = self._forward(
             x_num, x_cat, batch,
             lambda a, b: torch.cat(
@@ -278,10 +295,24 @@ class TabularModel:
         points = self._units(raw)[..., point]  # (N, G, k, T)
         k = raw.shape[2]
         flat = points.reshape(len(points), g * k, -1)
+        spread = flat.std(axis=1) if g * k > 1 else None
+        if folds is not None and folds < g:
+            # Member j = t * folds + i: trial t's network of fold i. Fold i's model is
+            # its networks weighted as in the ensemble (the weights within a fold
+            # renormalised), its spread theirs (each with its in-network members).
+            w = np.asarray(getattr(self.network, "weights", [1.0 / g] * g)).reshape(-1, folds)
+            w = w / w.sum(axis=0, keepdims=True)  # (G / folds, folds)
+            by_fold = members.reshape(len(members), -1, folds, members.shape[-1])
+            members = np.einsum("ntfj,tf->nfj", by_fold, w)
+            grouped = points.reshape(len(points), -1, folds, k, points.shape[-1])
+            grouped = grouped.transpose(0, 2, 1, 3, 4).reshape(len(points), folds, -1,
+                                                             points.shape[-1])
+            return {"pred": pred, "members": members, "spread": spread,
+                    "member_spread": grouped.std(axis=2)}
         return {
             "pred": pred,
             "members": members,
-            "spread": flat.std(axis=1) if g * k > 1 else None,
+            "spread": spread,
             "member_spread": points.std(axis=2) if k > 1 else None,
         }
 
@@ -304,8 +335,9 @@ class TabularModel:
         """``(pred, lower, upper)``, each ``(N, n_targets)``, from preprocessed tensors."""
         cal = self._calibration()
         level = check_level(level)
-        parts = self.interval_parts(x_num, x_cat)
-        if cal.kind == "cv+":
+        cv = cal.kind == "cv+"
+        parts = self.interval_parts(x_num, x_cat, folds=len(cal.fold_sizes) if cv else None)
+        if cv:
             lower, upper = cal.interval_cv(parts["members"], parts["member_spread"], level, mode)
         else:
             lower, upper = cal.interval(parts["pred"], parts["spread"], level, mode)
@@ -899,7 +931,9 @@ def load(path: str | Path) -> TabularModel:
             if calibration.targets != list(schema.targets):
                 raise ValueError(f"the calibration's targets {calibration.targets[:4]} differ "
                                  f"from the schema's {list(schema.targets)[:4]}")
-            if calibration.kind == "cv+" and len(calibration.fold_sizes) != max(members, 1):
+            # A CV+ bag holds one network per fold, or (tune --pack --cv) as many
+            # per fold as it chose trials: member j left fold j % folds out.
+            if calibration.kind == "cv+" and max(members, 1) % len(calibration.fold_sizes):
                 raise ValueError(f"the calibration has {len(calibration.fold_sizes)} folds, "
                                  f"the model {max(members, 1)} member(s)")
         _check_counts(config, net_meta, members, header, path)

@@ -448,13 +448,24 @@ def cmd_tune(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts.items()))
     print(f"study {result.study.study_name}: {counts}"
           + (" (interrupted)" if result.interrupted else ""))
-    print(f"best trial {result.best_trial}: validation RMSE {result.best_value:.5g}")
+    tuning = result.metrics.get("tuning", {})
+    folds = int(tuning.get("cv_folds") or 0)
+    score = (f"validation RMSE {result.best_value:.5g} (mean of its {folds} folds)" if folds >= 2
+             else f"validation RMSE {result.best_value:.5g}")
+    print(f"best trial {result.best_trial}: {score}")
     for name, value in result.best_params.items():
         print(f"  {name} = {value}")
-    chosen = result.metrics.get("tuning", {}).get("ensemble")
+    chosen = tuning.get("ensemble")
     if chosen:
         parts = ", ".join(f"trial {c['trial']} ({c['weight']:.2f})" for c in chosen)
         print(f"saved {'ensemble' if len(chosen) > 1 else 'member'} of the population: {parts}")
+        if folds >= 2:
+            print(f"  each trial as its {folds} fold networks; out-of-fold RMSE "
+                  f"{tuning['ensemble_oof_rmse']:.5g} (every non-test row predicted by the "
+                  "networks that did not train on it)")
+        else:
+            print(f"  validation RMSE {tuning['ensemble_val_rmse']:.5g} (the validation rows "
+                  "also chose the members)")
     elif result.model.n_members > 1:
         print(f"retrained best configuration: a bag of {result.model.n_members} networks, one "
               "per fold (oof: each scored on the fold it did not train on)")
@@ -679,16 +690,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--no-bag", action="store_true",
                    help="with --cv: save one network retrained on the training split instead "
-                        "of the bag of the K fold networks")
+                        "of the bag of the K fold networks (not with --pack)")
     p.add_argument("--pack", metavar="P", type=_pack,
                    help="train P configurations at a time as one packed network, each a trial "
                         "refilled when it ends; block, norm, activation, groups, embeddings, "
                         "optimizer, batch size and loss are then one value per pack (the "
-                        "config's); 'auto': by the table's rows (16 up to 5,000), and with "
-                        "--timeout fewer at once, so that the members started finish in time")
+                        "config's); with --cv K (or auto's folds) each trial trains one "
+                        "member per fold, P*K networks at a time; 'auto': by the table's rows "
+                        "(16 up to 5,000), and with --timeout fewer at once, so that the "
+                        "trials started finish in time")
     p.add_argument("--no-ensemble", action="store_true",
-                   help="with --pack: save the single best member instead of the greedy "
-                        "ensemble selection of the finished members")
+                   help="with --pack: save the single best trial (with --cv its K fold "
+                        "networks) instead of the greedy ensemble selection of the finished "
+                        "trials, chosen on the validation rows or, with --cv, on out-of-fold "
+                        "predictions")
     p.add_argument("--no-defaults-first", action="store_true",
                    help="do not make fit's configuration the first trial of a new study")
     add_config_flags(p)

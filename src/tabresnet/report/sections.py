@@ -163,10 +163,16 @@ def model_section(run: RunDir) -> str:
     net = info.single
     trainable = sum(p.numel() for p in info.network.parameters() if p.requires_grad)
     bag = ""
+    metrics = run.quiet_json("metrics.json")
+    tuning = metrics.get("tuning") if isinstance(metrics, dict) else None
+    folds = tuning.get("cv_folds") if isinstance(tuning, dict) else None
     if info.members > 1 and getattr(info.network, "configs", None) is not None:
+        how = (f"tune --pack --cv {folds}: each chosen trial's {folds} networks, one trained "
+               "on each cross-validation fold" if isinstance(folds, int) and folds >= 2
+               else "tune --pack")
         bag = (
             f" The model is a weighted ensemble of {info.members} networks chosen from a "
-            "packed tuning study (tune --pack), each with its own configuration; the table, "
+            f"packed tuning study ({how}), each with its own configuration; the table, "
             "tree and graph below show the first of them."
         )
     elif info.members > 1:

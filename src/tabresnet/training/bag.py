@@ -187,11 +187,16 @@ def calibrate_bag(model: TabularModel, folds: Sequence[Prepared]) -> Calibration
     """CV+ calibration of a bag (Barber et al. 2021) from its out-of-fold rows.
 
     Member ``i`` scores fold ``i``'s held-out rows; with in-network ensembles
-    its own members' spread normalises the scores (the adaptive mode).
+    its own members' spread normalises the scores (the adaptive mode). A bag
+    of several networks per fold (``tune --pack P --cv K``: member ``j`` left
+    fold ``j % K`` out) scores fold ``i``'s rows by its fold-``i`` networks,
+    weighted as in the ensemble, their spread normalising the scores.
     """
     ys, mus, sigmas = [], [], []
-    for i, prepared in enumerate(folds[: model.n_members]):
-        parts = model.interval_parts(prepared.val.x_num, prepared.val.x_cat)
+    used = folds[: model.n_members]  # an interrupted bag: the folds with a member
+    groups = len(used) if model.n_members > len(used) else None
+    for i, prepared in enumerate(used):
+        parts = model.interval_parts(prepared.val.x_num, prepared.val.x_cat, folds=groups)
         ys.append(prepared.val.y_raw)
         mus.append(parts["members"][:, i])
         spread = parts["member_spread"]

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -303,21 +304,32 @@ def tune(
         its slot is refilled while the budget lasts. The block kind, norm,
         activation, number of groups, embeddings, optimiser kind, batch size
         and loss are one value per pack (the config's); the space's entries
-        for them are left out. Members are scored on the validation split
-        (no ``cv``) and run in this process (``jobs=1``; share a study
-        between machines through ``storage``). ``"auto"``: by the table's rows
-        (:func:`~tabresnet.tuning.population.auto_pack`) and, with a
-        ``timeout``, fewer at once as the measured speed requires for the
-        members started to finish in time
+        for them are left out. Members run in this process (``jobs=1``;
+        share a study between machines through ``storage``). ``cv`` is
+        resolved as without ``pack``: with ``K >= 2`` folds (``"auto"`` on
+        small tables) each trial trains one member per fold (``pack`` trials
+        are ``pack * K`` networks), reports the mean of its members'
+        validation RMSEs and is scored by the mean of their best ones;
+        otherwise members are scored on the validation split. ``"auto"``: by
+        the table's rows (:func:`~tabresnet.tuning.population.auto_pack`
+        trials, so each fold's pack holds as many members as one pack
+        without folds) and, with a ``timeout``, fewer at once as the measured
+        speed requires for the trials started to finish in time, a trial
+        costing ``K`` member-epochs an epoch
         (:func:`~tabresnet.tuning.population.budget_pack`).
     ensemble : bool
         With ``pack``: save the greedy ensemble selection (Caruana et al.,
-        2004) of the best finished members on the validation rows, weighted
-        (the default), or the single best member (``False``).
+        2004) of the best finished trials, weighted (the default), or the
+        single best trial (``False``). The selection scores the validation
+        rows, or with ``cv`` the out-of-fold predictions of every non-test
+        row; the saved model then holds each chosen trial's ``K`` fold
+        networks (weight ``w / K`` each; one trial: a plain bag) with CV+
+        intervals, and its metrics ``oof`` score it out-of-fold.
     bag : bool, optional
         With ``cv >= 2``, save the k fold networks of the best configuration
         averaged (the default) rather than one network retrained on the
-        training split (``bag=False``). Ignored without cross-validation.
+        training split (``bag=False``; refused with ``pack``). Ignored
+        without cross-validation.
         The bag's members share one preprocessing, fitted on all non-test rows.
     defaults_first : bool
         A new study's first trial is the configuration ``fit`` would train
@@ -370,7 +382,7 @@ def tune(
     if pack is not None:
         return _tune_pack(
             pack, data, targets, user_cfg, space_obj, table, val_table, test_table, rows, url,
-            name, run_dir, trials, seconds, sampler, pruner, jobs, cv, progress,
+            name, run_dir, trials, seconds, sampler, pruner, jobs, cv, bag, progress,
             defaults_first, ensemble, start, tmp,
         )
     k = _resolve_cv(cv, user_cfg, rows, url, name)
@@ -540,6 +552,13 @@ def _is_auto(pack: Any) -> bool:
 
 
 def _resolve_pack(pack: int | str, rows: int) -> int:
+    """Trials at once for ``pack``; ``"auto"``: :func:`~.population.auto_pack` of the rows.
+
+    With ``K`` folds this is still the number of trials: each fold's pack
+    then holds as many members as auto_pack gives one pack (the per-step
+    size it chose), and a time limit shrinks the waves by the measured cost
+    of a trial, ``K`` member-epochs an epoch (``run_population``).
+    """
     from .population import auto_pack
 
     if isinstance(pack, str) and pack.strip().lower() == "auto":
@@ -557,13 +576,11 @@ def _tune_pack(
     pack: int | str, data: Any, targets: list[str], user_cfg: RunConfig, space_obj: SearchSpace,
     table: Any, val_table: Any, test_table: Any, rows: int, url: str | None, name: str,
     run_dir: Path | None, trials: int, seconds: float | None, sampler: Any, pruner: Any,
-    jobs: int, cv: Any, progress: str, defaults_first: bool, ensemble: bool, start: float,
-    tmp: Any,
+    jobs: int, cv: Any, bag: bool | None, progress: str, defaults_first: bool, ensemble: bool,
+    start: float, tmp: Any,
 ) -> TuneResult:
     """``tune(..., pack=P)``: the study's trials trained P at a time (see ``tune``)."""
-    from ..models import MeanEnsemble
-    from ..training.fit import calibrate_split, evaluate_splits, interval_metrics, write_run
-    from .population import greedy_selection, member_space, run_population
+    from .population import greedy_selection, member_space, oof_targets, run_population
 
     size = _resolve_pack(pack, rows)
     if jobs > 1:
@@ -573,17 +590,26 @@ def _tune_pack(
         raise ConfigError(f"--pack trains on the CPU; drop --accelerator "
                           f"{user_cfg.train.accelerator} (or --pack: trials one at a time "
                           "train on it)")
-    if cv not in (None, "auto", 0, 1, "0", "1"):
-        raise ConfigError("--pack scores its members on the validation split; drop --cv "
-                          "(out-of-fold selection with --pack is not supported yet)")
+    k = _resolve_cv(cv, user_cfg, rows, url, name)
+    if k >= 2 and bag is not None and not bag:
+        raise ConfigError("--pack with --cv saves the chosen trials' fold networks; drop "
+                          "--no-bag (or use --cv 0: members scored on the validation split)")
     mspace, fixed = member_space(space_obj)
     if fixed:
         _say(progress, f"--pack: {', '.join(fixed)} are one value per pack, fixed at the "
                        "config's (set them with flags or --config)")
     # Members are single networks: the population's ensemble is chosen at the end.
     base = user_cfg.replace(progress="none", logger="none", ensemble_size=1)
-    prepared = prepare(table, targets, base, val_data=val_table, test_data=test_table)
-    study = _open(url, name, targets, 0, mspace, base, defaults_first)
+    if k >= 2:
+        # As sequential tune --cv's bag: K folds of the non-test rows sharing one
+        # preprocessing (fitted on all of them), each holding the test split.
+        folds = make_folds(table, targets, base, val_table, test_table, k, shared=True)
+        _say(progress, f"--pack with {k}-fold cross-validation: each trial trains one member "
+                       f"per fold (up to {size} trials, {size * k} networks, at a time) and is "
+                       "scored on the rows its fold networks did not train on")
+    else:
+        folds = [prepare(table, targets, base, val_data=val_table, test_data=test_table)]
+    study = _open(url, name, targets, k, mspace, base, defaults_first)
     attach_search(study, sampler, pruner, base)
     deadline = (time.time() + seconds) if seconds is not None else None
     stop = StopFlag(message="interrupted: stopping the running members; finishing with the "
@@ -591,8 +617,8 @@ def _tune_pack(
     display = TuneProgress(study, trials, progress_enabled(progress), log=log_enabled(progress),
                            deadline=deadline)
     with stop, display, quiet_optuna():
-        run = run_population(study, mspace, base, prepared, size, trials, deadline, stop,
-                             size_to_budget=_is_auto(pack))
+        run = run_population(study, mspace, base, folds if k >= 2 else folds[0], size, trials,
+                             deadline, stop, size_to_budget=_is_auto(pack))
     with quiet_optuna():
         fail_lost_trials(study)
         counts = count_trials(study)
@@ -605,7 +631,7 @@ def _tune_pack(
         "study_name": name,
         "best_trial": best.number,
         "best_val_rmse": float(best.value),
-        "cv_folds": 0,
+        "cv_folds": k,
         "pack": size,
         "pack_peak": int(run.peak),
         "trials": {s.name: int(n) for s, n in counts.items()},
@@ -614,44 +640,124 @@ def _tune_pack(
     cands = run.candidates
     if not cands:  # every complete trial ran elsewhere (a resumed or shared study)
         tuning_info["retrained"] = True
-        _say(progress, f"retraining the best configuration (trial {best.number}) once")
-        model, metrics = retrain(prepared, best_cfg, run_dir, {"tuning": tuning_info})
+        if k >= 2:
+            _say(progress, f"retraining the best configuration (trial {best.number}) "
+                           f"on each of the {k} folds")
+            model, metrics = retrain_bag(folds, best_cfg, run_dir, {"tuning": tuning_info})
+        else:
+            _say(progress, f"retraining the best configuration (trial {best.number}) once")
+            model, metrics = retrain(folds[0], best_cfg, run_dir, {"tuning": tuning_info})
+        return _finish(run_dir, study, best, best_params, best_cfg, url, k, model, metrics,
+                       counts, stop, start, tmp)
+    y = oof_targets(folds) if k >= 2 else folds[0].val.y_raw
+    if ensemble and len(cands) > 1:
+        weights, ens_rmse = greedy_selection([c.val_pred for c in cands], y)
     else:
-        if ensemble and len(cands) > 1:
-            weights, ens_rmse = greedy_selection([c.val_pred for c in cands],
-                                                 prepared.val.y_raw)
-        else:
-            weights, ens_rmse = [1.0] + [0.0] * (len(cands) - 1), cands[0].value
-        chosen = [(c, w) for c, w in zip(cands, weights) if w > 0]
-        lead = chosen[0][0]
-        if len(chosen) == 1:
-            network, config = lead.network, lead.config
-        else:
-            network = MeanEnsemble([c.network for c, _ in chosen], weights=[w for _, w in chosen],
-                                   configs=[c.config.model.to_dict() for c, _ in chosen])
-            config = lead.config
-        tuning_info["retrained"] = False
-        tuning_info["ensemble"] = [
-            {"trial": c.number, "weight": round(w, 6), "val_rmse": c.value} for c, w in chosen]
-        tuning_info["ensemble_val_rmse"] = float(ens_rmse)
-        _say(progress, f"saving {'the ensemble of ' + str(len(chosen)) + ' members' if len(chosen) > 1 else 'the best member'} "
-                       f"(validation RMSE {ens_rmse:.5g})")
-        model = TabularModel(network, config, prepared.schema, prepared.preprocessor)
-        # Split conformal on the validation rows, which also chose the members and
-        # their weights: bench/intervals.py measures what that does to coverage.
-        model.calibration = calibrate_split(model, prepared.val)
-        metrics = evaluate_splits(model, prepared)
-        metrics.update(interval_metrics(model, prepared.test))
-        metrics["training"] = {"best_epoch": int(lead.history["val_rmse"].idxmin())
-                               if len(lead.history) else -1,
-                               "epochs": int(len(lead.history)), "diverged": False,
-                               "members": len(chosen)}
-        metrics["tuning"] = tuning_info
-        model.metrics = metrics
-        if run_dir is not None:
-            write_run(run_dir, model, prepared, _History(lead.history), metrics)
-    return _finish(run_dir, study, best, best_params, best_cfg, url, 0, model, metrics, counts,
+        lead = cands[0]
+        weights, ens_rmse = [1.0] + [0.0] * (len(cands) - 1), (
+            lead.oof_rmse if k >= 2 else lead.value)
+    chosen = [(c, w) for c, w in zip(cands, weights) if w > 0]
+    tuning_info["retrained"] = False
+    rows_are = "out-of-fold" if k >= 2 else "validation"
+    tuning_info["ensemble"] = [
+        {"trial": c.number, "weight": round(w, 6), "val_rmse": c.value,
+         **({"oof_rmse": c.oof_rmse} if k >= 2 else {})} for c, w in chosen]
+    tuning_info[f"ensemble_{'oof' if k >= 2 else 'val'}_rmse"] = float(ens_rmse)
+    what = (f"the ensemble of {len(chosen)} trials" if len(chosen) > 1
+            else f"the best trial ({chosen[0][0].number})")
+    if k >= 2:
+        what += f" ({len(chosen) * k} networks: each trial's {k} fold networks)"
+    scored_on = ("the non-test rows, each predicted by the fold networks that did not train "
+                 "on it" if k >= 2 else "the validation rows")
+    _say(progress, f"saving {what}; {rows_are} RMSE {ens_rmse:.5g} (on {scored_on})")
+    if k >= 2:
+        model, metrics = _save_folds(chosen, folds, run_dir, tuning_info)
+    else:
+        model, metrics = _save_members(chosen, folds[0], run_dir, tuning_info)
+    return _finish(run_dir, study, best, best_params, best_cfg, url, k, model, metrics, counts,
                    stop, start, tmp)
+
+
+def _save_members(chosen: list, prepared: Any, run_dir: Path | None,
+                  tuning_info: dict) -> tuple[TabularModel, dict]:
+    """The chosen members (validation split) as one model, evaluated and written."""
+    from ..models import MeanEnsemble
+    from ..training.fit import calibrate_split, evaluate_splits, interval_metrics, write_run
+
+    lead = chosen[0][0]
+    if len(chosen) == 1:
+        network, config = lead.network, lead.config
+    else:
+        network = MeanEnsemble([c.network for c, _ in chosen], weights=[w for _, w in chosen],
+                               configs=[c.config.model.to_dict() for c, _ in chosen])
+        config = lead.config
+    model = TabularModel(network, config, prepared.schema, prepared.preprocessor)
+    # Split conformal on the validation rows, which also chose the members and
+    # their weights: bench/intervals.py measures what that does to coverage.
+    model.calibration = calibrate_split(model, prepared.val)
+    metrics = evaluate_splits(model, prepared)
+    metrics.update(interval_metrics(model, prepared.test))
+    metrics["training"] = {"best_epoch": int(lead.history["val_rmse"].idxmin())
+                           if len(lead.history) else -1,
+                           "epochs": int(len(lead.history)), "diverged": False,
+                           "members": len(chosen)}
+    metrics["tuning"] = tuning_info
+    model.metrics = metrics
+    if run_dir is not None:
+        write_run(run_dir, model, prepared, _History(lead.history), metrics)
+    return model, metrics
+
+
+def _save_folds(chosen: list, folds: list, run_dir: Path | None,
+                tuning_info: dict) -> tuple[TabularModel, dict]:
+    """The chosen trials' fold networks as one bag, scored out-of-fold, evaluated and written.
+
+    Member ``t * K + i`` is chosen trial ``t``'s network of fold ``i``, weight
+    ``w_t / K``: fold ``i``'s rows are predicted out-of-fold by its networks
+    weighted ``w_t`` (what the selection scored), new rows by all of them. One
+    trial alone is a plain bag (as ``tune --cv``'s retrained one).
+    """
+    from ..metrics import regression_metrics
+    from ..models import MeanEnsemble
+    from ..training.bag import bag_prepared, calibrate_bag
+    from ..training.fit import evaluate_splits, interval_metrics, write_run
+    from .population import oof_targets
+
+    k = len(folds)
+    lead = chosen[0][0]
+    networks = [net for c, _ in chosen for net in c.networks]
+    if len(chosen) == 1:
+        network = MeanEnsemble(networks)
+    else:
+        network = MeanEnsemble(networks, weights=[w / k for _, w in chosen for _ in range(k)],
+                               configs=[c.config.model.to_dict() for c, _ in chosen
+                                        for _ in range(k)])
+    prepared = bag_prepared(folds)
+    model = TabularModel(network, lead.config, prepared.schema, prepared.preprocessor)
+    model.calibration = calibrate_bag(model, folds)  # CV+ on the out-of-fold rows
+    oof = sum(w * c.val_pred for c, w in chosen)
+    weights = [f.val.weight for f in folds]
+    metrics: dict[str, Any] = {"oof": regression_metrics(
+        oof_targets(folds), oof, prepared.targets,
+        sample_weight=None if any(w is None for w in weights) else np.concatenate(weights))}
+    if prepared.weight is not None:
+        metrics["oof"]["weighted_by"] = prepared.weight
+    metrics.update(evaluate_splits(model, prepared, ("test",)))
+    metrics.update(interval_metrics(model, prepared.test))
+    history = lead.history  # the lead trial's fold members, a member column
+    by_member = list(history.groupby("member")) if len(history) else []
+    metrics["training"] = {
+        "members": model.n_members, "folds": k, "trials": len(chosen),
+        "best_epoch": [int(h["val_rmse"].to_numpy().argmin()) for _, h in by_member],
+        "epochs": [int(len(h)) for _, h in by_member],
+        "diverged": False,
+    }
+    metrics["tuning"] = tuning_info
+    model.metrics = metrics
+    prepared.summary["bag"] = {"members": model.n_members, "folds": k}
+    if run_dir is not None:
+        write_run(run_dir, model, prepared, _History(history), metrics)
+    return model, metrics
 
 
 @dataclass

@@ -31,6 +31,17 @@ The saved model
     (:class:`~tabresnet.models.MeanEnsemble` with weights).
     ``ensemble=False`` keeps the single best member.
 
+With cross-validation (``tune --pack P --cv K``)
+    Each trial is ``K`` members, one per fold (``make_folds(...,
+    shared=True)``: one preprocessing fitted on every non-test row), trained
+    in ``K`` trainers in lockstep and ended together (pruned, failed) or
+    each on its own patience; the trial's value is the mean of the folds'
+    best RMSEs, as a sequential ``tune --cv`` trial's. The selection then
+    runs on out-of-fold predictions (every non-test row predicted by the
+    trial's network that did not train on it, each at its best epoch), and
+    the saved model holds each chosen trial's ``K`` fold networks, weight
+    ``w / K`` each, with CV+ intervals.
+
 >>> import numpy as np
 >>> y = np.array([[0.0], [1.0], [2.0], [3.0]])
 >>> preds = [y + 1.0, y - 1.0, y + 0.5]     # two thirds of +0.5 and one of -1 cancel
@@ -51,6 +62,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import pandas as pd
 from optuna.trial import TrialState
 
 from ..defaults import RunConfig
@@ -68,6 +80,7 @@ __all__ = [
     "budget_pack",
     "greedy_selection",
     "member_space",
+    "oof_targets",
     "run_population",
 ]
 
@@ -77,8 +90,8 @@ log = logging.getLogger("tabresnet.tuning")
 # the batches and the optimiser's kind depend on.
 PACK_OPTIONS = (*SHARED_OPTIONS, "n_groups", "optimizer", "batch_size", "loss", "huber_delta",
                 "ema_decay", "ensemble_size", "ensemble")
-# Candidates kept for the ensemble: the best finished members (by validation RMSE),
-# their networks and validation predictions in memory.
+# Candidates kept for the ensemble: the best finished trials (by their value), their
+# networks (K of them with K folds) and validation (out-of-fold) predictions in memory.
 ENSEMBLE_CANDIDATES = 32
 SELECTION_ROUNDS = 50
 
@@ -87,6 +100,8 @@ def auto_pack(rows: int) -> int:
     """``--pack auto``: members at once by the table's rows (small steps gain most from packing).
 
     With a time limit this is the most; :func:`budget_pack` sizes the waves.
+    With ``K`` folds it is the number of trials, so that each fold's pack
+    holds this many members (``K`` times the networks in all).
 
     >>> auto_pack(500), auto_pack(20_000), auto_pack(500_000)
     (16, 8, 4)
@@ -181,15 +196,28 @@ def greedy_selection(
 
 @dataclass
 class Finished:
-    """A COMPLETE member kept as an ensemble candidate."""
+    """A COMPLETE trial kept as an ensemble candidate.
+
+    ``networks`` holds its network at its best epoch, or with folds one per
+    fold (fold order), each at its own best epoch. ``val_pred`` holds its
+    predictions of the validation rows, or with folds its out-of-fold
+    predictions: fold ``i``'s held-out rows by its fold-``i`` network, the
+    folds one after another (:func:`oof_targets`' order).
+    """
 
     number: int
-    value: float
+    value: float  # the study's value: validation RMSE, or the mean of the folds'
     config: RunConfig
     overrides: dict
-    network: Any
+    networks: list
     val_pred: np.ndarray  # target units
     history: Any
+    oof_rmse: float = math.nan  # with folds: the RMSE of val_pred over every pool row
+
+    @property
+    def network(self) -> Any:
+        """The network of a trial scored on the validation split."""
+        return self.networks[0]
 
 
 @dataclass
@@ -200,7 +228,35 @@ class PopulationRun:
     asked: int = 0
     epochs: int = 0
     timed_out: bool = False
-    peak: int = 0  # the most members that trained at once
+    peak: int = 0  # the most trials that trained at once
+
+
+@dataclass(eq=False)
+class _Running:
+    """A trial in the population: its member per fold (one without folds)."""
+
+    trial: Any
+    members: list[Member]
+    alive: list[bool]  # which members still train (a fold member ends on its own patience)
+    steps: int = 0  # epochs reported
+
+    @property
+    def epochs(self) -> int:
+        return max(m.epochs for m in self.members)
+
+    def score(self) -> float:
+        """This epoch's value: the mean over folds of each member's RMSE.
+
+        A member still training gives its latest epoch's, one that ended its
+        best (its final score).
+        """
+        values = [m.last_rmse if a else m.best for m, a in zip(self.members, self.alive)]
+        return float(np.mean(values))
+
+    @property
+    def value(self) -> float:
+        """The trial's value: its (mean over folds of the) best validation RMSE."""
+        return float(np.mean([m.best for m in self.members]))
 
 
 def _config_error(exc: BaseException) -> str:
@@ -208,11 +264,25 @@ def _config_error(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
+def oof_targets(folds: Sequence[Prepared]) -> np.ndarray:
+    """The true values in :class:`Finished` ``val_pred``'s row order, in target units.
+
+    One split: its validation rows; folds: each fold's held-out rows, fold
+    after fold (every pool row once).
+    """
+    return np.concatenate([f.val.y_raw for f in folds])
+
+
+def _rmse(pred: np.ndarray, y: np.ndarray) -> float:
+    """The root of the mean over targets of the mean squared error (as selection scores)."""
+    return float(np.sqrt(np.mean(np.mean((np.asarray(pred, np.float64) - y) ** 2, axis=0))))
+
+
 def run_population(
     study: optuna.Study,
     space: SearchSpace,
     base: RunConfig,
-    prepared: Prepared,
+    prepared: Prepared | Sequence[Prepared],
     pack: int,
     n_trials: int,
     deadline: float | None = None,
@@ -231,40 +301,56 @@ def run_population(
         The member space (:func:`member_space`).
     base : RunConfig
         The pack options and the options the space leaves alone.
-    prepared : Prepared
-        Train and validation splits.
+    prepared : Prepared or sequence of Prepared
+        Train and validation splits; or ``K`` cross-validation folds sharing
+        one preprocessing (``make_folds(..., shared=True)``). With folds each
+        trial trains one member per fold, in ``K`` trainers run in lockstep:
+        its value per epoch (for the pruner) is the mean of its members'
+        validation RMSEs (a member that stopped gives its best), it is told
+        COMPLETE with the mean of their best RMSEs (as a sequential ``tune
+        --cv`` trial; user attributes ``fold_rmse`` and ``oof_rmse``, the
+        RMSE of its out-of-fold predictions over every pool row) once each
+        member has stopped on its own patience, PRUNED (every member ends),
+        or FAIL when any member diverged.
     pack : int
-        Members at once.
+        Trials at once (with ``K`` folds, ``pack * K`` member networks).
     n_trials : int
         Finished (complete or pruned) trials the study should hold, other
         workers' and earlier runs' included.
     deadline : float, optional
-        ``clock()`` time after which no member starts and the running ones
+        ``clock()`` time after which no trial starts and the running ones
         stop at the end of the pack's epoch: told PRUNED (user attribute
         ``stopped``) and kept as ensemble candidates; if the study holds no
         complete trial yet, the best of them is told COMPLETE instead (user
         attribute ``ended``).
     stop : StopFlag, optional
-        Ctrl-C: running members are failed as interrupted, no new one starts.
+        Ctrl-C: running trials are failed as interrupted, no new one starts.
     on_epoch : callable, optional
-        Called after each of the pack's epochs (tests use it to stop a run).
+        Called after each of the pack's epochs with the (first fold's)
+        trainer (tests use it to stop a run).
     clock : callable
         ``time.time`` by default (the deadline's scale).
     size_to_budget : bool
         With a ``deadline`` (``--pack auto``): run at most :data:`FIRST_WAVE`
-        members before the first epoch's speed is known, then at most
-        :func:`budget_pack` of them (up to ``pack``), so that the members
-        started finish before the time limit; freed slots are refilled up to
-        that number. Members already running are never stopped for it.
+        trials before the first epoch's speed is known, then at most
+        :func:`budget_pack` of them (up to ``pack``; a trial of ``K`` folds
+        costs ``K`` member-epochs an epoch), so that the trials started
+        finish before the time limit; freed slots are refilled up to that
+        number. Trials already running are never stopped for it.
 
     Returns
     -------
     PopulationRun
     """
     stop = stop or StopFlag()
-    trainer = PopulationTrainer(prepared, base, pack)
+    folds = [prepared] if isinstance(prepared, Prepared) else list(prepared)
+    if not folds:
+        raise ValueError("run_population needs a prepared split or at least one fold")
+    trainers = [PopulationTrainer(f, base, pack) for f in folds]
+    running: list[_Running] = []
     run = PopulationRun()
     me = worker_id()
+    y_oof = oof_targets(folds) if len(folds) > 1 else None
     have_complete = bool(count_trials(study)[TrialState.COMPLETE])
     # Members are asked, not optimized: their heartbeats are ours to send, so that
     # another machine's worker can fail them if this process dies.
@@ -274,7 +360,7 @@ def run_population(
         return deadline is not None and clock() >= deadline and have_complete
 
     speed: dict[str, float] = {}  # seconds per member-epoch, measured
-    ended_epochs: list[int] = []  # epochs of the members that ended on their own
+    ended_epochs: list[int] = []  # epochs of the trials that ended on their own
 
     def capacity() -> int:
         if not size_to_budget or deadline is None:
@@ -284,15 +370,14 @@ def run_population(
         t = base.train
         expected = (float(np.mean(ended_epochs)) if len(ended_epochs) >= 3
                     else min(t.max_epochs, 2 * t.patience))
-        return budget_pack(pack, deadline - clock(), speed["member_epoch"], expected)
+        return budget_pack(pack, deadline - clock(), speed["member_epoch"] * len(folds),
+                           expected)
 
     def fill() -> None:
-        while (trainer.free > 0 and len(trainer.members) < capacity() and not stop.requested
-               and not time_up()):
+        while len(running) < capacity() and not stop.requested and not time_up():
             counts = count_trials(study)
             done = sum(counts[s] for s in FINISHED)
-            running = counts[TrialState.RUNNING]
-            if done + running >= n_trials:
+            if done + counts[TrialState.RUNNING] >= n_trials:
                 return
             with warnings.catch_warnings():
                 # Optuna's heartbeat thread belongs to Study.optimize; lost members are
@@ -303,94 +388,131 @@ def run_population(
             run.asked += 1
             trial.set_user_attr("worker", me)
             trial.set_user_attr("pack", int(pack))
+            members: list[Member] = []
             try:
                 config, overrides = space.sample(trial, base)
-                member = trainer.add(config, key=trial)
+                for trainer in trainers:
+                    members.append(trainer.add(config, key=trial))
             except (ValueError, TypeError) as exc:
+                for trainer, m in zip(trainers, members):
+                    trainer.end(m)
                 reason = f"invalid config: {_config_error(exc)}"
                 trial.set_user_attr(FAIL_REASON, reason)
                 heart.discard(trial.number)
                 study.tell(trial, state=TrialState.FAIL)
                 log.warning("trial %d failed: %s", trial.number, reason)
                 continue
-            member.overrides = overrides
+            for m in members:
+                m.overrides = overrides
             trial.set_user_attr(CONFIG, overrides)
+            running.append(_Running(trial, members, [True] * len(members)))
 
-    def finish(member: Member, state: TrialState, **attrs: Any) -> None:
-        trial = member.key
+    def finish(r: _Running, state: TrialState, **attrs: Any) -> None:
+        trial = r.trial
         heart.discard(trial.number)
-        trial.set_user_attr("epochs", int(member.epochs))
+        trial.set_user_attr("epochs", int(r.epochs))
+        if len(folds) > 1:
+            trial.set_user_attr("fold_rmse", [float(m.best) for m in r.members])
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
         if state == TrialState.COMPLETE:
-            study.tell(trial, member.best)
-            _keep(run, trial.number, member, trainer)
+            kept = _keep(run, r, trainers, y_oof)
+            if kept is not None and math.isfinite(kept.oof_rmse):
+                trial.set_user_attr("oof_rmse", kept.oof_rmse)
+            study.tell(trial, r.value)
         else:
             study.tell(trial, state=state)
-        trainer.end(member)
+        for trainer, m, alive in zip(trainers, r.members, r.alive):
+            if alive:
+                trainer.end(m)
+        r.alive = [False] * len(r.alive)
+        running.remove(r)
 
     with heart:
         fill()
-        while trainer.active:
+        while running:
             started = clock()
-            members = trainer.run_epoch()
+            trained = sum(len(trainer.run_epoch()) for trainer in trainers if trainer.members)
             run.epochs += 1
-            run.peak = max(run.peak, len(members))
-            for m in members:
-                trial = m.key
+            run.peak = max(run.peak, len(running))
+            for r in list(running):
+                trial = r.trial
                 if stop.requested:
                     trial.set_user_attr(FAIL_REASON, f"{stop.reason or 'interrupted'} before it finished")
-                    finish(m, TrialState.FAIL)
+                    finish(r, TrialState.FAIL)
                     continue
-                if m.diverged:
-                    reason = f"diverged: the training loss became NaN or inf (epoch {m.epochs - 1})"
+                bad = [m for m, a in zip(r.members, r.alive) if a and m.diverged]
+                if bad:
+                    at = bad[0].epochs - 1
+                    fold = f", fold {r.members.index(bad[0]) + 1}" if len(folds) > 1 else ""
+                    reason = f"diverged: the training loss became NaN or inf (epoch {at}{fold})"
                     trial.set_user_attr(FAIL_REASON, reason)
-                    finish(m, TrialState.FAIL)
+                    finish(r, TrialState.FAIL)
                     continue
-                if math.isfinite(m.last_rmse):
-                    trial.report(m.last_rmse, step=m.epochs - 1)
+                value = r.score()
+                step, r.steps = r.steps, r.steps + 1
+                if math.isfinite(value):
+                    trial.report(value, step=step)
                     if trial.should_prune():
-                        ended_epochs.append(m.epochs)
-                        finish(m, TrialState.PRUNED)
+                        ended_epochs.append(r.epochs)
+                        finish(r, TrialState.PRUNED)
                         continue
-                if m.stopped_early:
-                    ended_epochs.append(m.epochs)
-                    finish(m, TrialState.COMPLETE)
+                # A fold member that stopped on its own patience leaves its trainer.
+                for i, (m, alive) in enumerate(zip(r.members, r.alive)):
+                    if alive and m.stopped_early:
+                        trainers[i].end(m)
+                        r.alive[i] = False
+                if not any(r.alive):
+                    ended_epochs.append(r.epochs)
+                    finish(r, TrialState.COMPLETE)
                     have_complete = True
-            if deadline is not None and clock() >= deadline and trainer.members:
-                # At the time limit the running members stop. Their best epochs are real
+            if deadline is not None and clock() >= deadline and running:
+                # At the time limit the running trials stop. Their best epochs are real
                 # models: they stay ensemble candidates. Without a complete trial yet
                 # (a short budget, a large pack) the best of them completes, so that
                 # the study has a best, as a sequential trial's early stop would.
-                scored = [m for m in trainer.members if math.isfinite(m.best)]
+                scored = [r for r in running if math.isfinite(r.value)]
                 if scored and not have_complete:
-                    lead = min(scored, key=lambda m: m.best)
+                    lead = min(scored, key=lambda r: r.value)
                     finish(lead, TrialState.COMPLETE, ended="time limit")
                     have_complete = True
                 if have_complete:
                     run.timed_out = True
-                    for m in list(trainer.members):
-                        if math.isfinite(m.best):
-                            _keep(run, m.key.number, m, trainer)
-                        finish(m, TrialState.PRUNED, stopped="time limit")
+                    for r in list(running):
+                        if math.isfinite(r.value):
+                            _keep(run, r, trainers, y_oof)
+                        finish(r, TrialState.PRUNED, stopped="time limit")
             if on_epoch is not None:
-                on_epoch(trainer)
+                on_epoch(trainers[0])
             # This epoch's seconds per member (the tells and the callback included), smoothed.
-            now = (clock() - started) / max(len(members), 1)
+            now = (clock() - started) / max(trained, 1)
             prev = speed.get("member_epoch")
             speed["member_epoch"] = now if prev is None else 0.5 * (prev + now)
             fill()
     return run
 
 
-def _keep(run: PopulationRun, number: int, member: Member, trainer: PopulationTrainer) -> None:
-    """Keep ``member`` as an ensemble candidate if it is among the best finished."""
-    if member.val_pred is None or not math.isfinite(member.best):
-        return
-    run.candidates.append(Finished(
-        number=number, value=float(member.best), config=member.config,
-        overrides=dict(member.overrides), network=member.network,
-        val_pred=trainer.predictions(member), history=member.history_frame(),
-    ))
+def _keep(run: PopulationRun, r: _Running, trainers: Sequence[PopulationTrainer],
+          y_oof: np.ndarray | None) -> Finished | None:
+    """Keep trial ``r`` as an ensemble candidate if it is among the best finished."""
+    if any(m.val_pred is None or not math.isfinite(m.best) for m in r.members):
+        return None
+    preds = [trainer.predictions(m) for trainer, m in zip(trainers, r.members)]
+    lead = r.members[0]
+    if len(r.members) == 1:
+        history = lead.history_frame()
+        pred, oof = preds[0], math.nan
+    else:
+        history = pd.concat([m.history_frame().assign(member=i)
+                             for i, m in enumerate(r.members)], ignore_index=True)
+        pred = np.concatenate(preds)
+        oof = _rmse(pred, y_oof)
+    kept = Finished(
+        number=r.trial.number, value=r.value, config=lead.config,
+        overrides=dict(lead.overrides), networks=[m.network for m in r.members],
+        val_pred=pred, history=history, oof_rmse=oof,
+    )
+    run.candidates.append(kept)
     run.candidates.sort(key=lambda f: f.value)
     del run.candidates[ENSEMBLE_CANDIDATES:]
+    return kept
