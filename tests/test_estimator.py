@@ -306,6 +306,23 @@ def test_tuned_fit_pipeline_save_and_load(tmp_path):
     np.testing.assert_array_equal(again.fit(Xs, y).predict(Xs), pred)
 
 
+@pytest.mark.parametrize("selection", [True, False])
+def test_tuned_with_pack_trains_its_trials_packed(tmp_path, selection):
+    X, y = linear_data(80)
+    est = TunedResNetRegressor(n_trials=3, search_space=SPACE, sampler="random", pack=2,
+                               pack_ensemble=selection, **FAST).fit(X, y)
+    assert len(est.trials_) == 3
+    assert set(est.trials_["user_attrs_pack"]) == {2}  # every trial was a packed member
+    tuning = est.model_.metrics["tuning"]
+    assert tuning["pack"] == 2
+    assert (len(tuning["ensemble"]) >= 1) if selection else (len(tuning["ensemble"]) == 1)
+    assert est.best_value_ == pytest.approx(est.trials_["value"].min())
+    pred = est.predict(X)
+    np.testing.assert_allclose(tabresnet.load(est.save(tmp_path / "m")).predict(X), pred,
+                               rtol=1e-6)
+    assert np.isfinite(est.predict_interval(X, 0.9)).all()
+
+
 def test_tuned_with_cv_keeps_the_bag_of_fold_networks(tmp_path):
     X, y = linear_data(80)
     est = TunedResNetRegressor(n_trials=1, search_space=SPACE, cv=2, **FAST).fit(X, y)

@@ -675,6 +675,17 @@ default="median"
         ``"auto"``: as :func:`tabresnet.tune` decides by the table's size); the
         model is then the bag of the best configuration's ``cv`` fold networks,
         averaged (see :func:`tabresnet.tune`).
+    pack : int, "auto" or None, default=None
+        Train ``pack`` configurations at a time as one packed network, each a
+        trial told to the study when its own early stopping or the pruner ends
+        it (``tabresnet.tune(..., pack=P)``; ``"auto"`` sizes it by the rows
+        and the ``timeout``). None: one trial at a time. The block kind, norm,
+        activation, embeddings, optimiser kind, batch size and loss are then
+        the ones given here, not searched.
+    pack_ensemble : bool, default=True
+        With ``pack``: keep the greedy ensemble selection (Caruana et al.,
+        2004) of the finished trials, weighted, scored on the validation rows
+        (out-of-fold with ``cv``); False keeps the single best trial.
     arch, block, num_blocks, c_hidden, activation, norm, dropout, shortcut, zero_init, init, embedding_dim, num_embedding, num_embedding_dim, n_bins, n_frequencies, frequency_scale, ensemble_size, ensemble, categorical, numeric, ignore, int_as_categorical, numeric_transform, n_quantiles, onehot_max_cardinality, target_transform, val_size, bag, max_epochs, batch_size, optimizer, lr, weight_decay, loss, huber_delta, quantiles, scheduler, gradient_clip, patience, accelerator, devices, strategy, precision, num_nodes, num_threads, progress, deterministic, ema_decay, seed : as for ResNetRegressor
         The run-config options, with the same defaults.
 
@@ -733,6 +744,8 @@ default="median"
         # Not tune's "auto": an estimator often runs inside sklearn's own
         # cross-validation, and K-fold scoring would multiply its cost by K.
         cv: int | str | None = None,
+        pack: int | str | None = None,
+        pack_ensemble: bool = True,
         arch: str = "resnet",
         block: str = "PreActResNetBlock",
         num_blocks: tuple[int, ...] = (2,),
@@ -823,6 +836,7 @@ default="median"
             sampler=self.sampler,
             pruner=self.pruner,
             cv=self.cv,
+            **({"pack": self.pack, "ensemble": bool(self.pack_ensemble)} if self.pack else {}),
             val_data=val_frame,
             # NOTE: the estimator makes no test split; the validation rows stand
             # in for one, so that tune cuts none off the training rows.
