@@ -217,9 +217,9 @@ class Heartbeat:
 
     def __init__(self, study: optuna.Study, interval: float = HEARTBEAT_INTERVAL):
         storage = _STORAGES.get(study)
-        self._storage = storage if isinstance(storage, optuna.storages.RDBStorage) else None
-        self._study_id = (self._storage.get_study_id_from_name(study.study_name)
-                          if self._storage is not None else None)
+        self._rdb = storage if isinstance(storage, optuna.storages.RDBStorage) else None
+        self._study_id = (self._rdb.get_study_id_from_name(study.study_name)
+                          if self._rdb is not None else None)
         self._interval = interval
         self._ids: dict[int, int] = {}  # trial number -> trial id
         self._lock = threading.Lock()
@@ -228,12 +228,12 @@ class Heartbeat:
 
     def add(self, number: int) -> None:
         """Beat for trial ``number`` from now on (one beat at once)."""
-        if self._storage is None:
+        if self._rdb is None:
             return
-        trial_id = self._storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+        trial_id = self._rdb.get_trial_id_from_study_id_trial_number(self._study_id, number)
         with self._lock:
             self._ids[number] = trial_id
-        self._storage.record_heartbeat(trial_id)
+        self._rdb.record_heartbeat(trial_id)
 
     def discard(self, number: int) -> None:
         """Stop beating for trial ``number`` (it finished)."""
@@ -246,7 +246,7 @@ class Heartbeat:
             ids = list(self._ids.values())
         for trial_id in ids:
             try:
-                self._storage.record_heartbeat(trial_id)
+                self._rdb.record_heartbeat(trial_id)
             except Exception as exc:  # a lost connection: the next beat retries
                 log.debug("heartbeat of trial id %d failed: %s", trial_id, exc)
 
@@ -255,7 +255,7 @@ class Heartbeat:
             self.beat()
 
     def __enter__(self) -> Heartbeat:
-        if self._storage is not None:
+        if self._rdb is not None:
             self._thread = threading.Thread(target=self._run, name="tabresnet-heartbeat",
                                             daemon=True)
             self._thread.start()
