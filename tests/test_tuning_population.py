@@ -71,6 +71,39 @@ def test_one_member_trains_as_fit(table, kw):
                                alone.network(va.x_num, va.x_cat), atol=1e-4, rtol=1e-4)
 
 
+def test_one_weighted_member_trains_as_fit(table):
+    """Row weights enter a member's loss and validation RMSE as they enter fit's."""
+    rng = np.random.default_rng(3)
+    frame = table.assign(w=rng.choice([0.5, 1.0, 2.0, 3.0], len(table)))
+    cfg = _cfg(weight="w")
+    prepared = prepare(frame, "y", cfg)
+    alone = train_network(prepared, cfg)
+    trainer = PopulationTrainer(prepared, cfg, 1)
+    member = trainer.add(cfg)
+    _train_alone(trainer, member)
+    assert member.best_epoch == alone.best_epoch
+    assert member.best == pytest.approx(alone.best_val_rmse, rel=1e-4)
+    va = prepared.val
+    torch.testing.assert_close(member.network(va.x_num, va.x_cat),
+                               alone.network(va.x_num, va.x_cat), atol=1e-4, rtol=1e-4)
+    # ... and the RMSE is the weighted one, not the plain mean over rows.
+    pred = member.val_pred[:, 0].double().numpy() * float(prepared.target_scale[0])
+    y = va.y[:, 0].double().numpy() * float(prepared.target_scale[0])
+    weighted = np.sqrt(np.average((pred - y) ** 2, weights=va.weight))
+    assert member.best == pytest.approx(weighted, rel=1e-4)
+    assert member.best != pytest.approx(np.sqrt(np.mean((pred - y) ** 2)), rel=1e-4)
+
+
+def test_selection_weighs_rows_when_asked():
+    y = np.zeros((4, 1))
+    good_on_heavy = np.array([[0.0], [0.0], [2.0], [2.0]])  # exact where the weight is
+    good_on_light = np.array([[1.0], [1.0], [0.0], [0.0]])
+    w = np.array([10.0, 10.0, 0.1, 0.1])
+    assert greedy_selection([good_on_heavy, good_on_light], y, rounds=1)[0] == [0.0, 1.0]
+    assert greedy_selection([good_on_heavy, good_on_light], y, rounds=1,
+                            weights=w)[0] == [1.0, 0.0]
+
+
 def _members(block="PreActResNetBlock", norm=None, emb="ple"):
     specs = [([1, 1], [8, 8], 0.0), ([2, 1], [16, 32], 0.1), ([3, 2], [4, 8], 0.3)]
     return [ModelConfig(block=block, norm=norm, num_blocks=b, c_hidden=w, dropout=d,

@@ -133,11 +133,11 @@ def test_a_killed_packed_cv_study_resumes_losing_only_the_running_trials(tmp_pat
                if t.state == TrialState.COMPLETE)
 
 
-def _forced_selection(preds, y, rounds=50):
+def _forced_selection(preds, y, rounds=50, weights=None):
     """Two trials, 3:1, whatever their scores: the many-trial save path, deterministically."""
-    weights = [0.75, 0.25] + [0.0] * (len(preds) - 2)
-    pred = sum(w * np.asarray(p) for w, p in zip(weights, preds))
-    return weights, float(np.sqrt(np.mean(np.mean((pred - y) ** 2, axis=0))))
+    chosen = [0.75, 0.25] + [0.0] * (len(preds) - 2)
+    pred = sum(w * np.asarray(p) for w, p in zip(chosen, preds))
+    return chosen, float(np.sqrt(np.mean(np.mean((pred - y) ** 2, axis=0))))
 
 
 def test_tune_pack_cv_saves_the_chosen_trials_fold_networks(tmp_path, table, monkeypatch, capsys):

@@ -18,7 +18,9 @@ epoch in one forward and backward pass per batch:
 * each member has its own early stopping (patience), best epoch and best
   weights, kept in a plain network of its own configuration;
 * a member whose loss turns NaN or inf leaves the loss at once and ends at
-  the end of the epoch as diverged; the others train on.
+  the end of the epoch as diverged; the others train on;
+* weighted rows (``--weight``) weigh each member's loss and validation RMSE
+  as ``fit`` weighs its own.
 
 A caller (the population tuner) adds members between epochs and ends them
 (pruning); the pack is rebuilt to the new members' widths and depths when
@@ -217,8 +219,13 @@ class MemberOptimizer:
         self.grad = None
 
 
-def _member_losses(name: str, delta: float, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Each member's loss ``(k,)`` from ``(B, k, out)``: the mean over rows and targets."""
+def _member_losses(name: str, delta: float, pred: torch.Tensor, y: torch.Tensor,
+                   w: torch.Tensor | None = None) -> torch.Tensor:
+    """Each member's loss ``(k,)`` from ``(B, k, out)``: the mean over rows and targets.
+
+    ``w``, ``(B, k)`` or ``(B, 1)``: row weights of mean 1, as ``fit`` weighs its loss
+    (``mean(w * row loss)``; :class:`~tabresnet.training.loop.TensorDataModule`).
+    """
     if name == "mse":
         e = F.mse_loss(pred, y, reduction="none")
     elif name == "mae":
@@ -227,7 +234,13 @@ def _member_losses(name: str, delta: float, pred: torch.Tensor, y: torch.Tensor)
         e = F.huber_loss(pred, y, reduction="none", delta=delta)
     else:
         raise ValueError(f"unknown loss {name!r}; valid names are: huber, mae, mse")
-    return e.mean(dim=(0, 2))
+    e = e.mean(dim=2)
+    return (e if w is None else e * w).mean(dim=0)
+
+
+def _mean_one(weight: np.ndarray | None) -> torch.Tensor | None:
+    """Row weights scaled to mean 1 (``None`` for unweighted rows)."""
+    return None if weight is None else torch.tensor(weight / weight.mean(), dtype=torch.float32)
 
 
 class PopulationTrainer:
@@ -383,7 +396,9 @@ class PopulationTrainer:
     def _train_epoch(self) -> tuple[torch.Tensor, float]:
         k = len(self.members)
         tr = self.prepared.train
-        batches = TensorBatches((tr.x_num, tr.x_cat, tr.y), batch_size=self.batch_size,
+        w_train = _mean_one(tr.weight)
+        tensors = (tr.x_num, tr.x_cat, tr.y) + ((w_train,) if w_train is not None else ())
+        batches = TensorBatches(tensors, batch_size=self.batch_size,
                                 shuffle=True, seed=self.base.seed, drop_last=self._drop_last,
                                 members=k)
         # fit's Trainer takes one iterator of the batches before training (its check of
@@ -396,15 +411,18 @@ class PopulationTrainer:
         sums, rows = torch.zeros(k), 0.0
         for pack, _ in packs:
             pack.network.train()
-        for x_num, x_cat, y in batches:
+        for x_num, x_cat, y, *weight in batches:
+            w = weight[0] if weight else None  # (B, k): each member's rows' weights
             if k == 1:
                 x_num, x_cat, y = x_num.unsqueeze(1), x_cat.unsqueeze(1), y.unsqueeze(1)
+                w = w.unsqueeze(1) if w is not None else None
             total = None
             results = []
             for pack, cols in packs:
                 xn, xc, yy = (x_num, x_cat, y) if cols is None else (
                     x_num[:, cols], x_cat[:, cols], y[:, cols])
-                losses = _member_losses(t.loss, t.huber_delta, pack.network(xn, xc), yy)
+                ww = w if w is None or cols is None else w[:, cols]
+                losses = _member_losses(t.loss, t.huber_delta, pack.network(xn, xc), yy, ww)
                 finite = torch.isfinite(losses.detach())
                 use = alive[id(pack)] & finite
                 term = torch.where(use, losses, torch.zeros_like(losses)).sum()
@@ -436,14 +454,18 @@ class PopulationTrainer:
         va = self.prepared.val
         t = self.base.train
         y = va.y.unsqueeze(1)
+        # Weighted rows: each member's loss and RMSE are weighted means, as fit's are.
+        w_val = _mean_one(va.weight)
+        w_val = w_val[:, None] if w_val is not None else None  # (N, 1)
         train_loss = sums / max(rows, 1.0)
         column = {id(m): j for j, m in enumerate(self.members)}
         for pack in self.packs.values():
             net = pack.network.eval()
             pred = torch.cat([net(va.x_num[i : i + EVAL_BATCH], va.x_cat[i : i + EVAL_BATCH])
                               for i in range(0, len(va), EVAL_BATCH)])  # (N, k, out)
-            val_loss = _member_losses(t.loss, t.huber_delta, pred, y.expand_as(pred))
-            mse = ((pred - y) ** 2).sum(0) / len(va) * self._scale**2
+            val_loss = _member_losses(t.loss, t.huber_delta, pred, y.expand_as(pred), w_val)
+            se = (pred - y) ** 2 if w_val is None else (pred - y) ** 2 * w_val[..., None]
+            mse = se.sum(0) / len(va) * self._scale**2
             rmse = torch.sqrt(mse.mean(-1))
             for i, m in enumerate(pack.members):
                 value = float(rmse[i]) if math.isfinite(float(rmse[i])) else math.inf

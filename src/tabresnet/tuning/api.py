@@ -580,7 +580,7 @@ def _tune_pack(
     start: float, tmp: Any,
 ) -> TuneResult:
     """``tune(..., pack=P)``: the study's trials trained P at a time (see ``tune``)."""
-    from .population import greedy_selection, member_space, oof_targets, run_population
+    from .population import greedy_selection, member_space, oof_targets, oof_weights, run_population
 
     size = _resolve_pack(pack, rows)
     if jobs > 1:
@@ -650,8 +650,9 @@ def _tune_pack(
         return _finish(run_dir, study, best, best_params, best_cfg, url, k, model, metrics,
                        counts, stop, start, tmp)
     y = oof_targets(folds) if k >= 2 else folds[0].val.y_raw
+    rows_w = oof_weights(folds) if k >= 2 else folds[0].val.weight
     if ensemble and len(cands) > 1:
-        weights, ens_rmse = greedy_selection([c.val_pred for c in cands], y)
+        weights, ens_rmse = greedy_selection([c.val_pred for c in cands], y, weights=rows_w)
     else:
         lead = cands[0]
         weights, ens_rmse = [1.0] + [0.0] * (len(cands) - 1), (

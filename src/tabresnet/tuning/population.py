@@ -81,6 +81,7 @@ __all__ = [
     "greedy_selection",
     "member_space",
     "oof_targets",
+    "oof_weights",
     "run_population",
 ]
 
@@ -150,7 +151,8 @@ def member_space(space: SearchSpace) -> tuple[SearchSpace, list[str]]:
 
 
 def greedy_selection(
-    preds: Sequence[np.ndarray], y: np.ndarray, rounds: int = SELECTION_ROUNDS
+    preds: Sequence[np.ndarray], y: np.ndarray, rounds: int = SELECTION_ROUNDS,
+    weights: np.ndarray | None = None,
 ) -> tuple[list[float], float]:
     """Caruana's greedy ensemble selection with replacement.
 
@@ -161,6 +163,9 @@ def greedy_selection(
     y : ndarray (N, n_targets)
     rounds : int
         Members added at most (the first is the best single candidate).
+    weights : ndarray (N,), optional
+        Row weights (``--weight``): the RMSE is then a weighted mean over rows,
+        as every other score of a weighted run.
 
     Returns
     -------
@@ -176,7 +181,7 @@ def greedy_selection(
     y = np.asarray(y, dtype=np.float64)
 
     def rmse(p: np.ndarray) -> np.ndarray:  # over the last two axes
-        return np.sqrt(np.mean(np.mean((p - y) ** 2, axis=-2), axis=-1))
+        return np.sqrt(np.mean(np.average((p - y) ** 2, axis=-2, weights=weights), axis=-1))
 
     counts = np.zeros(len(preds))
     total = np.zeros_like(y)
@@ -273,9 +278,17 @@ def oof_targets(folds: Sequence[Prepared]) -> np.ndarray:
     return np.concatenate([f.val.y_raw for f in folds])
 
 
-def _rmse(pred: np.ndarray, y: np.ndarray) -> float:
-    """The root of the mean over targets of the mean squared error (as selection scores)."""
-    return float(np.sqrt(np.mean(np.mean((np.asarray(pred, np.float64) - y) ** 2, axis=0))))
+def oof_weights(folds: Sequence[Prepared]) -> np.ndarray | None:
+    """The row weights in :func:`oof_targets`' order, or None for unweighted rows."""
+    if folds[0].val.weight is None:
+        return None
+    return np.concatenate([f.val.weight for f in folds])
+
+
+def _rmse(pred: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The root of the mean over targets of the (weighted) mean squared error, as selection's."""
+    se = (np.asarray(pred, np.float64) - y) ** 2
+    return float(np.sqrt(np.mean(np.average(se, axis=0, weights=weights))))
 
 
 def run_population(
@@ -351,6 +364,7 @@ def run_population(
     run = PopulationRun()
     me = worker_id()
     y_oof = oof_targets(folds) if len(folds) > 1 else None
+    w_oof = oof_weights(folds) if len(folds) > 1 else None
     have_complete = bool(count_trials(study)[TrialState.COMPLETE])
     # Members are asked, not optimized: their heartbeats are ours to send, so that
     # another machine's worker can fail them if this process dies.
@@ -416,7 +430,7 @@ def run_population(
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
         if state == TrialState.COMPLETE:
-            kept = _keep(run, r, trainers, y_oof)
+            kept = _keep(run, r, trainers, y_oof, w_oof)
             if kept is not None and math.isfinite(kept.oof_rmse):
                 trial.set_user_attr("oof_rmse", kept.oof_rmse)
             study.tell(trial, r.value)
@@ -480,7 +494,7 @@ def run_population(
                     run.timed_out = True
                     for r in list(running):
                         if math.isfinite(r.value):
-                            _keep(run, r, trainers, y_oof)
+                            _keep(run, r, trainers, y_oof, w_oof)
                         finish(r, TrialState.PRUNED, stopped="time limit")
             if on_epoch is not None:
                 on_epoch(trainers[0])
@@ -493,7 +507,7 @@ def run_population(
 
 
 def _keep(run: PopulationRun, r: _Running, trainers: Sequence[PopulationTrainer],
-          y_oof: np.ndarray | None) -> Finished | None:
+          y_oof: np.ndarray | None, w_oof: np.ndarray | None = None) -> Finished | None:
     """Keep trial ``r`` as an ensemble candidate if it is among the best finished."""
     if any(m.val_pred is None or not math.isfinite(m.best) for m in r.members):
         return None
@@ -506,7 +520,7 @@ def _keep(run: PopulationRun, r: _Running, trainers: Sequence[PopulationTrainer]
         history = pd.concat([m.history_frame().assign(member=i)
                              for i, m in enumerate(r.members)], ignore_index=True)
         pred = np.concatenate(preds)
-        oof = _rmse(pred, y_oof)
+        oof = _rmse(pred, y_oof, w_oof)
     kept = Finished(
         number=r.trial.number, value=r.value, config=lead.config,
         overrides=dict(lead.overrides), networks=[m.network for m in r.members],
