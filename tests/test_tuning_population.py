@@ -316,6 +316,8 @@ def test_pack_refuses_what_it_cannot_do(table):
         tabresnet.tuning.tune(table, "y", pack="lots", trials=1, space=SPACE)
     with pytest.raises(tabresnet.errors.ConfigError, match="--pack trains on the CPU"):
         tabresnet.tuning.tune(table, "y", pack=2, accelerator="gpu", trials=1, space=SPACE)
+    with pytest.raises(tabresnet.errors.ConfigError, match="drop --loss quantile"):
+        tabresnet.tuning.tune(table, "y", pack=2, loss="quantile", trials=1, space=SPACE)
 
 
 def test_cli_pack_flags(capsys):

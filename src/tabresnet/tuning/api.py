@@ -586,6 +586,9 @@ def _tune_pack(
     if jobs > 1:
         raise ConfigError("--pack trains its members in one process; drop --jobs "
                           "(processes on several machines share a study through --storage)")
+    if user_cfg.train.loss == "quantile":
+        raise ConfigError("--pack trains point losses (mse, mae, huber); drop --loss quantile "
+                          "(or --pack: trials one at a time train quantiles)")
     if user_cfg.train.accelerator not in ("auto", "cpu"):
         raise ConfigError(f"--pack trains on the CPU; drop --accelerator "
                           f"{user_cfg.train.accelerator} (or --pack: trials one at a time "
