@@ -318,6 +318,28 @@ def test_pack_refuses_what_it_cannot_do(table):
         tabresnet.tuning.tune(table, "y", pack=2, accelerator="gpu", trials=1, space=SPACE)
     with pytest.raises(tabresnet.errors.ConfigError, match="drop --loss quantile"):
         tabresnet.tuning.tune(table, "y", pack=2, loss="quantile", trials=1, space=SPACE)
+    with pytest.raises(tabresnet.errors.ConfigError, match="drop --ema-decay"):
+        tabresnet.tuning.tune(table, "y", pack=2, ema_decay=0.9, trials=1, space=SPACE)
+
+
+def test_a_packed_study_where_every_trial_fails_stops_and_says_why(table, monkeypatch):
+    import tabresnet.tuning.population as population
+
+    asked = []
+
+    def refuse(self, config, key=None):  # every configuration is one the pack cannot take
+        asked.append(key.number)
+        if len(asked) > 10:  # a regression: fail the test rather than loop for good
+            raise RuntimeError("the pack kept asking for trials that all fail")
+        raise ValueError("nothing fits")
+
+    monkeypatch.setattr(population, "MAX_CONSECUTIVE_FAILURES", 3)
+    monkeypatch.setattr(PopulationTrainer, "add", refuse)
+    with pytest.raises(tabresnet.errors.TabResNetError,
+                       match="no trial .* completed.*invalid config: nothing fits"):
+        tabresnet.tuning.tune(table, "y", pack=2, trials=50, space=SPACE, cv=0,
+                              max_epochs=2, progress="none", sampler="random")
+    assert asked == [0, 1, 2]  # three in a row, then no more (not all 50, not forever)
 
 
 def test_cli_pack_flags(capsys):

@@ -586,6 +586,9 @@ def _tune_pack(
     if jobs > 1:
         raise ConfigError("--pack trains its members in one process; drop --jobs "
                           "(processes on several machines share a study through --storage)")
+    if user_cfg.train.ema_decay > 0:
+        raise ConfigError("--pack keeps no moving average of the weights; drop --ema-decay "
+                          "(or --pack: trials one at a time keep it)")
     if user_cfg.train.loss == "quantile":
         raise ConfigError("--pack trains point losses (mse, mae, huber); drop --loss quantile "
                           "(or --pack: trials one at a time train quantiles)")

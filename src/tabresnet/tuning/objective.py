@@ -44,6 +44,10 @@ __all__ = ["FAIL_REASON", "Best", "Objective", "PruningCallback", "StopFlag", "T
 
 log = logging.getLogger("tabresnet.tuning")
 
+# A worker (sequential or packed) gives up after this many failed trials in a row:
+# a space or data problem that fails every trial should not burn the whole budget.
+MAX_CONSECUTIVE_FAILURES = 10
+
 # Trial user attributes.
 FAIL_REASON = "fail_reason"
 WORKER = "worker"  # "host:pid" of the process running the trial

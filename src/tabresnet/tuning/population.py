@@ -69,7 +69,7 @@ from ..defaults import RunConfig
 from ..models.population import SHARED_OPTIONS
 from ..training import Prepared
 from ..training.population import Member, PopulationTrainer
-from .objective import CONFIG, FAIL_REASON, StopFlag, worker_id
+from .objective import CONFIG, FAIL_REASON, MAX_CONSECUTIVE_FAILURES, StopFlag, worker_id
 from .space import SearchSpace
 from .study import FINISHED, Heartbeat, count_trials
 
@@ -387,8 +387,18 @@ def run_population(
         return budget_pack(pack, deadline - clock(), speed["member_epoch"] * len(folds),
                            expected)
 
+    failures = 0  # trials failed in a row (invalid configs, divergence)
+
+    def failed(reason: str) -> None:
+        nonlocal failures
+        failures += 1
+        if failures == MAX_CONSECUTIVE_FAILURES:
+            log.error("worker %s starts no more trials: its last %d failed (%s)",
+                      me, failures, reason)
+
     def fill() -> None:
-        while len(running) < capacity() and not stop.requested and not time_up():
+        while (len(running) < capacity() and not stop.requested and not time_up()
+               and failures < MAX_CONSECUTIVE_FAILURES):
             counts = count_trials(study)
             done = sum(counts[s] for s in FINISHED)
             if done + counts[TrialState.RUNNING] >= n_trials:
@@ -415,6 +425,7 @@ def run_population(
                 heart.discard(trial.number)
                 study.tell(trial, state=TrialState.FAIL)
                 log.warning("trial %d failed: %s", trial.number, reason)
+                failed(reason)
                 continue
             for m in members:
                 m.overrides = overrides
@@ -422,7 +433,13 @@ def run_population(
             running.append(_Running(trial, members, [True] * len(members)))
 
     def finish(r: _Running, state: TrialState, **attrs: Any) -> None:
+        nonlocal failures
         trial = r.trial
+        if state == TrialState.FAIL:
+            if not stop.requested:
+                failed(str(trial.user_attrs.get(FAIL_REASON, "failed")))
+        else:
+            failures = 0
         heart.discard(trial.number)
         trial.set_user_attr("epochs", int(r.epochs))
         if len(folds) > 1:

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from ..defaults import RunConfig
 from ..training.bag import make_folds
 from . import quiet_optuna
-from .objective import Objective, StopFlag, TrialFailed, worker_id
+from .objective import MAX_CONSECUTIVE_FAILURES, Objective, StopFlag, TrialFailed, worker_id
 from .space import SearchSpace
 from .study import (
     FINISHED,
@@ -40,9 +40,6 @@ __all__ = ["WorkerSpec", "attach_search", "available_cores", "run_parallel", "ru
 
 log = logging.getLogger("tabresnet.tuning")
 
-# A worker gives up after this many failed trials in a row: a space or data
-# problem that fails every trial should not burn the whole budget.
-MAX_CONSECUTIVE_FAILURES = 10
 POLL_SECONDS = 0.5
 
 
