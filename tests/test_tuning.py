@@ -183,6 +183,19 @@ def test_cross_validation_scores_the_mean_of_the_folds(frame):
     assert result.metrics["tuning"]["cv_folds"] == 3
 
 
+def test_a_bag_of_k_networks_is_asked_for_with_cv_not_bag(frame, tmp_path, capsys):
+    """fit's bag=K has no meaning in tune (its bag is cv's fold networks): refused, not ignored."""
+    with pytest.raises(ConfigError, match="use cv=K"):
+        tune(frame, "y", bag=3, trials=1)
+    with pytest.raises(ConfigError, match="bag=3 is fit's option.*cv=3"):
+        tune(frame, "y", config=RunConfig().replace(bag=3), trials=1)
+    data = tmp_path / "t.csv"
+    frame.to_csv(data, index=False)
+    assert main(["tune", str(data), "--target", "y", "--bag", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: tune saves a bag through --cv K") and err.count("\n") == 1
+
+
 # -- the command -------------------------------------------------------------------------
 def test_cli_tune_and_show_space(frame, tmp_path, capsys):
     assert main(["tune", "--show-space"]) == 0

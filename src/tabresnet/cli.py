@@ -422,6 +422,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from .api import tune
 
     overrides = flag_overrides(args)
+    if "bag" in overrides:
+        raise ConfigError("tune saves a bag through --cv K: the best configuration's K fold "
+                          "networks (the default on small tables); drop --bag")
     result = tune(
         args.data,
         args.target if len(args.target) > 1 else args.target[0],

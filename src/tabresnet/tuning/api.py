@@ -361,6 +361,12 @@ def tune(
         raise ConfigError(f"trials must be at least 1, however: {trials}")
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, however: {jobs}")
+    if user_cfg.data.bag > 1:
+        raise ConfigError(f"bag={user_cfg.data.bag} is fit's option; tune saves a bag through "
+                          f"cv={user_cfg.data.bag} (the best configuration's fold networks)")
+    if bag is not None and not isinstance(bag, bool):
+        raise ConfigError(f"tune's bag is True or False (save the cv fold networks or not), "
+                          f"however: {bag!r}; for a bag of K networks use cv=K")
     targets = as_targets(target)
     make_sampler(sampler, 0)  # unknown names and missing packages fail now, not in a worker
     make_pruner(pruner, user_cfg.train.max_epochs)
