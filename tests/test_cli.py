@@ -137,6 +137,15 @@ def test_fit_with_a_test_split_scores_it(csv, tmp_path, capsys):
     assert "test: test rows (held out" in text and "no test rows" not in text
 
 
+def test_fit_with_cross_validation_prints_the_folds_rmse(csv, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["fit", str(csv), "--target", "y", "--out", str(out), "--no-report",
+                 "--cv-folds", "3", *TINY]) == 0
+    text = capsys.readouterr().out
+    assert "cv: 3-fold RMSE" in text
+    assert not [line for line in text.splitlines() if line.startswith("cv ")]  # not a row
+
+
 def test_strict_predict_refuses_unusable_cells(csv, tmp_path, capsys, regression_frame):
     out = tmp_path / "run"
     assert main(["fit", str(csv), "--target", "y", "--out", str(out), "--no-report", *TINY]) == 0

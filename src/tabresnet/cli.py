@@ -173,7 +173,9 @@ SCORE_ROWS = {
 
 def _print_metrics(metrics: dict, out=None) -> None:
     out = out or sys.stdout
-    rows = [(split, m) for split, m in metrics.items() if isinstance(m, dict) and "rmse" in m]
+    # Scored rows only: "cv" holds one RMSE per fold, printed on its own line below.
+    rows = [(split, m) for split, m in metrics.items()
+            if split != "cv" and isinstance(m, dict) and "rmse" in m]
     if not rows:
         return
     keys = ["rmse", "mae", "r2", "mape"]
