@@ -158,6 +158,23 @@ def test_a_bag_of_ensembles_is_one_graph(df, tmp_path):
     assert meta["targets"] == ["y", "y2"] and meta["outputs"][0]["columns"] == ["y", "y2"]
 
 
+def test_a_quantile_model_exports_its_point_prediction(df, tmp_path):
+    """--loss quantile: Q outputs per target, sorted as predict sorts them, the median kept."""
+    import tabresnet
+
+    model = tabresnet.fit(df, ["y", "y2"], loss="quantile", quantiles=[0.9, 0.1, 0.5],
+                          max_epochs=2, num_blocks=[1], c_hidden=[8], progress="none").model
+    new = damaged(df)
+    got = run_onnx(export_onnx(model, tmp_path / "q.onnx"), new)
+    assert got.shape == (len(new), 2)
+    assert_close(got, predict(model, new))
+    module = torch.jit.load(str(export_torchscript(model, tmp_path / "q.pt")))
+    feeds = inputs_from_frame(new, read_sidecar(tmp_path / "q.pt"))
+    with torch.no_grad():
+        out = module(torch.from_numpy(feeds["numeric"]), torch.from_numpy(feeds["categorical"]))
+    assert_close(out.numpy(), predict(model, new))
+
+
 def test_torchscript_matches_predict(df, tmp_path):
     model = build(df, members=2, ensemble_size=2, num_embedding="plr")
     new = damaged(df)

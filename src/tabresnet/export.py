@@ -15,6 +15,7 @@ takes raw columns and returns predictions in target units::
                  1 + the category's index, 0 (or any code out of range) = missing
                  or unseen -> one-hot columns | embedding codes
     -> network (one network, an in-network ensemble or a bag: the members' mean)
+    -> (a quantile model: each target's levels sorted, the one nearest 0.5 kept)
     -> prediction float32 (N, n_targets) = output * target std + target mean
 
 The JSON sidecar (``<file>.json``) names the inputs, their column order, the
@@ -79,6 +80,7 @@ from .artifact import TabularModel, _create_temp, load
 from .data import read_table
 from .data.preprocess import _category_strings
 from .data.schema import DATE_PARTS, as_float, date_parts
+from .defaults import point_quantile
 from .errors import ConfigError, DataError, ExportError
 
 __all__ = [
@@ -383,6 +385,11 @@ class RawInputModel(nn.Module):
         self.f32_max = _F32_MAX
         self.network = model.network.eval()
         self.n_targets = len(model.targets)
+        # A quantile model (``--loss quantile``) outputs Q levels per target (``t * Q + q``):
+        # sorted, as predict sorts them, and the level nearest 0.5 is the prediction.
+        levels = list(model.quantiles)
+        self.n_q = max(1, len(levels))
+        self.point = point_quantile(levels) if levels else 0
         self.eval()
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
@@ -402,6 +409,8 @@ class RawInputModel(nn.Module):
         else:
             x_cat = torch.zeros((n, 0), dtype=torch.long, device=numeric.device)
         z = self.network(x_num, x_cat).to(torch.float64)
+        if self.n_q > 1:
+            z = z.reshape(n, self.n_targets, self.n_q).sort(dim=-1).values[:, :, self.point]
         return (z * self.target_std + self.target_mean).to(torch.float32)
 
     @classmethod
