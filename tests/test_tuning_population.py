@@ -55,10 +55,12 @@ def _train_alone(trainer: PopulationTrainer, member) -> None:
     {},  # the defaults: PLE, pre-activation blocks, LayerNorm, dropout 0.1, AdamW
     {"optimizer": "sgd", "lr": 0.01, "scheduler": "plateau", "gradient_clip": 0.5,
      "block": "ResNetBlock", "norm": "batch", "num_embedding": "plr", "init": "torch"},
+    {"weight": "w"},  # row weights enter the loss and the validation RMSE as in fit
 ])
 def test_one_member_trains_as_fit(table, kw):
     cfg = _cfg(**kw)
-    prepared = prepare(table, "y", cfg)
+    weights = np.random.default_rng(3).choice([0.5, 1.0, 2.0, 3.0], len(table))
+    prepared = prepare(table.assign(w=weights) if "weight" in kw else table, "y", cfg)
     alone = train_network(prepared, cfg)
     trainer = PopulationTrainer(prepared, cfg, 1)
     member = trainer.add(cfg)
@@ -69,29 +71,12 @@ def test_one_member_trains_as_fit(table, kw):
     va = prepared.val
     torch.testing.assert_close(member.network(va.x_num, va.x_cat),
                                alone.network(va.x_num, va.x_cat), atol=1e-4, rtol=1e-4)
-
-
-def test_one_weighted_member_trains_as_fit(table):
-    """Row weights enter a member's loss and validation RMSE as they enter fit's."""
-    rng = np.random.default_rng(3)
-    frame = table.assign(w=rng.choice([0.5, 1.0, 2.0, 3.0], len(table)))
-    cfg = _cfg(weight="w")
-    prepared = prepare(frame, "y", cfg)
-    alone = train_network(prepared, cfg)
-    trainer = PopulationTrainer(prepared, cfg, 1)
-    member = trainer.add(cfg)
-    _train_alone(trainer, member)
-    assert member.best_epoch == alone.best_epoch
-    assert member.best == pytest.approx(alone.best_val_rmse, rel=1e-4)
-    va = prepared.val
-    torch.testing.assert_close(member.network(va.x_num, va.x_cat),
-                               alone.network(va.x_num, va.x_cat), atol=1e-4, rtol=1e-4)
-    # ... and the RMSE is the weighted one, not the plain mean over rows.
-    pred = member.val_pred[:, 0].double().numpy() * float(prepared.target_scale[0])
-    y = va.y[:, 0].double().numpy() * float(prepared.target_scale[0])
-    weighted = np.sqrt(np.average((pred - y) ** 2, weights=va.weight))
-    assert member.best == pytest.approx(weighted, rel=1e-4)
-    assert member.best != pytest.approx(np.sqrt(np.mean((pred - y) ** 2)), rel=1e-4)
+    if "weight" in kw:  # ... and the RMSE is the weighted one, not the plain mean over rows
+        scale = float(prepared.target_scale[0])
+        err = (member.val_pred[:, 0].double().numpy() - va.y[:, 0].double().numpy()) * scale
+        assert member.best == pytest.approx(np.sqrt(np.average(err**2, weights=va.weight)),
+                                            rel=1e-4)
+        assert member.best != pytest.approx(np.sqrt(np.mean(err**2)), rel=1e-4)
 
 
 def test_selection_weighs_rows_when_asked():
