@@ -41,6 +41,19 @@ __all__ = ["BestWeights", "TensorDataModule", "TrainResult", "build_network", "t
 EVAL_BATCH = 8192
 
 
+def split_tensors(split: Split, normalise: bool = False) -> tuple[torch.Tensor, ...]:
+    """``(x_num, x_cat, y)`` of ``split``, and its row weights (float32) if it has them.
+
+    With ``normalise`` the weights are divided by their mean, so that a batch's
+    ``mean(w * loss)`` has, in expectation over the permutation, the value it
+    would have with every row repeated by its integer weight.
+    """
+    if split.weight is None:
+        return (split.x_num, split.x_cat, split.y)
+    w = split.weight / split.weight.mean() if normalise else split.weight
+    return (split.x_num, split.x_cat, split.y, torch.tensor(w, dtype=torch.float32))
+
+
 class TensorDataModule(L.LightningDataModule):
     """Serve the in-memory splits as :class:`~tabresnet.data.TensorBatches`.
 
@@ -50,10 +63,8 @@ class TensorDataModule(L.LightningDataModule):
     batches are ``(B, k, ...)``.
 
     Weighted rows (``Split.weight``) add a fourth tensor to each batch, cut by
-    the same permutation: the training weights divided by their mean (so a
-    batch's loss ``mean(w * loss)`` has, in expectation over the permutation,
-    the value it would have with every row repeated by its integer weight),
-    the validation weights as given.
+    the same permutation: the training weights divided by their mean
+    (:func:`split_tensors`), the validation weights as given.
     """
 
     def __init__(self, prepared: Prepared, batch_size: int, seed: int = 0, members: int = 1):
@@ -63,13 +74,6 @@ class TensorDataModule(L.LightningDataModule):
         self.seed = int(seed)
         self.members = int(members)
 
-    @staticmethod
-    def _tensors(split: Split, normalise: bool = False) -> tuple[torch.Tensor, ...]:
-        if split.weight is None:
-            return (split.x_num, split.x_cat, split.y)
-        w = split.weight / split.weight.mean() if normalise else split.weight
-        return (split.x_num, split.x_cat, split.y, torch.tensor(w, dtype=torch.float32))
-
     def train_dataloader(self):
         trainer = self.trainer
         rank = trainer.global_rank if trainer is not None else 0
@@ -78,7 +82,7 @@ class TensorDataModule(L.LightningDataModule):
         # BatchNorm needs two rows: drop a last batch of one.
         drop_last = (n // max(world, 1)) % self.batch_size == 1
         return TensorBatches(
-            self._tensors(self.prepared.train, normalise=True),
+            split_tensors(self.prepared.train, normalise=True),
             batch_size=self.batch_size,
             shuffle=True,
             seed=self.seed,
@@ -89,7 +93,7 @@ class TensorDataModule(L.LightningDataModule):
         )
 
     def val_dataloader(self):
-        return TensorBatches(self._tensors(self.prepared.val), batch_size=EVAL_BATCH, shuffle=False)
+        return TensorBatches(split_tensors(self.prepared.val), batch_size=EVAL_BATCH, shuffle=False)
 
 
 class BestWeights(Callback):

@@ -57,7 +57,7 @@ from torch.optim.sgd import sgd
 from ..data import TensorBatches
 from ..defaults import RunConfig, auto_batch_size
 from ..models.population import PopulationNetwork, block_key, pack_layout
-from .loop import EVAL_BATCH, build_network, resolve_threads
+from .loop import EVAL_BATCH, build_network, resolve_threads, split_tensors
 from .prepare import Prepared
 
 __all__ = ["Member", "MemberOptimizer", "PopulationTrainer", "SPLIT_DEPTHS_AT"]
@@ -238,11 +238,6 @@ def _member_losses(name: str, delta: float, pred: torch.Tensor, y: torch.Tensor,
     return (e if w is None else e * w).mean(dim=0)
 
 
-def _mean_one(weight: np.ndarray | None) -> torch.Tensor | None:
-    """Row weights scaled to mean 1 (``None`` for unweighted rows)."""
-    return None if weight is None else torch.tensor(weight / weight.mean(), dtype=torch.float32)
-
-
 class PopulationTrainer:
     """Up to ``slots`` members trained side by side, one epoch per :meth:`run_epoch`.
 
@@ -396,9 +391,7 @@ class PopulationTrainer:
     def _train_epoch(self) -> tuple[torch.Tensor, float]:
         k = len(self.members)
         tr = self.prepared.train
-        w_train = _mean_one(tr.weight)
-        tensors = (tr.x_num, tr.x_cat, tr.y) + ((w_train,) if w_train is not None else ())
-        batches = TensorBatches(tensors, batch_size=self.batch_size,
+        batches = TensorBatches(split_tensors(tr, normalise=True), batch_size=self.batch_size,
                                 shuffle=True, seed=self.base.seed, drop_last=self._drop_last,
                                 members=k)
         # fit's Trainer takes one iterator of the batches before training (its check of
@@ -455,8 +448,7 @@ class PopulationTrainer:
         t = self.base.train
         y = va.y.unsqueeze(1)
         # Weighted rows: each member's loss and RMSE are weighted means, as fit's are.
-        w_val = _mean_one(va.weight)
-        w_val = w_val[:, None] if w_val is not None else None  # (N, 1)
+        w_val = split_tensors(va, normalise=True)[3][:, None] if va.weight is not None else None
         train_loss = sums / max(rows, 1.0)
         column = {id(m): j for j, m in enumerate(self.members)}
         for pack in self.packs.values():

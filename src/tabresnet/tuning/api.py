@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -661,10 +660,9 @@ def _tune_pack(
             model, metrics = retrain(folds[0], best_cfg, run_dir, {"tuning": tuning_info})
         return _finish(run_dir, study, best, best_params, best_cfg, url, k, model, metrics,
                        counts, stop, start, tmp)
-    y = oof_targets(folds) if k >= 2 else folds[0].val.y_raw
-    rows_w = oof_weights(folds) if k >= 2 else folds[0].val.weight
-    if ensemble and len(cands) > 1:
-        weights, ens_rmse = greedy_selection([c.val_pred for c in cands], y, weights=rows_w)
+    if ensemble and len(cands) > 1:  # one split's validation rows, or every fold's held-out ones
+        weights, ens_rmse = greedy_selection([c.val_pred for c in cands], oof_targets(folds),
+                                             weights=oof_weights(folds))
     else:
         lead = cands[0]
         weights, ens_rmse = [1.0] + [0.0] * (len(cands) - 1), (
@@ -734,7 +732,7 @@ def _save_folds(chosen: list, folds: list, run_dir: Path | None,
     from ..models import MeanEnsemble
     from ..training.bag import bag_prepared, calibrate_bag
     from ..training.fit import evaluate_splits, interval_metrics, write_run
-    from .population import oof_targets
+    from .population import oof_targets, oof_weights
 
     k = len(folds)
     lead = chosen[0][0]
@@ -749,10 +747,8 @@ def _save_folds(chosen: list, folds: list, run_dir: Path | None,
     model = TabularModel(network, lead.config, prepared.schema, prepared.preprocessor)
     model.calibration = calibrate_bag(model, folds)  # CV+ on the out-of-fold rows
     oof = sum(w * c.val_pred for c, w in chosen)
-    weights = [f.val.weight for f in folds]
     metrics: dict[str, Any] = {"oof": regression_metrics(
-        oof_targets(folds), oof, prepared.targets,
-        sample_weight=None if any(w is None for w in weights) else np.concatenate(weights))}
+        oof_targets(folds), oof, prepared.targets, sample_weight=oof_weights(folds))}
     if prepared.weight is not None:
         metrics["oof"]["weighted_by"] = prepared.weight
     metrics.update(evaluate_splits(model, prepared, ("test",)))

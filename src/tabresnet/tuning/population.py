@@ -179,15 +179,11 @@ def greedy_selection(
         raise ValueError("ensemble selection needs at least one candidate")
     stack = np.stack([np.asarray(p, dtype=np.float64) for p in preds])  # (m, N, t)
     y = np.asarray(y, dtype=np.float64)
-
-    def rmse(p: np.ndarray) -> np.ndarray:  # over the last two axes
-        return np.sqrt(np.mean(np.average((p - y) ** 2, axis=-2, weights=weights), axis=-1))
-
     counts = np.zeros(len(preds))
     total = np.zeros_like(y)
     best_counts, best_rmse = counts, math.inf
     for r in range(max(int(rounds), 1)):
-        scores = rmse((total + stack) / (r + 1))
+        scores = _rmse((total + stack) / (r + 1), y, weights)
         scores = np.where(np.isfinite(scores), scores, np.inf)
         j = int(np.argmin(scores))
         counts = counts.copy()
@@ -195,8 +191,7 @@ def greedy_selection(
         total = total + stack[j]
         if scores[j] < best_rmse - 1e-12:
             best_counts, best_rmse = counts, float(scores[j])
-    weights = best_counts / best_counts.sum()
-    return [float(w) for w in weights], best_rmse
+    return [float(c) for c in best_counts / best_counts.sum()], best_rmse
 
 
 @dataclass
@@ -285,10 +280,14 @@ def oof_weights(folds: Sequence[Prepared]) -> np.ndarray | None:
     return np.concatenate([f.val.weight for f in folds])
 
 
-def _rmse(pred: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """The root of the mean over targets of the (weighted) mean squared error, as selection's."""
+def _rmse(pred: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """The root of the mean over targets of the (weighted) mean squared error.
+
+    ``pred`` is ``(..., N, n_targets)``: one score per leading index (a scalar array
+    for one prediction; one per candidate for greedy selection's stack).
+    """
     se = (np.asarray(pred, np.float64) - y) ** 2
-    return float(np.sqrt(np.mean(np.average(se, axis=0, weights=weights))))
+    return np.sqrt(np.mean(np.average(se, axis=-2, weights=weights), axis=-1))
 
 
 def run_population(
@@ -537,7 +536,7 @@ def _keep(run: PopulationRun, r: _Running, trainers: Sequence[PopulationTrainer]
         history = pd.concat([m.history_frame().assign(member=i)
                              for i, m in enumerate(r.members)], ignore_index=True)
         pred = np.concatenate(preds)
-        oof = _rmse(pred, y_oof, w_oof)
+        oof = float(_rmse(pred, y_oof, w_oof))
     kept = Finished(
         number=r.trial.number, value=r.value, config=lead.config,
         overrides=dict(lead.overrides), networks=[m.network for m in r.members],
