@@ -6,13 +6,15 @@ processes of its own.
 
 from __future__ import annotations
 
+import gc
+import importlib.metadata
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
-from tabresnet.cli import main
+from tabresnet.cli import entry, main
 
 TINY = ["--num-blocks", "1", "--c-hidden", "8", "--max-epochs", "2", "--progress", "none"]
 
@@ -99,6 +101,19 @@ def test_bad_flag_value_is_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fit", "x.csv", "--target", "y", "--optimizer", "lbfgs"])
     assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_the_command_is_main_with_a_quick_exit(tmp_path, capsys):
+    """`tabresnet` runs entry(): main's exit code, then the collector frozen for exit."""
+    (script,) = importlib.metadata.entry_points(group="console_scripts", name="tabresnet")
+    assert script.value == "tabresnet.cli:entry"
+    gc.unfreeze()
+    try:
+        assert entry(["predict", str(tmp_path / "no-model"), str(tmp_path / "x.csv")]) == 2
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # this test process goes on collecting
+    assert capsys.readouterr().err.startswith("error:")
 
 
 @pytest.mark.slow
