@@ -132,6 +132,21 @@ def test_evaluate_weighs_a_table_with_the_weight_column(tables):
     assert "weighted_by" not in run.model.evaluate(val.drop(columns="w"))
 
 
+@pytest.mark.parametrize("targets", [["y"], ["y", "y2"]], ids=["one-target", "two-targets"])
+def test_weighted_early_stopping_scores_a_quantile_models_point(tables, targets):
+    """The weighted validation RMSE is that of the point quantile, as predict gives it."""
+    train, val, _ = tables
+    train, val = (t.assign(y2=t.a**2 + t.b) for t in (train, val))
+    val = val.assign(w=np.arange(1.0, 31.0))
+    run = fit(train, targets, val_data=val, weight="w", loss="quantile",
+              quantiles=[0.1, 0.5, 0.9], max_epochs=3, **SMALL)
+    pred = run.predict(val).reshape(len(val), -1)
+    mse = np.average((pred - val[targets].to_numpy()) ** 2, axis=0, weights=val.w)
+    # The epoch kept is the one with the lowest validation RMSE (over targets: the
+    # root of the mean squared error).
+    assert run.history["val_rmse"].min() == pytest.approx(np.sqrt(mse.mean()), rel=1e-5)
+
+
 def test_tune_with_weights_cross_validated(tables, tmp_path):
     from tabresnet.tuning import tune
 

@@ -207,7 +207,7 @@ class RegressionModule(L.LightningModule):
         if weight:  # weighted sums; val_n is the sum of the weights
             w = weight[0]
             self._accumulate("val_loss", (row_losses(self.loss_fn, pred, y) * w).sum())
-            self._accumulate("val_se", (((pred - y) ** 2) * w[:, None]).sum(dim=0))
+            self._accumulate("val_se", (((self._point(pred) - y) ** 2) * w[:, None]).sum(dim=0))
             self._accumulate("val_n", w.sum())
             return
         n = y.new_tensor(float(y.shape[0]))
