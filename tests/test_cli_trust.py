@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 
 from tabresnet.cli import _field_docs, main
+from tabresnet.data import read_table
 from tabresnet.defaults import flat_fields
 
 TINY = ["--num-blocks", "1", "--c-hidden", "8", "--max-epochs", "2", "--progress", "none",
@@ -294,6 +295,19 @@ def test_predict_parquet_with_keep(model_dir, data_csv, tmp_path):
     frame = pd.read_parquet(out)
     assert list(frame.columns) == ["id", "y_pred"] and len(frame) == 120
     assert frame["id"].iloc[5] == "r5" and frame["y_pred"].notna().all()
+
+
+@pytest.mark.parametrize("name", ["p.csv.gz", "p.tsv", "p.tsv.bz2", "p.csv.xz", "p.csv.zip"])
+def test_predict_writes_the_format_its_output_name_says(model_dir, data_csv, tmp_path, name):
+    """A compressed or tab-separated output is what its name says, and reads back."""
+    plain, out = tmp_path / "p.csv", tmp_path / name
+    assert main(["predict", str(model_dir), str(data_csv), "-o", str(plain)]) == 0
+    assert main(["predict", str(model_dir), str(data_csv), "-o", str(out), "--keep", "id"]) == 0
+    sep = "\t" if ".tsv" in name else ","
+    frame = pd.read_csv(out, sep=sep)  # pandas decompresses by the name's suffix
+    assert list(frame.columns) == ["id", "y_pred"]
+    assert np.allclose(frame["y_pred"], pd.read_csv(plain)["y_pred"])
+    assert read_table(out).equals(frame)  # and tabresnet reads it back as a table
 
 
 def test_predict_keep_errors_one_line(model_dir, data_csv, tmp_path, capsys):

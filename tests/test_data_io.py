@@ -35,6 +35,44 @@ def test_file_round_trip(tmp_path, frame, suffix):
     assert read_table(str(path)).shape == (3, 3)  # str paths too
 
 
+@pytest.mark.parametrize("name", ["t.csv.gz", "t.CSV.GZ", "t.tsv.bz2", "t.txt.xz", "t.csv.zip"])
+def test_compressed_text_tables(tmp_path, frame, name):
+    path = tmp_path / name
+    frame.to_csv(path, sep="\t" if ".tsv" in name else ",", index=False)  # pandas compresses
+    df = read_table(path)
+    assert df.columns.tolist() == ["a", "city", "y"]
+    assert df["city"].tolist() == ["Oslo", "Zürich", "東京"]
+    np.testing.assert_allclose(df["a"].to_numpy(dtype=float), frame["a"].to_numpy())
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("t.parquet.gz", b"x", r"unknown file type '\.parquet\.gz'; supported: .* \.gz"),
+        ("t.gz", b"x", r"unknown file type '\.gz'"),
+        ("t.csv.gz", b"not gzip", r"cannot read .*t\.csv\.gz as delimited text: .*complete"),
+    ],
+)
+def test_bad_compressed_files_are_one_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message) as exc:
+        read_table(path)
+    _assert_one_line(exc)
+
+
+def test_a_zip_of_several_files_is_refused(tmp_path, frame):
+    import zipfile
+
+    path = tmp_path / "t.csv.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.csv", frame.to_csv(index=False))
+        archive.writestr("b.csv", frame.to_csv(index=False))
+    with pytest.raises(DataError, match="must hold exactly one table, it holds 2 files") as exc:
+        read_table(path)
+    _assert_one_line(exc)
+
+
 @pytest.mark.parametrize("sep", [",", "\t", ";", "|"])
 def test_txt_separator_is_sniffed(tmp_path, frame, sep):
     path = tmp_path / "t.txt"

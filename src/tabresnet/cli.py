@@ -35,6 +35,9 @@ from .errors import ConfigError, TabResNetError
 from .models.names import NAMES
 from .tuning import PRUNERS, SAMPLERS
 
+#: What a table argument may be (tabresnet.data.read_table reads it).
+DATA_HELP = "CSV or Parquet file (.csv, .tsv, .txt, also as .csv.gz, .bz2, .xz, .zip; .parquet)"
+
 EXIT_USAGE = 2
 
 
@@ -262,8 +265,9 @@ def _first_names(columns: Any, limit: int = 12) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .artifact import atomic_write_bytes, atomic_write_text, load
+    from .artifact import atomic_write_bytes, load
     from .data import read_table
+    from .data.io import table_bytes
     from .errors import DataError
 
     model = load(args.model)
@@ -290,14 +294,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         frame.to_csv(sys.stdout, index=False)
     else:
         out = Path(args.output)
-        if out.suffix.lower() in {".parquet", ".pq"}:
-            import io
-
-            buf = io.BytesIO()
-            frame.to_parquet(buf, index=False)
-            atomic_write_bytes(out, buf.getvalue())
-        else:
-            atomic_write_text(out, frame.to_csv(index=False))
+        atomic_write_bytes(out, table_bytes(frame, out))
         print(f"wrote {len(frame)} predictions to {out}", file=sys.stderr)
     return 0
 
@@ -343,7 +340,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_importance(args: argparse.Namespace) -> int:
-    from .artifact import atomic_write_text
+    from .artifact import atomic_write_bytes
+    from .data.io import table_bytes
     from .feature_importance import importance
 
     table = importance(args.model, args.data, repeats=args.repeats, scoring=args.scoring,
@@ -359,7 +357,7 @@ def cmd_importance(args: argparse.Namespace) -> int:
             print(f"{r.feature:<{width}}  {r.role:<11}{r.importance:>12.4g}{r.std:>12.4g}")
     else:
         out = Path(args.output)
-        atomic_write_text(out, table.to_csv(index=False))
+        atomic_write_bytes(out, table_bytes(table, out))
         print(f"wrote the importance of {len(table)} columns to {out}", file=sys.stderr)
     return 0
 
@@ -567,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("fit", help="train a model on a table and write a run directory")
-    p.add_argument("data", help="CSV or Parquet file")
+    p.add_argument("data", help=DATA_HELP)
     p.add_argument("--target", "-t", required=True, nargs="+", help="target column(s)")
     p.add_argument("--config", "-c", help="YAML run config (model/data/train sections)")
     p.add_argument("--out", "-o", help="run directory (default: runs/fit-<time>)")
@@ -580,9 +578,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict from raw columns with a saved model")
     p.add_argument("model", help="run directory or model.json")
-    p.add_argument("data", help="CSV or Parquet file")
+    p.add_argument("data", help=DATA_HELP)
     p.add_argument("-o", "--output",
-                   help="CSV or Parquet (.parquet, .pq) file to write (default: CSV on stdout)")
+                   help="CSV (.csv, .tsv, compressed as .csv.gz ...) or Parquet (.parquet, .pq) "
+                        "file to write (default: CSV on stdout)")
     p.add_argument("--keep", nargs="+", metavar="COL", default=[],
                    help="columns of DATA to copy into the output, before the predictions "
                         "(e.g. an identifier)")
@@ -598,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="RMSE, MAE, R2, MAPE of a saved model on a table")
     p.add_argument("model", help="run directory or model.json")
-    p.add_argument("data", help="CSV or Parquet file with the target column(s)")
+    p.add_argument("data", help=f"{DATA_HELP}, with the target column(s)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--strict", action="store_true", help=STRICT_HELP)
     p.set_defaults(func=cmd_evaluate)
@@ -638,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("model", help="run directory or model.json")
-    p.add_argument("data", help="CSV or Parquet file with the feature and target columns")
+    p.add_argument("data", help=f"{DATA_HELP}, with the feature and target columns")
     p.add_argument("--repeats", type=_positive_int, default=5, metavar="N",
                    help="shuffles per column; the std column is their spread (default: 5)")
     p.add_argument("--scoring", choices=["rmse", "mae", "r2"], default="rmse",
@@ -646,7 +645,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffles (default: 0)")
     p.add_argument("--max-rows", type=_positive_int, metavar="N",
                    help="score on a random sample of N rows per shuffle (default: every row)")
-    p.add_argument("-o", "--output", help="CSV file to write (default: a table on stdout)")
+    p.add_argument("-o", "--output", help="CSV or Parquet file to write, as predict's "
+                   "--output (default: a table on stdout)")
     p.add_argument("--strict", action="store_true", help=STRICT_HELP)
     p.set_defaults(func=cmd_importance)
 
@@ -665,7 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
             "search space does not list take the values of the run-config flags below."
         ),
     )
-    p.add_argument("data", nargs="?", help="CSV or Parquet file")
+    p.add_argument("data", nargs="?", help=DATA_HELP)
     p.add_argument("--target", "-t", nargs="+", help="target column(s)")
     p.add_argument("--config", "-c", help="YAML run config for the options not searched")
     p.add_argument("--trials", type=int, default=20,

@@ -11,9 +11,15 @@ the user.
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
+import io
+import lzma
 import re
+import zipfile
 from collections.abc import Mapping
+from functools import partial
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -23,7 +29,7 @@ import pandas as pd
 
 from ..errors import DataError
 
-__all__ = ["SUFFIXES", "read_table"]
+__all__ = ["COMPRESSIONS", "SUFFIXES", "read_table", "table_bytes"]
 
 #: File suffixes :func:`read_table` understands, and the reader each one uses.
 SUFFIXES: dict[str, str] = {
@@ -32,6 +38,30 @@ SUFFIXES: dict[str, str] = {
     ".txt": "csv",
     ".parquet": "parquet",
     ".pq": "parquet",
+}
+
+
+
+def _open_zip(path: Path) -> io.TextIOBase:
+    """The one table in a zip archive, as text (pandas reads such an archive alike)."""
+    archive = zipfile.ZipFile(path)
+    names = [n for n in archive.namelist() if not n.endswith("/")]
+    if len(names) != 1:
+        archive.close()
+        raise DataError(
+            f"cannot read {path}: a zip archive must hold exactly one table, it holds "
+            f"{len(names)} files; unzip it and pass the table's path"
+        )
+    return io.TextIOWrapper(archive.open(names[0]), encoding="utf-8", newline="")
+
+
+#: Compressions of a text table (``table.csv.gz`` is ``table.csv``, compressed): each
+#: suffix and how to open the file as text. pandas reads them alike.
+COMPRESSIONS = {
+    ".gz": partial(gzip.open, mode="rt", encoding="utf-8", newline=""),
+    ".bz2": partial(bz2.open, mode="rt", encoding="utf-8", newline=""),
+    ".xz": partial(lzma.open, mode="rt", encoding="utf-8", newline=""),
+    ".zip": _open_zip,
 }
 
 # Separators tried when sniffing a .txt file; whitespace is the fallback.
@@ -50,7 +80,8 @@ def read_table(source: Any) -> pd.DataFrame:
         - a path ending in ``.csv`` (commas, or ``;`` / TAB when the header
           has no comma, with ``1,5`` decimal commas recognised), ``.tsv``,
           ``.txt`` (separator sniffed among ``, TAB ; |``, whitespace
-          otherwise), ``.parquet`` or ``.pq``; a first header cell left
+          otherwise), ``.parquet`` or ``.pq``; a text table may be compressed
+          (``.csv.gz``, ``.bz2``, ``.xz``, or a ``.zip`` of one file); a first header cell left
           empty marks a saved index, which is not read as a feature;
         - a DataFrame (copied; the caller's frame is never modified);
         - a 2-D numpy array ``(n_rows, n_columns)``: columns ``x0, x1, ...``
@@ -111,11 +142,14 @@ def _read_file(path: Path) -> pd.DataFrame:
         raise DataError(f"file not found: {path}")
     if not path.is_file():
         raise DataError(f"not a file: {path}; pass the path of a table file")
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
+    suffix = _table_suffix(path)
+    kind = SUFFIXES.get(suffix)
+    if kind is None or (kind == "parquet" and suffix != path.suffix.lower()):
+        what = "".join(path.suffixes[-2:]) if kind else suffix or "(no suffix)"
         raise DataError(
-            f"cannot read {path.name}: unknown file type {path.suffix or '(no suffix)'!r}; "
-            f"supported: {', '.join(SUFFIXES)}"
+            f"cannot read {path.name}: unknown file type {what!r}; "
+            f"supported: {', '.join(SUFFIXES)} (text tables also compressed: "
+            f"{', '.join(COMPRESSIONS)})"
         )
     try:
         if kind == "parquet":
@@ -149,6 +183,36 @@ def _read_file(path: Path) -> pd.DataFrame:
     return df
 
 
+def table_bytes(frame: pd.DataFrame, path: str | Path) -> bytes:
+    """``frame`` encoded as a file at ``path`` would hold it, so that it reads back.
+
+    Parquet for ``.parquet`` and ``.pq``; otherwise text: tab-separated for
+    ``.tsv`` (also inside a compression), comma-separated for anything else,
+    compressed when the name ends in one of :data:`COMPRESSIONS`. No index.
+
+    Examples
+    --------
+    >>> import gzip
+    >>> frame = pd.DataFrame({"a": [1, 2], "y_pred": [0.5, 1.5]})
+    >>> table_bytes(frame, "out.csv")
+    b'a,y_pred\\n1,0.5\\n2,1.5\\n'
+    >>> gzip.decompress(table_bytes(frame, "out.tsv.gz"))
+    b'a\\ty_pred\\n1\\t0.5\\n2\\t1.5\\n'
+    """
+    path = Path(path)
+    buf = io.BytesIO()
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        frame.to_parquet(buf, index=False)
+        return buf.getvalue()
+    compression = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}.get(
+        path.suffix.lower())
+    sep = "\t" if _table_suffix(path) == ".tsv" else ","
+    if compression == "zip":  # the archive's one member is named after the file
+        compression = {"method": "zip", "archive_name": path.with_suffix("").name}
+    frame.to_csv(buf, sep=sep, index=False, compression=compression)
+    return buf.getvalue()
+
+
 def _separator(path: Path) -> tuple[str, str]:
     """The field separator and the decimal mark.
 
@@ -157,10 +221,10 @@ def _separator(path: Path) -> tuple[str, str]:
     save ``;`` with a decimal comma: ``1,5``). ``.txt`` is sniffed among
     ``, TAB ; |``, whitespace otherwise.
     """
-    suffix = path.suffix.lower()
+    suffix = _table_suffix(path)
     if suffix == ".tsv":
         return "\t", "."
-    with path.open("r", encoding="utf-8", newline="") as fh:
+    with _open_text(path) as fh:
         sample = fh.read(_SNIFF_BYTES)
     lines = sample.splitlines()
     first = lines[0] if lines else ""
@@ -174,6 +238,22 @@ def _separator(path: Path) -> tuple[str, str]:
         except csv.Error:
             return (r"\s+" if first.split() != [first] else ","), "."
     return sep, _decimal_mark(lines[1:], sep)
+
+
+def _table_suffix(path: Path) -> str:
+    """``.csv`` for ``t.csv`` and for ``t.csv.gz``: the suffix of the table inside."""
+    suffix = path.suffix.lower()
+    if suffix in COMPRESSIONS and len(path.suffixes) > 1:
+        return path.suffixes[-2].lower()
+    return suffix
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    """The file as UTF-8 text, decompressed where its suffix says it is compressed."""
+    opener = COMPRESSIONS.get(path.suffix.lower())
+    if opener is None:
+        return path.open("r", encoding="utf-8", newline="")
+    return opener(path)
 
 
 def _decimal_mark(lines: list[str], sep: str) -> str:
