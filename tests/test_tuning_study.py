@@ -31,7 +31,9 @@ def test_a_trial_of_a_worker_without_heartbeat_is_failed(tmp_path, monkeypatch):
     study = open_study(url, "hb")
     trial = study.ask()
     trial.set_user_attr("worker", "elsewhere:4242")
-    study._storage.record_heartbeat(trial._trial_id)
+    heart = Heartbeat(study)  # as that worker's Heartbeat sends it
+    heart.add(trial.number)
+    heart.beat()
     assert fail_lost_trials(study) == []
     # ... and older than a 1 s one once 2.5 s have passed, however busy the machine:
     # SQLite keeps whole seconds, so 1.5 s could read as 1 s, not more than the grace.
