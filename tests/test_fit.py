@@ -86,6 +86,8 @@ def test_multi_target(regression_frame):
     assert set(run.metrics["val"]["per_target"]) == {"y", "y2"}
     frame = run.model.predict_frame(df)
     assert list(frame.columns) == ["y_pred", "y2_pred"]
+    # Early stopping ranks epochs by the RMSE the metrics report: the targets' mean RMSE.
+    assert run.history["val_rmse"].min() == pytest.approx(run.metrics["val"]["rmse"], rel=1e-5)
 
 
 @pytest.mark.parametrize("loss", ["mse", "mae", "huber"])

@@ -56,11 +56,15 @@ def _train_alone(trainer: PopulationTrainer, member) -> None:
     {"optimizer": "sgd", "lr": 0.01, "scheduler": "plateau", "gradient_clip": 0.5,
      "block": "ResNetBlock", "norm": "batch", "num_embedding": "plr", "init": "torch"},
     {"weight": "w"},  # row weights enter the loss and the validation RMSE as in fit
+    {"targets": ["y", "y2"]},  # two targets: the RMSE is their mean RMSE, as in fit
 ])
 def test_one_member_trains_as_fit(table, kw):
+    kw = dict(kw)
+    targets = kw.pop("targets", "y")
     cfg = _cfg(**kw)
     weights = np.random.default_rng(3).choice([0.5, 1.0, 2.0, 3.0], len(table))
-    prepared = prepare(table.assign(w=weights) if "weight" in kw else table, "y", cfg)
+    table = table.assign(y2=10 * table.a * table.b)  # a scale of its own
+    prepared = prepare(table.assign(w=weights) if "weight" in kw else table, targets, cfg)
     alone = train_network(prepared, cfg)
     trainer = PopulationTrainer(prepared, cfg, 1)
     member = trainer.add(cfg)
@@ -77,6 +81,24 @@ def test_one_member_trains_as_fit(table, kw):
         assert member.best == pytest.approx(np.sqrt(np.average(err**2, weights=va.weight)),
                                             rel=1e-4)
         assert member.best != pytest.approx(np.sqrt(np.mean(err**2)), rel=1e-4)
+    if targets != "y":
+        err = (member.val_pred.double().numpy() - va.y.double().numpy()) * np.asarray(
+            prepared.target_scale)
+        rmse = np.sqrt(np.mean(err**2, axis=0))
+        assert member.best == pytest.approx(rmse.mean(), rel=1e-4)
+        assert member.best != pytest.approx(np.sqrt(np.mean(rmse**2)), rel=1e-4)
+
+
+def test_selection_scores_as_the_reported_metrics():
+    from tabresnet.metrics import regression_metrics
+    from tabresnet.tuning.population import _rmse
+
+    rng = np.random.default_rng(0)
+    y, pred = rng.normal(size=(50, 2)) * [1.0, 30.0], rng.normal(size=(50, 2))
+    w = rng.uniform(0.5, 2.0, 50)
+    assert _rmse(pred, y) == pytest.approx(regression_metrics(y, pred)["rmse"])
+    assert _rmse(pred, y, w) == pytest.approx(
+        regression_metrics(y, pred, sample_weight=w)["rmse"])
 
 
 def test_selection_weighs_rows_when_asked():

@@ -225,7 +225,7 @@ class RegressionModule(L.LightningModule):
         n = self._sums.pop("val_n")
         val_loss = self._sums.pop("val_loss") / n
         mse = self._sums.pop("val_se") / n * self.target_scale.to(n.device) ** 2
-        rmse = torch.sqrt(mse.mean())
+        rmse = torch.sqrt(mse).mean()  # several targets: their mean RMSE, as the metrics'
         if not torch.isfinite(rmse):
             rmse = torch.tensor(float("inf"))
         self.log("val_loss", val_loss.item(), sync_dist=True)

@@ -458,7 +458,7 @@ class PopulationTrainer:
             val_loss = _member_losses(t.loss, t.huber_delta, pred, y.expand_as(pred), w_val)
             se = (pred - y) ** 2 if w_val is None else (pred - y) ** 2 * w_val[..., None]
             mse = se.sum(0) / len(va) * self._scale**2
-            rmse = torch.sqrt(mse.mean(-1))
+            rmse = torch.sqrt(mse).mean(-1)  # over targets: the mean RMSE, as the metrics'
             for i, m in enumerate(pack.members):
                 value = float(rmse[i]) if math.isfinite(float(rmse[i])) else math.inf
                 tl = float(train_loss[column[id(m)]])

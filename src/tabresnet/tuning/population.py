@@ -281,13 +281,13 @@ def oof_weights(folds: Sequence[Prepared]) -> np.ndarray | None:
 
 
 def _rmse(pred: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """The root of the mean over targets of the (weighted) mean squared error.
+    """The mean over targets of the (weighted) root mean squared error, as the metrics'.
 
     ``pred`` is ``(..., N, n_targets)``: one score per leading index (a scalar array
     for one prediction; one per candidate for greedy selection's stack).
     """
     se = (np.asarray(pred, np.float64) - y) ** 2
-    return np.sqrt(np.mean(np.average(se, axis=-2, weights=weights), axis=-1))
+    return np.mean(np.sqrt(np.average(se, axis=-2, weights=weights)), axis=-1)
 
 
 def run_population(
