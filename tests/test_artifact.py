@@ -148,3 +148,26 @@ def test_a_bag_saves_its_members(run_dir, tmp_path, regression_frame):
     (tmp_path / "bag" / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="inconsistent"):
         tabresnet.load(tmp_path / "bag")
+
+
+@pytest.mark.parametrize(("configured", "torch_has", "expected"),
+                         [(1, 2, 1), (0, 1, 1), (3, 2, 3)])
+def test_prediction_runs_on_the_configured_threads(run_dir, regression_frame, monkeypatch,
+                                                   configured, torch_has, expected):
+    """predict uses num_threads as training does (0: never more than torch has now)."""
+    import torch
+
+    model = tabresnet.load(run_dir)
+    model.config = model.config.replace(num_threads=configured)
+    seen = []
+    forward = model.network.forward
+    monkeypatch.setattr(model.network, "forward",
+                        lambda *a: (seen.append(torch.get_num_threads()), forward(*a))[1])
+    before = torch.get_num_threads()
+    torch.set_num_threads(torch_has)
+    try:
+        model.predict(regression_frame.head(5))
+        assert torch.get_num_threads() == torch_has  # restored
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {expected}

@@ -31,6 +31,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ __all__ = [
     "flat_fields",
     "output_quantiles",
     "point_quantile",
+    "resolve_threads",
 ]
 
 
@@ -401,3 +403,17 @@ def flat_defaults() -> dict[str, Any]:
         has_factory = f.default_factory is not dataclasses.MISSING
         out[name] = f.default_factory() if has_factory else f.default
     return out
+
+
+def resolve_threads(requested: int) -> int:
+    """Torch threads for training and prediction: ``requested``, or for 0 half the cores, at most 4.
+
+    Steps of tabular networks are small (a few 100k multiply-adds per row), so
+    extra threads buy little and, on a shared or busy machine, cost a lot: on 2
+    cores with other work running, 2 threads trained 4-6x slower than 1
+    (docs/benchmarks.md, "Threads"). Half the cores leaves room for the data
+    work and for other processes.
+    """
+    if requested > 0:
+        return int(requested)
+    return max(1, min(4, (os.cpu_count() or 2) // 2))

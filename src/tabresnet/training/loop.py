@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 import sys
 import time
 import warnings
@@ -31,7 +30,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from ..data import TensorBatches
-from ..defaults import RunConfig, auto_batch_size, output_quantiles
+from ..defaults import RunConfig, auto_batch_size, output_quantiles, resolve_threads
 from .module import RegressionModule
 from .prepare import Prepared, Split
 
@@ -231,20 +230,6 @@ def _devices(value: str | int):
         return value
     text = str(value).strip()
     return int(text) if text.isdigit() else text
-
-
-def resolve_threads(requested: int) -> int:
-    """Torch threads for training: ``requested``, or for 0 half the cores, at most 4.
-
-    Steps of tabular networks are small (a few 100k multiply-adds per row), so
-    extra threads buy little and, on a shared or busy machine, cost a lot: on 2
-    cores with other work running, 2 threads trained 4-6x slower than 1
-    (docs/benchmarks.md, "Threads"). Half the cores leaves room for the data
-    work and for other processes.
-    """
-    if requested > 0:
-        return int(requested)
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def _progress_enabled(mode: str) -> bool:
