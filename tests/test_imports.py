@@ -140,3 +140,30 @@ def test_help_does_not_load_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "--activation NAME" in out.stdout and "One of: relu" in out.stdout
     assert out.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+def third_party(path: Path) -> set[str]:
+    """Top-level names of the other packages a module imports (anywhere in it)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.add(node.module.split(".")[0])
+    return out - {"tabresnet"}
+
+
+def test_reading_a_run_does_not_load_lightning():
+    """report, predict, evaluate, importance and export read a run without the training
+    stack: Lightning's import alone is 4-5 s of a command's time."""
+    edges = graph()
+    for start in ("tabresnet.report", "tabresnet.artifact", "tabresnet.feature_importance",
+                  "tabresnet.export"):
+        seen, todo = set(), [start]
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(edges[name])
+        loaders = sorted(m for m in seen if "lightning" in third_party(MODULES[m]))
+        assert not loaders, f"{start} loads lightning through {loaders}"

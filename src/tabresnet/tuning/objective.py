@@ -37,6 +37,7 @@ from lightning.pytorch.callbacks import Callback
 
 from ..defaults import RunConfig
 from ..training import Prepared, train_network
+from .results import FAIL_REASON, WORKER
 from .space import SearchSpace
 
 __all__ = ["FAIL_REASON", "Best", "Objective", "PruningCallback", "StopFlag", "TrialFailed",
@@ -48,9 +49,7 @@ log = logging.getLogger("tabresnet.tuning")
 # a space or data problem that fails every trial should not burn the whole budget.
 MAX_CONSECUTIVE_FAILURES = 10
 
-# Trial user attributes.
-FAIL_REASON = "fail_reason"
-WORKER = "worker"  # "host:pid" of the process running the trial
+# Trial user attributes (with results.FAIL_REASON and results.WORKER).
 CONFIG = "config"  # the flat options the space set (JSON)
 
 _OOM_TYPES: tuple[type[BaseException], ...] = tuple(

@@ -69,7 +69,8 @@ from ..defaults import RunConfig
 from ..models.population import SHARED_OPTIONS
 from ..training import Prepared
 from ..training.population import Member, PopulationTrainer
-from .objective import CONFIG, FAIL_REASON, MAX_CONSECUTIVE_FAILURES, StopFlag, worker_id
+from .objective import CONFIG, MAX_CONSECUTIVE_FAILURES, StopFlag, worker_id
+from .results import FAIL_REASON
 from .space import SearchSpace
 from .study import FINISHED, Heartbeat, count_trials
 

@@ -21,9 +21,13 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from ..artifact import atomic_write_bytes, atomic_write_text, dumps
-from .objective import FAIL_REASON, WORKER
 
 __all__ = ["PLOTS", "fail_reason", "plot_png", "trials_frame", "write_plots", "write_trials"]
+
+# Trial user attributes the trial table reads. Defined here, not with the objective,
+# so that the report reads a study without importing the training stack (Lightning).
+FAIL_REASON = "fail_reason"
+WORKER = "worker"  # "host:pid" of the process running the trial
 
 METRIC = "validation RMSE"
 # File name -> (title, Optuna plot function name, fewest complete trials it needs).

@@ -37,7 +37,8 @@ from optuna.trial import TrialState
 
 from ..errors import ConfigError
 from . import PRUNERS, SAMPLERS, quiet_optuna
-from .objective import FAIL_REASON, WORKER, worker_id
+from .objective import worker_id
+from .results import FAIL_REASON, WORKER
 
 __all__ = [
     "FINISHED",
