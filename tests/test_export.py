@@ -158,21 +158,153 @@ def test_a_bag_of_ensembles_is_one_graph(df, tmp_path):
     assert meta["targets"] == ["y", "y2"] and meta["outputs"][0]["columns"] == ["y", "y2"]
 
 
-def test_a_quantile_model_exports_its_point_prediction(df, tmp_path):
-    """--loss quantile: Q outputs per target, sorted as predict sorts them, the median kept."""
+# -- a quantile model: the prediction and every level ------------------------------------
+@pytest.fixture(scope="module", params=[("y",), ("y", "y2")], ids=["one-target", "two-targets"])
+def quantile_run(request, tmp_path_factory, df) -> Path:
+    """--loss quantile, levels given unsorted: Q outputs per target, one run directory."""
     import tabresnet
 
-    model = tabresnet.fit(df, ["y", "y2"], loss="quantile", quantiles=[0.9, 0.1, 0.5],
-                          max_epochs=2, num_blocks=[1], c_hidden=[8], progress="none").model
+    out = tmp_path_factory.mktemp("quantile") / "run"
+    targets = list(request.param)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tabresnet.fit(df[[c for c in df.columns if c not in {"y", "y2"} - set(targets)]],
+                      targets, out=out, loss="quantile",
+                      quantiles=[0.9, 0.1, 0.5], max_epochs=2, num_blocks=[1], c_hidden=[8],
+                      progress="none", report=False)
+    return out
+
+
+def predict_levels(model: TabularModel, frame: pd.DataFrame) -> np.ndarray:
+    """predict_quantiles as (N, n_targets, Q): it drops the target axis for one target."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unseen categories: one warning
+        levels = model.predict_quantiles(frame)
+    return levels[:, None, :] if levels.ndim == 2 else levels
+
+
+def test_a_quantile_model_exports_its_prediction_and_its_levels(quantile_run, df, tmp_path):
+    import tabresnet
+
+    model = tabresnet.load(quantile_run)
+    n_t = len(model.targets)
     new = damaged(df)
-    got = run_onnx(export_onnx(model, tmp_path / "q.onnx"), new)
-    assert got.shape == (len(new), 2)
-    assert_close(got, predict(model, new))
-    module = torch.jit.load(str(export_torchscript(model, tmp_path / "q.pt")))
-    feeds = inputs_from_frame(new, read_sidecar(tmp_path / "q.pt"))
+    path = export_onnx(model, tmp_path / "q.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["prediction", "quantiles"]
+    meta = read_sidecar(path)
+    prediction, levels = session.run(None, inputs_from_frame(new, meta))
+    assert levels.dtype == np.float32 and levels.shape == (len(new), n_t, 3)
+    expected = predict_levels(model, new)
+    np.testing.assert_allclose(levels, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+    assert (np.diff(levels, axis=-1) >= 0).all()  # sorted: the levels never cross
+    assert np.all(levels[..., 0] < levels[..., 2])  # and they are a band, not one value
+    # The first output is unchanged: predict's point prediction, the level nearest 0.5.
+    np.testing.assert_array_equal(prediction, levels[:, :, 1])
+    assert_close(prediction, predict(model, new))
+    assert meta["quantiles"] == [0.1, 0.5, 0.9]
+    assert meta["outputs"] == [
+        {"name": "prediction", "dtype": "float32", "shape": ["batch", n_t],
+         "columns": model.targets, "quantile": 0.5},
+        {"name": "quantiles", "dtype": "float32", "shape": ["batch", n_t, 3],
+         "columns": model.targets, "levels": [0.1, 0.5, 0.9]},
+    ]
+
+
+def test_a_quantile_models_torchscript_module_has_a_quantiles_method(quantile_run, df,
+                                                                    tmp_path):
+    import tabresnet
+
+    model = tabresnet.load(quantile_run)
+    new = damaged(df)
+    path = export_torchscript(model, tmp_path / "q.pt")
+    module = torch.jit.load(str(path))
+    meta = read_sidecar(path)
+    feeds = inputs_from_frame(new, meta)
+    args = (torch.from_numpy(feeds["numeric"]), torch.from_numpy(feeds["categorical"]))
     with torch.no_grad():
-        out = module(torch.from_numpy(feeds["numeric"]), torch.from_numpy(feeds["categorical"]))
-    assert_close(out.numpy(), predict(model, new))
+        prediction, levels = module(*args).numpy(), module.quantiles(*args).numpy()
+    expected = predict_levels(model, new)
+    np.testing.assert_allclose(levels, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+    assert levels.dtype == np.float32 and (np.diff(levels, axis=-1) >= 0).all()
+    np.testing.assert_array_equal(prediction, levels[:, :, 1])
+    assert_close(prediction, predict(model, new))
+    assert [(o["name"], o["method"]) for o in meta["outputs"]] == [
+        ("prediction", "forward"), ("quantiles", "quantiles")]
+    assert meta["quantiles"] == [0.1, 0.5, 0.9]
+
+
+class _Crossed(torch.nn.Module):
+    """A network whose levels come out in reverse order: quantile curves that cross."""
+
+    def __init__(self, network: torch.nn.Module, n_targets: int, n_q: int):
+        super().__init__()
+        self.network, self.n_targets, self.n_q = network, n_targets, n_q
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        out = self.network(x_num, x_cat)
+        return out.reshape(-1, self.n_targets, self.n_q).flip(-1).reshape(out.shape)
+
+
+def test_crossing_levels_are_sorted_as_predict_sorts_them(quantile_run, df, tmp_path):
+    import tabresnet
+
+    model = tabresnet.load(quantile_run)
+    n_t = len(model.targets)
+    model.network = _Crossed(model.network, n_t, 3).eval()
+    new = damaged(df)
+    feeds = inputs_from_frame(new, _meta(model))
+    with torch.no_grad():
+        raw = model.network(*(torch.as_tensor(v) for v in model.preprocessor.transform(new)))
+    assert (raw.reshape(len(new), n_t, 3).diff(dim=-1) < 0).all()  # the case is real
+    expected = predict_levels(model, new)
+    session = ort.InferenceSession(str(export_onnx(model, tmp_path / "q.onnx")),
+                                   providers=["CPUExecutionProvider"])
+    prediction, levels = session.run(None, feeds)
+    np.testing.assert_allclose(levels, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+    assert_close(prediction, predict(model, new))
+    module = torch.jit.load(str(export_torchscript(model, tmp_path / "q.pt")))
+    with torch.no_grad():
+        got = module.quantiles(torch.from_numpy(feeds["numeric"]),
+                               torch.from_numpy(feeds["categorical"])).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+
+
+def test_export_checks_the_quantiles_output_too(quantile_run, tmp_path, monkeypatch):
+    import tabresnet
+
+    model = tabresnet.load(quantile_run)
+    original = RawInputModel.quantiles
+
+    def drifting(self, numeric, categorical):  # the graph is right, the module is not
+        return original(self, numeric, categorical) * 1.001
+
+    monkeypatch.setattr(RawInputModel, "quantiles", drifting)
+    with pytest.raises(ExportError, match="does not run as the model does"):
+        export_onnx(model, tmp_path / "q.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_export_names_a_quantile_models_levels(quantile_run, tmp_path, capsys):
+    assert main(["export", str(quantile_run), "--onnx", str(tmp_path / "q.onnx")]) == 0
+    n_t = len(read_sidecar(tmp_path / "q.onnx")["targets"])
+    out = capsys.readouterr().out
+    assert (f"output: prediction float32 (N, {n_t}) and quantiles float32 (N, {n_t}, 3) "
+            "at levels 0.1, 0.5, 0.9") in out
+
+
+def test_a_point_model_has_one_output_and_no_quantiles_method(df, tmp_path):
+    model = build(df, ensemble_size=2)
+    path = export_onnx(model, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["prediction"]
+    meta = read_sidecar(path)
+    assert [o["name"] for o in meta["outputs"]] == ["prediction"] and meta["quantiles"] == []
+    module = torch.jit.load(str(export_torchscript(model, tmp_path / "m.pt")))
+    args = (torch.zeros((2, 4), dtype=torch.float64), torch.ones((2, 3), dtype=torch.long))
+    assert module(*args).shape == (2, 1)
+    with pytest.raises(torch.jit.Error, match="predicts a point, not quantiles"):
+        module.quantiles(*args)
 
 
 def test_torchscript_matches_predict(df, tmp_path):

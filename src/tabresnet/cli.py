@@ -334,7 +334,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         inputs.append(f"numeric {dtype} (N, {n_num}), NaN = missing")
     if n_cat:
         inputs.append(f"categorical int64 (N, {n_cat}), codes from the JSON, 0 = missing or unseen")
-    print(f"inputs: {'; '.join(inputs)}; output: prediction float32 (N, {len(model.targets)}) "
+    outputs = f"prediction float32 (N, {len(model.targets)})"
+    if model.quantiles:
+        levels = ", ".join(f"{q:g}" for q in model.quantiles)
+        outputs += (f" and quantiles float32 (N, {len(model.targets)}, {len(model.quantiles)}) "
+                    f"at levels {levels}")
+    print(f"inputs: {'; '.join(inputs)}; output: {outputs} "
           f"in target units ({', '.join(model.targets)})")
     return 0
 
@@ -609,9 +614,12 @@ def build_parser() -> argparse.ArgumentParser:
             "Write the network with its numeric preprocessing folded in (imputation, missing "
             "indicators, quantile transform or scaling, the target mapped back to its units): "
             "the graph takes raw numeric columns (float64, NaN for missing) and categorical "
-            "codes (int64) and returns predictions in target units. A JSON file beside it "
-            "(FILE.json) lists the input columns in order, each category's code (0 = missing "
-            "or unseen), the targets and the ONNX opset. A bag or an ensemble is one graph."
+            "codes (int64) and returns predictions in target units; a quantile model "
+            "(--loss quantile) also returns all its levels, sorted, as a second output "
+            "'quantiles' (N, targets, levels) (TorchScript: the module's quantiles method). "
+            "A JSON file beside it (FILE.json) lists the input columns in order, each "
+            "category's code (0 = missing or unseen), the targets, the outputs, the quantile "
+            "levels and the ONNX opset. A bag or an ensemble is one graph."
         ),
     )
     p.add_argument("model", help="run directory or model.json")

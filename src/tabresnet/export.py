@@ -15,16 +15,22 @@ takes raw columns and returns predictions in target units::
                  1 + the category's index, 0 (or any code out of range) = missing
                  or unseen -> one-hot columns | embedding codes
     -> network (one network, an in-network ensemble or a bag: the members' mean)
-    -> (a quantile model: each target's levels sorted, the one nearest 0.5 kept)
+    -> (a quantile model: each target's Q levels sorted)
     -> prediction float32 (N, n_targets) = output * target std + target mean
+                 (a quantile model: its level nearest 0.5, as predict)
+    -> quantiles  float32 (N, n_targets, Q), a quantile model only: every level,
+                 sorted, in target units; [:, t, q] is predict_quantiles's
+                 [:, t, q] ([:, q] for one target). ONNX: a second output;
+                 TorchScript: module.quantiles(numeric, categorical)
 
 The JSON sidecar (``<file>.json``) names the inputs, their column order, the
 category -> code mapping of every categorical column, the target names, the
-ONNX opset and the tabresnet version. Categories are matched as text, the way
-:class:`tabresnet.data.Preprocessor` reads them (an integral float ``3.0`` is
-``"3"``). A date column enters as its numeric parts (``<col>__days`` since
-1970, ``__year``, ``__month``, ``__day``, ``__weekday``), listed among the
-numeric inputs.
+outputs (name, dtype, shape), the quantile levels (``"quantiles": [0.1, 0.5,
+0.9]``, ``[]`` for a point model), the ONNX opset and the tabresnet version.
+Categories are matched as text, the way :class:`tabresnet.data.Preprocessor`
+reads them (an integral float ``3.0`` is ``"3"``). A date column enters as its
+numeric parts (``<col>__days`` since 1970, ``__year``, ``__month``, ``__day``,
+``__weekday``), listed among the numeric inputs.
 
 The preprocessing is computed in float64 inside the graph, as ``predict``
 computes it, and the network in float32; the only approximation is the normal
@@ -59,6 +65,22 @@ Examples
 >>> got.shape
 (2, 1)
 >>> bool(np.allclose(got[:, 0], run.model.predict(new), rtol=1e-4))
+True
+
+A quantile model's graph gives its levels as a second output:
+
+>>> run = tabresnet.fit(df, target="y", loss="quantile", quantiles=[0.1, 0.5, 0.9],
+...                     max_epochs=2, c_hidden=[8], num_blocks=[1], progress="none",
+...                     report=False)
+>>> path = tabresnet.export_onnx(run.model, path)
+>>> meta = read_sidecar(path)
+>>> [(o["name"], o["shape"]) for o in meta["outputs"]], meta["quantiles"]
+([('prediction', ['batch', 1]), ('quantiles', ['batch', 1, 3])], [0.1, 0.5, 0.9])
+>>> session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+>>> prediction, levels = session.run(None, inputs_from_frame(new, meta))
+>>> bool(np.allclose(levels[:, 0], run.model.predict_quantiles(new), rtol=1e-4))
+True
+>>> bool((prediction[:, 0] == levels[:, 0, 1]).all())  # the level nearest 0.5
 True
 """
 
@@ -329,7 +351,9 @@ class RawInputModel(nn.Module):
     - Input: ``numeric`` ``(N, n_numeric)`` float64 or float32 (NaN or inf =
       missing; see :class:`_QuantileNormal.snap` for float32),
       ``categorical`` ``(N, n_categorical)`` int64 codes (0 = missing or unseen)
-    - Output: ``(N, n_targets)`` float32, in target units
+    - Output: ``(N, n_targets)`` float32, in target units (a quantile model:
+      its level nearest 0.5, as ``predict``); :meth:`quantiles` gives a
+      quantile model's ``(N, n_targets, Q)`` levels
 
     Examples
     --------
@@ -390,9 +414,11 @@ class RawInputModel(nn.Module):
         levels = list(model.quantiles)
         self.n_q = max(1, len(levels))
         self.point = point_quantile(levels) if levels else 0
+        self.is_quantile = bool(levels)
         self.eval()
 
-    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+    def _network(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        """Raw columns -> the network's outputs ``(N, n_targets * Q)``, float64."""
         n = numeric.shape[0]
         x = numeric.to(torch.float64)
         gaps = torch.isnan(x) | torch.isinf(x)
@@ -408,10 +434,63 @@ class RawInputModel(nn.Module):
             x_cat = torch.where(known, codes, torch.zeros_like(codes))
         else:
             x_cat = torch.zeros((n, 0), dtype=torch.long, device=numeric.device)
-        z = self.network(x_num, x_cat).to(torch.float64)
+        return self.network(x_num, x_cat).to(torch.float64)
+
+    def _levels(self, z: torch.Tensor) -> torch.Tensor:
+        """Network outputs ``(N, n_targets * Q)`` -> ``(N, n_targets, Q)`` float64 target units.
+
+        Each target's levels sorted, as ``predict`` sorts them (never crossing).
+        """
+        z = z.reshape(z.shape[0], self.n_targets, self.n_q).sort(dim=-1).values
+        return z * self.target_std.unsqueeze(-1) + self.target_mean.unsqueeze(-1)
+
+    def _prediction(self, z: torch.Tensor) -> torch.Tensor:
         if self.n_q > 1:
-            z = z.reshape(n, self.n_targets, self.n_q).sort(dim=-1).values[:, :, self.point]
+            return self._levels(z)[:, :, self.point].to(torch.float32)
         return (z * self.target_std + self.target_mean).to(torch.float32)
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        return self._prediction(self._network(numeric, categorical))
+
+    @torch.jit.export
+    def quantiles(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        """A quantile model's levels, ``(N, n_targets, Q)`` float32 in target units.
+
+        Each target's levels sorted, in the order of the sidecar's
+        ``"quantiles"`` (:attr:`tabresnet.artifact.TabularModel.quantiles`):
+        ``out[:, t, q]`` is :meth:`~tabresnet.artifact.TabularModel.predict_quantiles`'s
+        ``[:, t, q]``, or ``[:, q]`` for a model of one target. ``forward``'s
+        prediction is the level nearest 0.5. Kept in the TorchScript module as
+        ``module.quantiles(numeric, categorical)``.
+
+        Raises
+        ------
+        RuntimeError
+            For a point model (trained without ``--loss quantile``), as
+            ``predict_quantiles`` refuses one.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, tabresnet
+        >>> df = pd.DataFrame({"a": np.arange(50.0), "y": np.arange(50.0) % 7})
+        >>> run = tabresnet.fit(df, target="y", loss="quantile", quantiles=[0.1, 0.5, 0.9],
+        ...                     max_epochs=1, c_hidden=[8], num_blocks=[1],
+        ...                     progress="none", report=False)
+        >>> module = RawInputModel(run.model)
+        >>> numeric = torch.tensor([[3.0], [float("nan")]], dtype=torch.float64)
+        >>> levels = module.quantiles(numeric, torch.zeros(2, 0, dtype=torch.long))
+        >>> levels.shape
+        torch.Size([2, 1, 3])
+        >>> bool((levels.diff(dim=-1) >= 0).all())
+        True
+        >>> expected = run.model.predict_quantiles(pd.DataFrame({"a": [3.0, None]}))
+        >>> bool(np.allclose(levels[:, 0].detach().numpy(), expected, rtol=1e-4))
+        True
+        """
+        if not self.is_quantile:
+            raise RuntimeError("this model predicts a point, not quantiles; train with "
+                               "--loss quantile --quantiles 0.1 0.5 0.9")
+        return self._levels(self._network(numeric, categorical)).to(torch.float32)
 
     @classmethod
     def from_model(cls, model: TabularModel | str | Path) -> RawInputModel:
@@ -420,13 +499,17 @@ class RawInputModel(nn.Module):
 
 
 class _OnnxInputs(nn.Module):
-    """Only the inputs the model has: a graph input of width 0 helps no one."""
+    """Only the inputs the model has: a graph input of width 0 helps no one.
+
+    A quantile model's graph has two outputs, the prediction and all levels,
+    from one pass through the network.
+    """
 
     def __init__(self, core: RawInputModel):
         super().__init__()
         self.core = core
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         core = self.core
         if core.n_numeric and core.n_categorical:
             numeric, categorical = inputs
@@ -436,7 +519,10 @@ class _OnnxInputs(nn.Module):
         else:
             (categorical,) = inputs
             numeric = torch.zeros((categorical.shape[0], 0), dtype=torch.float64)
-        return core(numeric, categorical)
+        if not core.is_quantile:
+            return core(numeric, categorical)
+        z = core._network(numeric, categorical)
+        return core._prediction(z), core._levels(z).to(torch.float32)
 
 
 # -- the sidecar ------------------------------------------------------------------------
@@ -474,13 +560,10 @@ def _sidecar(model: TabularModel, kind: str, inputs: list[str],
         "tabresnet_version": __version__,
         "torch_version": torch.__version__.split("+")[0],
         "inputs": [specs[name] for name in inputs],
-        "outputs": [{
-            "name": "prediction",
-            "dtype": "float32",
-            "shape": ["batch", len(model.targets)],
-            "columns": list(model.targets),
-        }],
+        "outputs": _output_specs(model, kind),
         "targets": list(model.targets),
+        # A quantile model's levels, sorted: the last axis of the "quantiles" output.
+        "quantiles": list(model.quantiles),
         # code = 1 + index; 0 (and any code not listed) means missing or unseen.
         "categories": {
             c: {v: i + 1 for i, v in enumerate(pre.categories_[c])} for c in schema.categorical
@@ -501,6 +584,30 @@ def _sidecar(model: TabularModel, kind: str, inputs: list[str],
     if kind == "onnx":
         meta["opset"] = ONNX_OPSET
     return meta
+
+
+def _output_specs(model: TabularModel, kind: str) -> list[dict[str, Any]]:
+    """``prediction``; a quantile model adds ``quantiles`` (N, n_targets, Q)."""
+    targets, levels = list(model.targets), list(model.quantiles)
+    prediction: dict[str, Any] = {
+        "name": "prediction",
+        "dtype": "float32",
+        "shape": ["batch", len(targets)],
+        "columns": targets,
+    }
+    if not levels:
+        return [prediction]
+    prediction["quantile"] = levels[point_quantile(levels)]
+    quantiles: dict[str, Any] = {
+        "name": "quantiles",
+        "dtype": "float32",
+        "shape": ["batch", len(targets), len(levels)],
+        "columns": targets,
+        "levels": levels,
+    }
+    if kind == "torchscript":  # forward() gives the prediction, a method the levels
+        prediction["method"], quantiles["method"] = "forward", "quantiles"
+    return [prediction, quantiles]
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
@@ -654,7 +761,8 @@ def onnx_bytes(
         args.append(categorical)
     if not names:
         raise ExportError("the model has no feature columns; there is nothing to export")
-    axes = {name: {0: "batch"} for name in [*names, "prediction"]}
+    outputs = ["prediction", "quantiles"] if core.is_quantile else ["prediction"]
+    axes = {name: {0: "batch"} for name in [*names, *outputs]}
     import io
 
     buffer = io.BytesIO()
@@ -667,7 +775,7 @@ def onnx_bytes(
                 buffer,
                 dynamo=False,
                 input_names=names,
-                output_names=["prediction"],
+                output_names=outputs,
                 dynamic_axes=axes,
                 opset_version=ONNX_OPSET,
             )
@@ -691,6 +799,7 @@ def _verify_onnx(core: RawInputModel, data: bytes, names: list[str], dtype: torc
 
     Rows with every value missing, with the medians and with the first
     category, at two batch sizes: a wrong graph fails here, not at a user's.
+    Each output (a quantile model's levels too) within 1e-4 relative.
     """
     try:
         import onnxruntime as ort
@@ -701,15 +810,20 @@ def _verify_onnx(core: RawInputModel, data: bytes, names: list[str], dtype: torc
         for n in (1, 3):
             numeric, categorical = _example_inputs(core, n, dtype)
             feeds = {"numeric": numeric.numpy(), "categorical": categorical.numpy()}
-            (got,) = session.run(None, {name: feeds[name] for name in names})
+            outputs = session.run(None, {name: feeds[name] for name in names})
             with torch.no_grad():
-                expected = core(numeric, categorical).numpy()
-            if got.shape != expected.shape or not np.allclose(
-                got, expected, rtol=1e-4, atol=1e-6 * (1.0 + float(np.abs(expected).max()))
-            ):
-                raise ValueError(
-                    f"onnxruntime computes {got.ravel()[:3]}, torch {expected.ravel()[:3]}"
-                )
+                expected = [core(numeric, categorical).numpy()]
+                if core.is_quantile:
+                    expected.append(core.quantiles(numeric, categorical).numpy())
+            if len(outputs) != len(expected):
+                raise ValueError(f"{len(outputs)} outputs, expected {len(expected)}")
+            for got, want in zip(outputs, expected):
+                if got.shape != want.shape or not np.allclose(
+                    got, want, rtol=1e-4, atol=1e-6 * (1.0 + float(np.abs(want).max()))
+                ):
+                    raise ValueError(
+                        f"onnxruntime computes {got.ravel()[:3]}, torch {want.ravel()[:3]}"
+                    )
     except Exception as exc:  # onnxruntime's errors have no common base class
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(
@@ -725,10 +839,13 @@ def export_onnx(
 
     The graph takes ``numeric`` (float64, NaN for missing) and ``categorical``
     (int64 codes) inputs, only those the model has, with a dynamic batch
-    dimension, and returns ``prediction`` (float32, target units). The
-    description ``<path>.json`` lists the input columns in order, the
-    category -> code mapping, the targets and the opset
-    (:func:`read_sidecar`, :func:`inputs_from_frame`).
+    dimension, and returns ``prediction`` (float32, target units). A
+    quantile model's graph returns ``quantiles`` (float32, ``(N, n_targets,
+    Q)``, each target's levels sorted) after it; ``prediction`` is its level
+    nearest 0.5. The description ``<path>.json`` lists the input columns in
+    order, the category -> code mapping, the targets, the outputs, the
+    quantile levels and the opset (:func:`read_sidecar`,
+    :func:`inputs_from_frame`).
 
     Parameters
     ----------
@@ -779,7 +896,10 @@ def export_torchscript(model: TabularModel | str | Path, path: str | Path) -> Pa
     ``torch::jit::load``; call it with both inputs, ``numeric`` ``(N,
     n_numeric)`` float64 (or float32, as in :func:`export_onnx`) and
     ``categorical`` ``(N, n_categorical)`` int64 (a tensor of width 0 where
-    the model has no such column).
+    the model has no such column). ``module(numeric, categorical)`` gives the
+    prediction, ``(N, n_targets)``; a quantile model's levels are
+    ``module.quantiles(numeric, categorical)``, ``(N, n_targets, Q)``
+    (:meth:`RawInputModel.quantiles`; a point model's raises).
 
     Parameters
     ----------
