@@ -128,14 +128,12 @@ def test_run_files_follow_the_umask(regression_frame, tmp_path):
     csv = tmp_path / "d.csv"
     regression_frame.to_csv(csv, index=False)
     out = tmp_path / "run"
-    code = (
-        "import os, tabresnet\n"
-        "os.umask(0o027)\n"
-        f"tabresnet.fit({str(csv)!r}, 'y', out={str(out)!r}, num_blocks=[1], c_hidden=[8],"
-        " max_epochs=1, progress='none', report=False)\n"
-    )
+    # The command as a shell with that umask starts it.
+    cmd = [sys.executable, "-m", "tabresnet.cli", "fit", str(csv), "--target", "y", "--out",
+           str(out), "--num-blocks", "1", "--c-hidden", "8", "--max-epochs", "1",
+           "--progress", "none", "--no-report"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
+    assert subprocess.run(cmd, env=env, umask=0o027, capture_output=True).returncode == 0
     modes = {str(p.relative_to(out)): stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*")}
     assert stat.S_IMODE(out.stat().st_mode) == 0o750
     assert modes["model.json"] == modes["model.safetensors"] == 0o640
