@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tabresnet"
@@ -44,6 +45,7 @@ def imported(name: str, node: ast.Import | ast.ImportFrom) -> set[str]:
     return out
 
 
+@functools.cache
 def graph() -> dict[str, set[str]]:
     edges = {}
     for name, path in MODULES.items():
@@ -142,6 +144,7 @@ def test_help_does_not_load_torch():
     assert out.stdout.strip().splitlines()[-1] == "LOADED []"
 
 
+@functools.cache
 def third_party(path: Path) -> set[str]:
     """Top-level names of the other packages a module imports (anywhere in it)."""
     out = set()
