@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import tabresnet
 from tabresnet.cli import _field_docs, main
 from tabresnet.data import read_table
 from tabresnet.defaults import flat_fields
@@ -74,6 +75,31 @@ def model_dir(data_csv, tmp_path_factory) -> Path:
 
 
 # -- config values and files ------------------------------------------------------
+@pytest.mark.parametrize(("flags", "named"), [
+    (["--quantiles", "0.1", "0.9"], "quantiles (it needs loss quantile; loss is 'mse')"),
+    (["--huber-delta", "2", "--loss", "mae"], "huber_delta (it needs loss huber"),
+    (["--n-bins", "8", "--num-embedding", "plr"], "n_bins (it needs num_embedding ple;"),
+    (["--frequency-scale", "0.5"], "frequency_scale (it needs num_embedding plr;"),
+    (["--n-quantiles", "50", "--numeric-transform", "standard"], "n_quantiles (it needs"),
+])
+def test_a_flag_the_run_would_ignore_is_refused(data_csv, tmp_path, capsys, flags, named):
+    out = tmp_path / "run"
+    line = error_line(capsys, "fit", data_csv, "-t", "y", "--ignore", "id", "--out", out,
+                      *flags, *TINY)
+    assert named in line and "drop it" in line
+    assert not out.exists()
+
+
+def test_a_flag_is_used_when_the_config_file_gives_what_it_needs(data_csv, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("train:\n  loss: quantile\n")
+    out = tmp_path / "run"
+    assert main(["fit", str(data_csv), "-t", "y", "--ignore", "id", "--out", str(out),
+                 "--config", str(config), "--quantiles", "0.2", "0.8", "--no-report",
+                 *TINY]) == 0
+    assert tabresnet.load(out).quantiles == [0.2, 0.8]
+
+
 @pytest.mark.parametrize(
     "args, expected",
     [

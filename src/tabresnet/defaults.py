@@ -49,6 +49,7 @@ __all__ = [
     "output_quantiles",
     "point_quantile",
     "resolve_threads",
+    "unused_options",
 ]
 
 
@@ -417,3 +418,41 @@ def resolve_threads(requested: int) -> int:
     if requested > 0:
         return int(requested)
     return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+# Options that only act under another option's value: name -> (that option, its values).
+_ACTS_WITH: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "quantiles": ("loss", ("quantile",)),
+    "huber_delta": ("loss", ("huber",)),
+    "n_bins": ("num_embedding", ("ple",)),
+    "n_frequencies": ("num_embedding", ("plr",)),
+    "frequency_scale": ("num_embedding", ("plr",)),
+    "num_embedding_dim": ("num_embedding", ("ple", "plr")),
+    "n_quantiles": ("numeric_transform", ("quantile",)),
+}
+
+
+def unused_options(config: RunConfig, given: Any) -> list[str]:
+    """Options in ``given`` that ``config`` ignores, each with the option it needs.
+
+    ``--quantiles 0.1 0.9`` without ``--loss quantile`` would train a point model
+    and silently drop the levels: callers turn this list into an error.
+
+    >>> cfg = RunConfig().replace(loss="mse", quantiles=[0.1, 0.9])
+    >>> unused_options(cfg, ["quantiles", "lr"])
+    ["quantiles (it needs loss quantile; loss is 'mse')"]
+    >>> unused_options(cfg.replace(loss="quantile"), ["quantiles"])
+    []
+    """
+    fields = flat_fields()
+    out = []
+    for name in given:
+        if name not in _ACTS_WITH:
+            continue
+        needs, values = _ACTS_WITH[name]
+        section, _ = fields[needs]
+        value = getattr(getattr(config, section), needs)
+        if value not in values:
+            out.append(f"{name} (it needs {needs} {' or '.join(map(str, values))}; "
+                       f"{needs} is {value!r})")
+    return out
