@@ -107,6 +107,8 @@ def test_a_flag_is_used_when_the_config_file_gives_what_it_needs(data_csv, tmp_p
         (["config", "--lr", "-1"], "lr must be positive"),
         (["config", "--block", "Nope"], "unknown block"),
         (["config", "--val-size", "2"], "val_size"),
+        (["config", "--cv-folds", "-1"], "cv_folds must be 0 or 1 (none) or a fold count >= 2"),
+        (["config", "--bag", "-2"], "bag must be 0 or 1 (none) or a fold count >= 2"),
     ],
 )
 def test_config_bad_values_one_line(args, expected, capsys):

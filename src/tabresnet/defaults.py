@@ -274,8 +274,10 @@ class RunConfig:
                 "val_size must be in (0, 1), test_size in [0, 1), and they must sum below 1, "
                 f"however: val_size={d.val_size}, test_size={d.test_size}"
             )
-        if int(d.bag) < 0:
-            raise ValueError(f"bag must be 0 (no bag) or a fold count >= 2, however: {d.bag}")
+        for name in ("bag", "cv_folds"):
+            if int(getattr(d, name)) < 0:
+                raise ValueError(f"{name} must be 0 or 1 (none) or a fold count >= 2, "
+                                 f"however: {getattr(d, name)}")
         for name in ("max_epochs", "patience", "num_nodes"):
             if int(getattr(t, name)) <= 0:
                 raise ValueError(f"{name} must be positive, however: {getattr(t, name)}")
