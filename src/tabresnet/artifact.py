@@ -53,7 +53,7 @@ from safetensors.torch import save as save_safetensors
 from . import __version__
 from .calibrate import Calibration, check_level
 from .data import Preprocessor, Schema, check_columns, read_table
-from .defaults import RunConfig, output_quantiles, point_quantile, resolve_threads
+from .defaults import RunConfig, output_quantiles, point_quantile, resolve_threads, torch_threads
 from .errors import ConfigError, DataError, ModelFileError
 from .metrics import regression_metrics
 from .models import MeanEnsemble, ModelConfig, TabularEnsemble
@@ -215,14 +215,11 @@ class TabularModel:
         # 13x slower than 1 on 2 busy cores; docs/benchmarks.md, "Threads").
         requested = self.config.train.num_threads
         threads = resolve_threads(requested)
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads if requested > 0 else min(threads, before))
-        try:
-            with torch.inference_mode():
-                for i in range(0, int(x_num.shape[0]), batch):
-                    outs.append(fn(x_num[i : i + batch], x_cat[i : i + batch]))
-        finally:
-            torch.set_num_threads(before)
+        if requested == 0:
+            threads = min(threads, torch.get_num_threads())
+        with torch_threads(threads), torch.inference_mode():
+            for i in range(0, int(x_num.shape[0]), batch):
+                outs.append(fn(x_num[i : i + batch], x_cat[i : i + batch]))
         if not outs:
             return np.zeros((0, len(self.targets) * max(1, len(self.quantiles))))
         return torch.cat(outs).double().numpy()

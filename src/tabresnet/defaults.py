@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,7 @@ __all__ = [
     "output_quantiles",
     "point_quantile",
     "resolve_threads",
+    "torch_threads",
     "unused_options",
 ]
 
@@ -420,6 +423,22 @@ def resolve_threads(requested: int) -> int:
     if requested > 0:
         return int(requested)
     return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block on ``count`` torch threads, then give torch back its own number.
+
+    torch is imported here, not with this module: listing the options needs no torch.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # Options that only act under another option's value: name -> (that option, its values).

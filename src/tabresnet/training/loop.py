@@ -30,7 +30,13 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from ..data import TensorBatches
-from ..defaults import RunConfig, auto_batch_size, output_quantiles, resolve_threads
+from ..defaults import (
+    RunConfig,
+    auto_batch_size,
+    output_quantiles,
+    resolve_threads,
+    torch_threads,
+)
 from .module import RegressionModule
 from .prepare import Prepared, Split
 
@@ -266,12 +272,8 @@ def train_network(
     TrainResult
     """
     t = config.train
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(resolve_threads(t.num_threads))
-    try:
+    with torch_threads(resolve_threads(t.num_threads)):
         return _train(prepared, config, callbacks, out_dir)
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 def _train(

@@ -55,7 +55,7 @@ from torch.optim.adamw import adamw
 from torch.optim.sgd import sgd
 
 from ..data import TensorBatches
-from ..defaults import RunConfig, auto_batch_size
+from ..defaults import RunConfig, auto_batch_size, torch_threads
 from ..models.population import PopulationNetwork, block_key, pack_layout
 from .loop import EVAL_BATCH, build_network, resolve_threads, split_tensors
 from .prepare import Prepared
@@ -367,14 +367,10 @@ class PopulationTrainer:
         """
         if not self.members:
             return []
-        threads_before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
+        with torch_threads(self.threads):
             self._arrange()
             sums, n = self._train_epoch()
             self._validate(sums, n)
-        finally:
-            torch.set_num_threads(threads_before)
         self.epoch += 1
         self.trained = len(self.members)
         return list(self.members)
