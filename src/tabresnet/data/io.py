@@ -41,7 +41,6 @@ SUFFIXES: dict[str, str] = {
 }
 
 
-
 def _open_zip(path: Path) -> io.TextIOBase:
     """The one table in a zip archive, as text (pandas reads such an archive alike)."""
     archive = zipfile.ZipFile(path)
