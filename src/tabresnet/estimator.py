@@ -381,7 +381,7 @@ class ResNetRegressor(_ResNetBase):
         Activation by name (see ``tabresnet.models.ACTIVATIONS``).
     norm : {"batch", "layer", "none"} or None, default=None
         None: the block's own (BatchNorm for ResNetBlock, LayerNorm for PreActResNetBlock).
-    dropout : float, default=0.1
+    dropout : float, default=0.0
         Residual dropout in every block.
     shortcut : {"projection", "zero_pad"}, default="projection"
         Shortcut where the width changes.
@@ -402,7 +402,7 @@ class ResNetRegressor(_ResNetBase):
         PLR frequencies per column.
     frequency_scale : float, default=0.1
         PLR initial frequency scale.
-    ensemble_size : int, default=8
+    ensemble_size : int, default=4
         Members trained together in one network (TabM); 1 is a plain network.
     ensemble : {"mini", "batch", "packed"}, default="mini"
         Shared blocks with an adapter on the first layer (TabM-mini), on every
@@ -444,7 +444,7 @@ class ResNetRegressor(_ResNetBase):
     scheduler : {"none", "cosine", "plateau"}, default="none"
     gradient_clip : float, default=0.0
         Clip the gradient norm to this value; 0 disables clipping.
-    patience : int, default=16
+    patience : int, default=8
         Epochs without validation-RMSE improvement before stopping.
     accelerator, devices, strategy : str, default="auto"
         Passed to ``lightning.Trainer``.
@@ -520,7 +520,7 @@ class ResNetRegressor(_ResNetBase):
         c_hidden: tuple[int, ...] = (128,),
         activation: str = "relu",
         norm: str | None = None,
-        dropout: float = 0.1,
+        dropout: float = 0.0,
         shortcut: str = "projection",
         zero_init: bool = False,
         init: str = "zero_residual",
@@ -530,7 +530,7 @@ class ResNetRegressor(_ResNetBase):
         n_bins: int = 48,
         n_frequencies: int = 48,
         frequency_scale: float = 0.1,
-        ensemble_size: int = 8,
+        ensemble_size: int = 4,
         ensemble: str = "mini",
         categorical: tuple[str, ...] = (),
         numeric: tuple[str, ...] = (),
@@ -552,7 +552,7 @@ class ResNetRegressor(_ResNetBase):
         quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
         scheduler: str = "none",
         gradient_clip: float = 0.0,
-        patience: int = 16,
+        patience: int = 8,
         accelerator: str = "auto",
         devices: str = "auto",
         strategy: str = "auto",
@@ -752,7 +752,7 @@ default="median"
         c_hidden: tuple[int, ...] = (128,),
         activation: str = "relu",
         norm: str | None = None,
-        dropout: float = 0.1,
+        dropout: float = 0.0,
         shortcut: str = "projection",
         zero_init: bool = False,
         init: str = "zero_residual",
@@ -762,7 +762,7 @@ default="median"
         n_bins: int = 48,
         n_frequencies: int = 48,
         frequency_scale: float = 0.1,
-        ensemble_size: int = 8,
+        ensemble_size: int = 4,
         ensemble: str = "mini",
         categorical: tuple[str, ...] = (),
         numeric: tuple[str, ...] = (),
@@ -784,7 +784,7 @@ default="median"
         quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
         scheduler: str = "none",
         gradient_clip: float = 0.0,
-        patience: int = 16,
+        patience: int = 8,
         accelerator: str = "auto",
         devices: str = "auto",
         strategy: str = "auto",

@@ -83,7 +83,7 @@ def describe(cfg: ModelConfig, input_dim: int = DEFAULT_INPUT_DIM, output_dim: i
     options: arch=resnet block=ResNetBlock num_blocks=[1] c_hidden=[4] activation=relu
       norm=None dropout=0.0 shortcut=projection zero_init=False init=zero_residual
       embedding_dim=8 num_embedding=ple num_embedding_dim=8 n_bins=48 n_frequencies=48
-      frequency_scale=0.1 ensemble_size=8 ensemble=mini
+      frequency_scale=0.1 ensemble_size=4 ensemble=mini
     ResNet(
       (input_net): Sequential(
         (0): Linear(in_features=3, out_features=4, bias=True)
