@@ -5,8 +5,8 @@
     python bench/intervals.py --bag 5                          # CV+ from a 5-fold bag
     python bench/intervals.py --from-json                      # the tables from the file only
 
-Each (table, seed) is :func:`tabresnet.fit` with the defaults (an eight-member
-TabM-mini ensemble, so the members' spread is there) on the suite's 64/16/20
+Each (table, seed) is :func:`tabresnet.fit` with the defaults (a TabM-mini
+ensemble of four members, so the members' spread is there) on the suite's 64/16/20
 train/validation/test rows (:func:`bench.datasets.split`): the model is
 calibrated on the validation rows (split conformal, Lei et al. 2018; with
 ``--bag K`` CV+ on the out-of-fold rows, Barber et al. 2021) and its 90%
@@ -46,7 +46,7 @@ from bench.suite import SUITE, load_table  # noqa: E402
 DOC = ROOT / "docs" / "benchmarks.md"
 OUT = ROOT / "bench" / "results" / "intervals.jsonl"
 # Network outputs on the validation and test rows of each fit (not committed).
-PARTS = ROOT / "bench" / "results" / "intervals_parts"
+PARTS = ROOT / "bench" / "results" / "intervals_parts"  # beside OUT; another --out: <stem>_parts
 BEGIN = "<!-- intervals:begin -->"
 END = "<!-- intervals:end -->"
 LEVEL = 0.9
@@ -194,7 +194,8 @@ def markdown(summary: dict, command: str, machine: str) -> str:
         f"{summary['constant_n']} tables, adaptive on {summary['adaptive_in_bar']} of "
         f"{summary['adaptive_n']}, the default mode on {summary['default_mode_in_bar']} of "
         f"{summary['default_mode_n']}. Adaptive / constant mean width, averaged over the "
-        f"tables: {ratio:.3f}" + (f" ({100 * (1 - ratio):.1f}% narrower)." if ratio else "."),
+        f"tables: {ratio:.3f}" + (f" ({100 * abs(1 - ratio):.1f}% "
+                                  f"{'narrower' if ratio <= 1 else 'wider'})." if ratio else "."),
     ]
     return "\n".join(lines) + "\n"
 
@@ -235,9 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (OUT if not overrides else OUT.with_name(
         "intervals_" + "_".join(f"{k}{v}" for k, v in overrides.items()) + ".jsonl"))
     rows = [r for r in _done(out) if r["dataset"] in args.datasets and r["seed"] in args.seeds]
+    parts_dir = out.with_name(out.stem + "_parts")  # intervals.jsonl: PARTS
     if args.rescore:
         for row in rows:
-            path = PARTS / f"{row['dataset']}_{row['seed']}.npz"
+            path = parts_dir / f"{row['dataset']}_{row['seed']}.npz"
             if row.get("calibration") == "split" and path.is_file():
                 with np.load(path) as f:
                     row.update(score(dict(f)))
@@ -256,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 rows.append(row)
                 if parts is not None:  # --rescore recomputes the intervals from these
-                    PARTS.mkdir(parents=True, exist_ok=True)
-                    np.savez(PARTS / f"{d}_{s}.npz", **parts)
+                    parts_dir.mkdir(parents=True, exist_ok=True)
+                    np.savez(parts_dir / f"{d}_{s}.npz", **parts)
                 with out.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 modes = ", ".join(f"{m} {v['coverage']:.3f}/{v['mean_width']:.4g}"
