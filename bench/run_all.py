@@ -14,7 +14,9 @@ Writes ``bench/results/field.json`` (every fit, written as it finishes),
 ``bench/results/field.md`` (the table), ``docs/img/field_rmse.png`` and
 ``docs/img/field_time.png``, and replaces the generated block of the
 "Against the field" section of ``docs/benchmarks.md``. ``--quick`` writes under
-``bench/results/quick/`` and leaves ``docs/`` alone.
+``bench/results/quick/`` and leaves ``docs/`` alone. A run of some competitors
+(``--competitors``) replaces their rows of the run already in the file and is
+listed under its ``reruns`` (:func:`merge_rerun`).
 """
 
 from __future__ import annotations
@@ -145,6 +147,10 @@ def _run(args: argparse.Namespace, log) -> dict:
         "seeds": args.seeds,
         "records": [],
     }
+    path = args.out / ("field_quick.json" if args.quick else "field.json")
+    # A run of some competitors only updates their rows of the full run in the file.
+    partial = set(args.competitors) != set(COMPETITORS) and path.is_file()
+    earlier = json.loads(path.read_text(encoding="utf-8")) if partial else None
     started = time.perf_counter()
     for name in args.datasets:
         X, y, _ = load(name)
@@ -171,9 +177,41 @@ def _run(args: argparse.Namespace, log) -> dict:
                 report["records"].append(rec)
                 report["total_seconds"] = time.perf_counter() - started
                 report["machine"]["load_average_now"] = [round(x, 2) for x in os.getloadavg()]
-                _write_json(args.out / ("field_quick.json" if args.quick else "field.json"),
-                            report)
-    return report
+                _write_json(path, merge_rerun(earlier, report, args.competitors)
+                            if earlier else report)
+    return merge_rerun(earlier, report, args.competitors) if earlier else report
+
+
+def merge_rerun(earlier: dict, rerun: dict, competitors: list[str]) -> dict:
+    """``earlier`` with ``rerun``'s records in place of its rows of the same fits.
+
+    The rerun is listed under ``reruns`` (competitors, date, machine, command) and
+    named in the run's ``command``, so the table's header says which rows are newer.
+
+    >>> old = {"command": "python bench/run_all.py", "records": [
+    ...     {"dataset": "d", "seed": 0, "model": "A", "test_rmse": 1.0},
+    ...     {"dataset": "d", "seed": 0, "model": "B", "test_rmse": 2.0}]}
+    >>> new = {"command": "python bench/run_all.py --competitors B", "date": "today",
+    ...        "machine": {"commit": "abc"}, "total_seconds": 60.0,
+    ...        "records": [{"dataset": "d", "seed": 0, "model": "B", "test_rmse": 1.5}]}
+    >>> out = merge_rerun(old, new, ["B"])
+    >>> [(r["model"], r["test_rmse"]) for r in out["records"]], len(out["reruns"])
+    ([('A', 1.0), ('B', 1.5)], 1)
+    >>> out["command"]
+    'python bench/run_all.py`; B rerun on today (commit abc) with `python bench/run_all.py --competitors B'
+    """
+    fresh = {(r["dataset"], r["seed"], r["model"]): r for r in rerun["records"]}
+    merged = dict(earlier)
+    records = [fresh.pop((r["dataset"], r["seed"], r["model"]), r) for r in earlier["records"]]
+    merged["records"] = records + list(fresh.values())
+    entry = {"competitors": list(competitors), "date": rerun.get("date"),
+             "machine": rerun.get("machine"), "command": rerun["command"],
+             "total_seconds": rerun.get("total_seconds")}
+    merged["reruns"] = [*earlier.get("reruns", []), entry]
+    commit = (rerun.get("machine") or {}).get("commit") or "?"
+    merged["command"] = (f"{earlier['command']}`; {', '.join(competitors)} rerun on "
+                         f"{rerun.get('date')} (commit {commit}) with `{rerun['command']}")
+    return merged
 
 
 def _write_json(path: Path, obj) -> None:

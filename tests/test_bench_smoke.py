@@ -70,3 +70,23 @@ def test_update_doc_replaces_only_the_generated_block(tmp_path):
     text = doc.read_text()
     assert "old" not in text and "new table" in text
     assert "keep" in text and "prose" in text and "after" in text
+
+
+def test_a_run_of_some_competitors_keeps_the_other_rows(tmp_path):
+    # Once --competitors rewrote field.json with its own rows only, losing the rest.
+    other = {"dataset": "ames", "seed": 0, "model": "rtdl ResNet", "rows": 150, "status": "ok",
+             "test_rmse": 1.0, "val_rmse": 1.0, "seconds": 1.0}
+    stale = dict(other, model="LightGBM (defaults)", test_rmse=9.0)
+    full = {"date": "2026-01-01", "command": "python bench/run_all.py", "seeds": [0],
+            "machine": {"cpu": "x", "cores": 2, "versions": {}, "commit": "aaa"},
+            "settings": {}, "records": [other, stale], "total_seconds": 1.0}
+    (tmp_path / "field_quick.json").write_text(json.dumps(full))
+    argv = ["--quick", "--datasets", "ames", "--max-rows", "150", "--competitors",
+            "LightGBM (defaults)", "--out", str(tmp_path), "--threads", "1", "--no-docs"]
+    assert run_all.main(argv) == 0
+    saved = json.loads((tmp_path / "field_quick.json").read_text())
+    rows = {r["model"]: r for r in saved["records"]}
+    assert len(saved["records"]) == 2 and rows["rtdl ResNet"] == other
+    assert rows["LightGBM (defaults)"]["test_rmse"] != 9.0  # replaced by the rerun
+    assert [r["competitors"] for r in saved["reruns"]] == [["LightGBM (defaults)"]]
+    assert "LightGBM (defaults) rerun on" in (tmp_path / "field_quick.md").read_text()
