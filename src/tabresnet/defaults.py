@@ -182,9 +182,10 @@ class TrainConfig:
     quantiles: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])
     scheduler: str = "none"
     gradient_clip: float = 0.0
-    # Patience 8, half rtdl's 16: the members' mean is a smooth validation
-    # curve, and most of the suite's fits had their best epoch early, so the
-    # last 16 epochs were most of the time (docs/benchmarks.md, "Defaults suite").
+    # Patience 8, half rtdl's 16: most of the suite's fits had their best epoch
+    # early, so the wait after it was most of their time; with eight members,
+    # patience 8 cost 0.004 of the validation ratio to LightGBM and a third of
+    # the seconds (docs/benchmarks.md, "Defaults suite", the speed round).
     patience: int = 8
     accelerator: str = "auto"
     devices: str = "auto"
