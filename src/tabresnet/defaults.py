@@ -184,8 +184,8 @@ class TrainConfig:
     gradient_clip: float = 0.0
     # Patience 8, half rtdl's 16: most of the suite's fits had their best epoch
     # early, so the wait after it was most of their time; with eight members,
-    # patience 8 cost 0.004 of the validation ratio to LightGBM and a third of
-    # the seconds (docs/benchmarks.md, "Defaults suite", the speed round).
+    # patience 8 cost 0.004 of the validation ratio to LightGBM and saved a
+    # quarter to a half of the seconds (docs/benchmarks.md, "Defaults suite").
     patience: int = 8
     accelerator: str = "auto"
     devices: str = "auto"
