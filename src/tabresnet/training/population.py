@@ -55,9 +55,9 @@ from torch.optim.adamw import adamw
 from torch.optim.sgd import sgd
 
 from ..data import TensorBatches
-from ..defaults import RunConfig, auto_batch_size, torch_threads
+from ..defaults import RunConfig, auto_batch_size, resolve_threads, torch_threads
 from ..models.population import PopulationNetwork, block_key, pack_layout
-from .loop import EVAL_BATCH, build_network, resolve_threads, split_tensors
+from .loop import EVAL_BATCH, build_network, split_tensors
 from .prepare import Prepared
 
 __all__ = ["Member", "MemberOptimizer", "PopulationTrainer", "SPLIT_DEPTHS_AT"]
