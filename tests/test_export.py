@@ -476,9 +476,16 @@ def test_bad_paths_are_one_line_errors(df, tmp_path):
     model = build(df, ensemble_size=1)
     with pytest.raises(ConfigError, match="is a folder; give a file name"):
         export_onnx(model, tmp_path)
-    with pytest.raises(ConfigError, match="does not exist; create it"):
-        export_torchscript(model, tmp_path / "no" / "m.pt")
-    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ConfigError, match="file is a file, not a folder"):
+        export_torchscript(model, tmp_path / "file" / "sub" / "m.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_a_missing_folder_is_created_as_fit_and_predict_do(df, tmp_path):
+    model = build(df, ensemble_size=1)
+    path = export_torchscript(model, tmp_path / "a" / "b" / "m.pt")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.pt", "m.pt.json"]
 
 
 def test_a_failed_write_leaves_the_old_files_and_no_temporaries(df, tmp_path, monkeypatch):
@@ -561,7 +568,6 @@ def test_cli_export_matches_cli_predict(run_dir, df, tmp_path, capsys):
     (["export", "nowhere", "--onnx", "m.onnx"], "model file not found: nowhere"),
     (["export", "RUN", "--torchscript", "TMP/m.pt", "--float32"], "add --onnx FILE"),
     (["export", "RUN", "--onnx", "TMP"], "is a folder; give a file name"),
-    (["export", "RUN", "--torchscript", "TMP/a/b.pt"], "does not exist; create it"),
 ])
 def test_cli_errors_are_one_line_exit_2(run_dir, tmp_path, capsys, argv, message):
     argv = [a.replace("RUN", str(run_dir)).replace("TMP", str(tmp_path)) for a in argv]

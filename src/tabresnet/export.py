@@ -701,10 +701,11 @@ def _check_target(path: str | Path, flag: str) -> Path:
         raise ConfigError(f"{flag} needs a file name, e.g. {flag} model.onnx")
     if path.is_dir():
         raise ConfigError(f"{flag} {path} is a folder; give a file name inside it")
-    if not path.parent.is_dir():
-        raise ConfigError(
-            f"{flag} {path}: folder {path.parent} does not exist; create it or choose another path"
-        )
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConfigError(f"{flag} {path}: {folder} is a file, not a folder; choose another path")
+            break
     return path
 
 
@@ -715,6 +716,7 @@ def _write_pair(path: Path, data: bytes, meta: dict[str, Any]) -> None:
     (disk full, no permission) leaves neither half-written.
     """
     side = sidecar_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)  # as fit's and predict's outputs do
     temps: list[str] = []
     try:
         for target, payload in ((path, data), (side, json.dumps(meta, indent=2).encode())):
@@ -852,7 +854,7 @@ def export_onnx(
     model : TabularModel or path
         A trained model, or a run directory / ``model.json``.
     path : path
-        The ``.onnx`` file to write; its folder must exist. Written through a
+        The ``.onnx`` file to write; a missing folder is created. Written through a
         temporary name and a rename, like the JSON.
     float32 : bool
         Take the numeric input as float32 instead of float64 (for runtimes
@@ -869,7 +871,7 @@ def export_onnx(
     ExportError
         If the network cannot be expressed in ONNX.
     ConfigError
-        If ``path`` is a folder or its folder does not exist.
+        If ``path`` is a folder, or a part of its folder is a file.
 
     Examples
     --------
@@ -906,7 +908,7 @@ def export_torchscript(model: TabularModel | str | Path, path: str | Path) -> Pa
     model : TabularModel or path
         A trained model, or a run directory / ``model.json``.
     path : path
-        The file to write (``.pt``); its folder must exist.
+        The file to write (``.pt``); a missing folder is created.
 
     Returns
     -------
