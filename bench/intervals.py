@@ -45,8 +45,6 @@ from bench.suite import SUITE, load_table  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 OUT = ROOT / "bench" / "results" / "intervals.jsonl"
-# Network outputs on the validation and test rows of each fit (not committed).
-PARTS = ROOT / "bench" / "results" / "intervals_parts"  # beside OUT; another --out: <stem>_parts
 BEGIN = "<!-- intervals:begin -->"
 END = "<!-- intervals:end -->"
 LEVEL = 0.9
@@ -224,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--from-json", action="store_true", help="summarise the file only")
     p.add_argument("--rescore", action="store_true",
                    help="with --from-json: recompute the split-conformal intervals from the "
-                        f"saved network outputs ({PARTS.relative_to(ROOT)}) with the current "
+                        "saved network outputs (<out stem>_parts/ beside --out) with the current "
                         "tabresnet.calibrate")
     p.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone")
     args = p.parse_args(argv)
@@ -236,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (OUT if not overrides else OUT.with_name(
         "intervals_" + "_".join(f"{k}{v}" for k, v in overrides.items()) + ".jsonl"))
     rows = [r for r in _done(out) if r["dataset"] in args.datasets and r["seed"] in args.seeds]
-    parts_dir = out.with_name(out.stem + "_parts")  # intervals.jsonl: PARTS
+    # Network outputs on the validation and test rows of each fit (not committed).
+    parts_dir = out.with_name(out.stem + "_parts")
     if args.rescore:
         for row in rows:
             path = parts_dir / f"{row['dataset']}_{row['seed']}.npz"

@@ -151,6 +151,10 @@ def _run(args: argparse.Namespace, log) -> dict:
     # A run of some competitors only updates their rows of the full run in the file.
     partial = set(args.competitors) != set(COMPETITORS) and path.is_file()
     earlier = json.loads(path.read_text(encoding="utf-8")) if partial else None
+
+    def merged() -> dict:
+        return merge_rerun(earlier, report, args.competitors) if earlier else report
+
     started = time.perf_counter()
     for name in args.datasets:
         X, y, _ = load(name)
@@ -177,28 +181,28 @@ def _run(args: argparse.Namespace, log) -> dict:
                 report["records"].append(rec)
                 report["total_seconds"] = time.perf_counter() - started
                 report["machine"]["load_average_now"] = [round(x, 2) for x in os.getloadavg()]
-                _write_json(path, merge_rerun(earlier, report, args.competitors)
-                            if earlier else report)
-    return merge_rerun(earlier, report, args.competitors) if earlier else report
+                _write_json(path, merged())
+    return merged()
 
 
 def merge_rerun(earlier: dict, rerun: dict, competitors: list[str]) -> dict:
     """``earlier`` with ``rerun``'s records in place of its rows of the same fits.
 
-    The rerun is listed under ``reruns`` (competitors, date, machine, command) and
-    named in the run's ``command``, so the table's header says which rows are newer.
+    The rerun is listed under ``reruns`` (competitors, date, machine, command,
+    seconds); the table's header names each one (:func:`rerun_lines`), so it
+    says which rows are newer. The run's own date, machine and command stay.
 
     >>> old = {"command": "python bench/run_all.py", "records": [
     ...     {"dataset": "d", "seed": 0, "model": "A", "test_rmse": 1.0},
     ...     {"dataset": "d", "seed": 0, "model": "B", "test_rmse": 2.0}]}
-    >>> new = {"command": "python bench/run_all.py --competitors B", "date": "today",
+    >>> new = {"command": "python bench/run_all.py --competitors B", "date": "2026-01-02T03:04",
     ...        "machine": {"commit": "abc"}, "total_seconds": 60.0,
     ...        "records": [{"dataset": "d", "seed": 0, "model": "B", "test_rmse": 1.5}]}
     >>> out = merge_rerun(old, new, ["B"])
-    >>> [(r["model"], r["test_rmse"]) for r in out["records"]], len(out["reruns"])
-    ([('A', 1.0), ('B', 1.5)], 1)
-    >>> out["command"]
-    'python bench/run_all.py`; B rerun on today (commit abc) with `python bench/run_all.py --competitors B'
+    >>> [(r["model"], r["test_rmse"]) for r in out["records"]], out["command"]
+    ([('A', 1.0), ('B', 1.5)], 'python bench/run_all.py')
+    >>> rerun_lines(out)
+    'Rows rerun since: "B" on 2026-01-02 (commit abc, 1 min) with `python bench/run_all.py --competitors B`.'
     """
     fresh = {(r["dataset"], r["seed"], r["model"]): r for r in rerun["records"]}
     merged = dict(earlier)
@@ -208,10 +212,23 @@ def merge_rerun(earlier: dict, rerun: dict, competitors: list[str]) -> dict:
              "machine": rerun.get("machine"), "command": rerun["command"],
              "total_seconds": rerun.get("total_seconds")}
     merged["reruns"] = [*earlier.get("reruns", []), entry]
-    commit = (rerun.get("machine") or {}).get("commit") or "?"
-    merged["command"] = (f"{earlier['command']}`; {', '.join(competitors)} rerun on "
-                         f"{rerun.get('date')} (commit {commit}) with `{rerun['command']}")
     return merged
+
+
+def rerun_lines(report: dict) -> str:
+    """The header's sentence naming the ``reruns`` of a report, in order (empty if none).
+
+    An entry's optional ``note`` (written by hand: what a reader should know
+    about those rows) goes in its brackets.
+    """
+    parts = []
+    for e in report.get("reruns", []):
+        names = ", ".join(f'"{c}"' for c in e["competitors"])
+        said = [f"commit {(e.get('machine') or {}).get('commit') or '?'}",
+                f"{(e.get('total_seconds') or 0) / 60:.0f} min", *filter(None, [e.get("note")])]
+        parts.append(f"{names} on {str(e.get('date'))[:10]} ({', '.join(said)}) "
+                     f"with `{e['command']}`")
+    return f"Rows rerun since: {'; '.join(parts)}." if parts else ""
 
 
 def _write_json(path: Path, obj) -> None:
@@ -256,7 +273,7 @@ def markdown(report: dict, summary: pd.DataFrame) -> str:
         f"on {m['cpu']} with {m['cores']} cores, shared with other work (1-minute load "
         f"average {_load(m, 'load_average_at_start')} at the start, "
         f"{_load(m, 'load_average_now')} at the end): compare seconds as ratios within "
-        "this run, not with other runs.",
+        "this run, not with other runs." + (f" {rerun_lines(report)}" if report.get("reruns") else ""),
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
         "",
         "Test RMSE in the target's units, mean ± standard deviation over seeds "

@@ -89,4 +89,5 @@ def test_a_run_of_some_competitors_keeps_the_other_rows(tmp_path):
     assert len(saved["records"]) == 2 and rows["rtdl ResNet"] == other
     assert rows["LightGBM (defaults)"]["test_rmse"] != 9.0  # replaced by the rerun
     assert [r["competitors"] for r in saved["reruns"]] == [["LightGBM (defaults)"]]
-    assert "LightGBM (defaults) rerun on" in (tmp_path / "field_quick.md").read_text()
+    assert saved["command"] == "python bench/run_all.py"  # the run's own; reruns say theirs
+    assert 'rerun since: "LightGBM (defaults)" on' in (tmp_path / "field_quick.md").read_text()
