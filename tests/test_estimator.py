@@ -79,6 +79,16 @@ def test_signature_is_keyword_only_and_init_only_stores():
         est.fit(*linear_data(20))
 
 
+def test_a_parameter_the_fit_would_ignore_is_refused_and_a_default_one_is_not():
+    with pytest.raises(ConfigError, match="huber_delta \\(it needs loss huber"):
+        ResNetRegressor(huber_delta=2.0).fit(*linear_data(20))
+    with pytest.raises(ConfigError, match="quantiles"):
+        ResNetRegressor(quantiles=(0.2, 0.8)).fit(*linear_data(20))
+    # every parameter is passed on; only those changed from the default count as given
+    est = ResNetRegressor(max_epochs=1, num_blocks=(1,), c_hidden=(8,), loss="mae")
+    assert est.fit(*linear_data(20)).config_.train.quantiles == [0.1, 0.5, 0.9]
+
+
 @pytest.mark.parametrize("cls", [ResNetRegressor, TunedResNetRegressor])
 def test_every_parameter_is_documented(cls):
     documented = set()

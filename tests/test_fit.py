@@ -151,6 +151,17 @@ def test_unknown_option_is_a_config_error(regression_frame):
         tabresnet.fit(regression_frame, "y", optimizer="lbfgs")
 
 
+def test_an_option_the_run_would_ignore_is_refused_before_anything_is_written(
+        regression_frame, tmp_path):
+    # Once only the CLI refused it: fit(quantiles=...) trained a point model in silence.
+    with pytest.raises(ConfigError, match="quantiles \\(it needs loss quantile"):
+        tabresnet.fit(regression_frame, "y", out=tmp_path / "run", quantiles=[0.2, 0.8])
+    with pytest.raises(ConfigError, match="n_bins \\(it needs num_embedding ple"):
+        tabresnet.tune(regression_frame, "y", out=tmp_path / "tune", num_embedding="plr",
+                       n_bins=8, trials=1)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_nan_target_rows_dropped_with_count(regression_frame):
     df = regression_frame.copy()
     df.loc[:4, "y"] = np.nan

@@ -228,23 +228,6 @@ def _default_out(stem: str) -> Path:
     return Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def refuse_unused_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """The flag overrides, unless one of them is a flag this run would ignore.
-
-    ``--quantiles 0.1 0.9`` without ``--loss quantile`` trains a point model: a
-    flag the user typed must not be dropped in silence.
-    """
-    from .defaults import unused_options
-    from .training import resolve_config
-
-    overrides = flag_overrides(args)
-    unused = unused_options(resolve_config(getattr(args, "config", None), overrides), overrides)
-    if unused:
-        raise ConfigError(f"flag(s) this run would ignore: {'; '.join(unused)}; "
-                          "give the option each needs or drop it")
-    return overrides
-
-
 def cmd_fit(args: argparse.Namespace) -> int:
     from .api import fit
 
@@ -259,7 +242,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         test_data=args.test_data,
         overwrite=args.overwrite,
         report=not args.no_report,
-        **refuse_unused_flags(args),
+        **flag_overrides(args),
     )
     if run.dir is not None:  # None: an extra process of a multi-process run
         _print_roles(run)
@@ -396,7 +379,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "target: disease progression after one year)"
     )
     # The demo holds out a test split (fit itself keeps none unless asked).
-    options = {"test_size": 0.2, **refuse_unused_flags(args)}
+    options = {"test_size": 0.2, **flag_overrides(args)}
     run = fit(frame, "target", out=out, overwrite=True, **options)
     if run.dir is None:
         return 0

@@ -50,6 +50,7 @@ __all__ = [
     "flat_fields",
     "output_quantiles",
     "point_quantile",
+    "refuse_unused",
     "resolve_threads",
     "torch_threads",
     "unused_options",
@@ -480,3 +481,22 @@ def unused_options(config: RunConfig, given: Any) -> list[str]:
             out.append(f"{name} (it needs {needs} {' or '.join(map(str, values))}; "
                        f"{needs} is {value!r})")
     return out
+
+
+def refuse_unused(config: RunConfig, given: Any) -> None:
+    """Raise :class:`~tabresnet.errors.ConfigError` if ``config`` ignores an option in ``given``.
+
+    ``fit``, ``tune``, the estimators and the CLI call it with the options the
+    user gave: an option typed and then dropped in silence is a trap.
+
+    >>> refuse_unused(RunConfig().replace(loss="mse", quantiles=[0.1, 0.9]), ["quantiles"])
+    Traceback (most recent call last):
+    ...
+    tabresnet.errors.ConfigError: option(s) this run would ignore: quantiles (it needs loss quantile; loss is 'mse'); give the option each needs or drop it
+    """
+    unused = unused_options(config, given)
+    if unused:
+        from .errors import ConfigError
+
+        raise ConfigError(f"option(s) this run would ignore: {'; '.join(unused)}; "
+                          "give the option each needs or drop it")

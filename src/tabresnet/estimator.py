@@ -42,7 +42,7 @@ from sklearn.utils.validation import (
 )
 
 from .data import check_weights, clean_weight
-from .defaults import RunConfig, flat_fields
+from .defaults import RunConfig, flat_defaults, flat_fields, refuse_unused
 from .errors import DataError
 
 __all__ = ["EXCLUDED", "MIN_VAL_ROWS", "OVERRIDES", "ResNetRegressor", "TunedResNetRegressor"]
@@ -121,9 +121,11 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
     def _run_config(self) -> RunConfig:
         from .training import resolve_config
 
-        fields = flat_fields()
+        fields, defaults = flat_fields(), flat_defaults()
         values = {k: _plain(v) for k, v in self.get_params().items() if k in fields}
-        return resolve_config(None, values)
+        cfg = resolve_config(None, values)
+        refuse_unused(cfg, [k for k, v in values.items() if v != defaults[k]])
+        return cfg
 
     def _columns(self) -> list[str]:
         """The names the model sees: ``feature_names_in_`` or ``x0, x1, ...``."""

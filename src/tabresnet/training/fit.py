@@ -28,7 +28,7 @@ import pandas as pd
 from ..artifact import TabularModel, atomic_write_text, dumps
 from ..calibrate import REPORT_LEVEL, Calibration, interval_scores
 from ..data import kfold_indices, read_table
-from ..defaults import RunConfig
+from ..defaults import RunConfig, refuse_unused
 from ..errors import ConfigError
 from ..metrics import regression_metrics
 from ..rundir_lock import RunDirLock, open_run
@@ -342,6 +342,7 @@ def fit(
     weight = overrides.get("weight")
     per_row = weight is not None and not isinstance(weight, str)  # one weight per row of data
     cfg = resolve_config(config, {**overrides, "weight": None} if per_row else overrides)
+    refuse_unused(cfg, overrides)
     out_path = Path(out) if out is not None else None
     if out_path is not None:
         _check_out(out_path, overwrite)

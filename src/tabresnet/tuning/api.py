@@ -42,7 +42,7 @@ from optuna.trial import TrialState
 
 from ..artifact import TabularModel
 from ..data import read_table
-from ..defaults import RunConfig
+from ..defaults import RunConfig, refuse_unused
 from ..errors import ConfigError, TabResNetError
 from ..training import prepare, resolve_config
 from ..training.bag import make_folds
@@ -352,6 +352,7 @@ def tune(
     start = time.perf_counter()
     # ``progress`` is both the live display and the run config option of that name.
     user_cfg = resolve_config(config, {**overrides, "progress": progress})
+    refuse_unused(user_cfg, overrides)
     space_obj = _load_space(space)
     space_obj.check(user_cfg)
     seconds = parse_duration(timeout)
