@@ -249,6 +249,13 @@ def tabresnet_candidate(data: SplitData, settings: Settings, overrides: dict) ->
     if settings.quick:
         kwargs["max_epochs"], kwargs["patience"] = 5, 3
     kwargs["num_threads"] = settings.threads  # one thread per fit, whatever the candidate says
+    # tabresnet_old spells out options added since at their "off" values; fit
+    # refuses a changed option its run ignores, so the inactive ones stay out.
+    from tabresnet.defaults import RunConfig, flat_fields, unused_options
+
+    flat = {k: v for k, v in kwargs.items() if k in flat_fields()}
+    for name in unused_options(RunConfig.from_flat(flat), flat):
+        del kwargs[name]
     # A bag by the candidate's overrides or, where it sets none, by the package's default.
     bag = _is_bag(overrides if "bag" in overrides else package_defaults())
     start = time.perf_counter()

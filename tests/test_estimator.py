@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import pickle
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 import tabresnet
 from tabresnet.defaults import flat_defaults, flat_fields
-from tabresnet.errors import ConfigError
+from tabresnet.errors import ConfigError, TabResNetWarning
 from tabresnet.estimator import (
     EXCLUDED,
     MIN_VAL_ROWS,
@@ -79,14 +80,18 @@ def test_signature_is_keyword_only_and_init_only_stores():
         est.fit(*linear_data(20))
 
 
-def test_a_parameter_the_fit_would_ignore_is_refused_and_a_default_one_is_not():
-    with pytest.raises(ConfigError, match="huber_delta \\(it needs loss huber"):
-        ResNetRegressor(huber_delta=2.0).fit(*linear_data(20))
-    with pytest.raises(ConfigError, match="quantiles"):
-        ResNetRegressor(quantiles=(0.2, 0.8)).fit(*linear_data(20))
+def test_a_parameter_the_fit_ignores_is_named_in_a_warning_and_a_default_one_is_not():
+    # scikit-learn's way (LogisticRegression's l1_ratio without elasticnet): warn, fit.
+    tiny = dict(max_epochs=1, num_blocks=(1,), c_hidden=(8,))
+    with pytest.warns(TabResNetWarning, match="huber_delta \\(it needs loss huber"):
+        ResNetRegressor(huber_delta=2.0, **tiny).fit(*linear_data(20))
+    with pytest.warns(TabResNetWarning, match="quantiles"):
+        est = ResNetRegressor(quantiles=(0.2, 0.8), **tiny).fit(*linear_data(20))
+    assert est.config_.train.loss == "mse"
     # every parameter is passed on; only those changed from the default count as given
-    est = ResNetRegressor(max_epochs=1, num_blocks=(1,), c_hidden=(8,), loss="mae")
-    assert est.fit(*linear_data(20)).config_.train.quantiles == [0.1, 0.5, 0.9]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TabResNetWarning)
+        ResNetRegressor(loss="mae", **tiny).fit(*linear_data(20))
 
 
 @pytest.mark.parametrize("cls", [ResNetRegressor, TunedResNetRegressor])

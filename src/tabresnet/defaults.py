@@ -46,6 +46,7 @@ __all__ = [
     "RunConfig",
     "TrainConfig",
     "auto_batch_size",
+    "changed_options",
     "flat_defaults",
     "flat_fields",
     "output_quantiles",
@@ -457,20 +458,20 @@ _ACTS_WITH: dict[str, tuple[str, tuple[Any, ...]]] = {
 }
 
 
-def unused_options(config: RunConfig, given: Any) -> list[str]:
-    """Options in ``given`` that ``config`` ignores, each with the option it needs.
+def unused_options(config: RunConfig, given: Any) -> dict[str, str]:
+    """Options in ``given`` that ``config`` ignores -> the option each needs.
 
     ``--quantiles 0.1 0.9`` without ``--loss quantile`` would train a point model
-    and silently drop the levels: callers turn this list into an error.
+    and silently drop the levels: callers turn this into an error or a warning.
 
     >>> cfg = RunConfig().replace(loss="mse", quantiles=[0.1, 0.9])
     >>> unused_options(cfg, ["quantiles", "lr"])
-    ["quantiles (it needs loss quantile; loss is 'mse')"]
+    {'quantiles': "it needs loss quantile; loss is 'mse'"}
     >>> unused_options(cfg.replace(loss="quantile"), ["quantiles"])
-    []
+    {}
     """
     fields = flat_fields()
-    out = []
+    out = {}
     for name in given:
         if name not in _ACTS_WITH:
             continue
@@ -478,25 +479,49 @@ def unused_options(config: RunConfig, given: Any) -> list[str]:
         section, _ = fields[needs]
         value = getattr(getattr(config, section), needs)
         if value not in values:
-            out.append(f"{name} (it needs {needs} {' or '.join(map(str, values))}; "
-                       f"{needs} is {value!r})")
+            out[name] = f"it needs {needs} {' or '.join(map(str, values))}; {needs} is {value!r}"
     return out
 
 
-def refuse_unused(config: RunConfig, given: Any) -> None:
-    """Raise :class:`~tabresnet.errors.ConfigError` if ``config`` ignores an option in ``given``.
+def changed_options(overrides: dict[str, Any]) -> list[str]:
+    """The options in ``overrides`` set to something other than their default.
 
-    ``fit``, ``tune``, the estimators and the CLI call it with the options the
-    user gave: an option typed and then dropped in silence is a trap.
+    >>> import numpy as np
+    >>> changed_options({"lr": 2e-3, "quantiles": (0.2, 0.8), "report": False,
+    ...                  "weight": np.ones(3)})
+    ['quantiles', 'weight']
+    """
+    defaults = flat_defaults()
+    return [k for k, v in overrides.items() if k in defaults and _differs(v, defaults[k])]
 
-    >>> refuse_unused(RunConfig().replace(loss="mse", quantiles=[0.1, 0.9]), ["quantiles"])
+
+def _differs(value: Any, default: Any) -> bool:
+    try:
+        return bool((list(value) if isinstance(value, tuple) else value) != default)
+    except (TypeError, ValueError):  # an array (one weight per row) has no single truth value
+        return True
+
+
+def refuse_unused(config: RunConfig, overrides: dict[str, Any]) -> None:
+    """Raise :class:`~tabresnet.errors.ConfigError` if ``config`` ignores a changed option.
+
+    ``fit`` and ``tune`` (and so the CLI) call it with the options they were
+    given: a value other than the default that the run then drops in silence is
+    a trap. An option at its default value is let through, so that a complete
+    set of options (a config written out, another run's parameters) still works.
+
+    >>> refuse_unused(RunConfig().replace(loss="mse"), {"quantiles": [0.2, 0.8]})
     Traceback (most recent call last):
     ...
     tabresnet.errors.ConfigError: option(s) this run would ignore: quantiles (it needs loss quantile; loss is 'mse'); give the option each needs or drop it
+    >>> refuse_unused(RunConfig().replace(loss="mse"), {"quantiles": [0.1, 0.5, 0.9]})
     """
-    unused = unused_options(config, given)
+    unused = unused_options(config, changed_options(overrides))
     if unused:
         from .errors import ConfigError
 
-        raise ConfigError(f"option(s) this run would ignore: {'; '.join(unused)}; "
-                          "give the option each needs or drop it")
+        raise ConfigError(
+            "option(s) this run would ignore: "
+            + "; ".join(f"{k} ({why})" for k, why in unused.items())
+            + "; give the option each needs or drop it"
+        )

@@ -42,8 +42,8 @@ from sklearn.utils.validation import (
 )
 
 from .data import check_weights, clean_weight
-from .defaults import RunConfig, flat_defaults, flat_fields, refuse_unused
-from .errors import DataError
+from .defaults import RunConfig, changed_options, flat_fields, unused_options
+from .errors import DataError, TabResNetWarning
 
 __all__ = ["EXCLUDED", "MIN_VAL_ROWS", "OVERRIDES", "ResNetRegressor", "TunedResNetRegressor"]
 
@@ -121,10 +121,20 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
     def _run_config(self) -> RunConfig:
         from .training import resolve_config
 
-        fields, defaults = flat_fields(), flat_defaults()
+        fields = flat_fields()
         values = {k: _plain(v) for k, v in self.get_params().items() if k in fields}
         cfg = resolve_config(None, values)
-        refuse_unused(cfg, [k for k, v in values.items() if v != defaults[k]])
+        # An inactive parameter is ignored, as scikit-learn's own estimators do
+        # (with a warning, as LogisticRegression's l1_ratio without elasticnet),
+        # so that a grid over both still runs; fit() and the CLI refuse it.
+        unused = unused_options(cfg, changed_options(values))
+        if unused:
+            warnings.warn(
+                "parameter(s) this fit ignores: "
+                + "; ".join(f"{k} ({why})" for k, why in unused.items()),
+                TabResNetWarning,
+                stacklevel=4,
+            )
         return cfg
 
     def _columns(self) -> list[str]:
