@@ -70,6 +70,22 @@ def test_training_learns_and_early_stopping_restores_best(regression_frame):
     assert result.best_epoch == int(h.loc[h["val_rmse"].idxmin(), "epoch"])
 
 
+def test_patience_zero_waits_by_table_size(regression_frame, monkeypatch):
+    # A target of noise: the best epoch comes early and the run ends on patience.
+    frame = regression_frame.assign(y=np.random.default_rng(0).normal(size=len(regression_frame)))
+    cfg = RunConfig().replace(num_blocks=[1], c_hidden=[16], max_epochs=80, lr=1e-2,
+                              ensemble_size=1, progress="none")
+    assert cfg.train.patience == 0  # the default: by table size
+    prepared = prepare(frame, "y", cfg)
+    waited = {}
+    n = len(prepared.train)
+    for rows in ((n + 1, n + 9), (n, n + 1)):  # outside the long band, then in it
+        monkeypatch.setattr(tabresnet.defaults, "LONG_PATIENCE_ROWS", rows)
+        result = train_network(prepared, cfg)
+        waited[rows] = len(result.history) - 1 - result.best_epoch
+    assert list(waited.values()) == [8, 16]
+
+
 def test_same_seed_same_model_different_seed_different(regression_frame):
     a = tabresnet.fit(regression_frame, "y", seed=3, **TINY).model.predict(regression_frame)
     b = tabresnet.fit(regression_frame, "y", seed=3, **TINY).model.predict(regression_frame)

@@ -46,6 +46,7 @@ __all__ = [
     "RunConfig",
     "TrainConfig",
     "auto_batch_size",
+    "auto_patience",
     "changed_options",
     "flat_defaults",
     "flat_fields",
@@ -147,7 +148,8 @@ class TrainConfig:
     gradient_clip : float
         Clip the gradient norm to this value; 0 disables clipping.
     patience : int
-        Epochs without validation-RMSE improvement before stopping.
+        Epochs without validation-RMSE improvement before stopping; 0 picks it
+        by the training rows' count (:func:`auto_patience`).
     accelerator, devices, strategy, precision : str
         Passed to ``lightning.Trainer``.
     num_nodes : int
@@ -169,7 +171,7 @@ class TrainConfig:
     """
 
     max_epochs: int = 300
-    # By table size (auto_batch_size): 32 rows for a few hundred, 1024 for 30k+.
+    # By table size (auto_batch_size): 32 rows for a few hundred, 128 from 3k.
     batch_size: int = 0
     # AdamW (decoupled weight decay, Loshchilov & Hutter 2019) at 2e-3 and
     # weight decay 3e-4: TabM's region for its defaults; the chapter's Adam at
@@ -184,11 +186,11 @@ class TrainConfig:
     quantiles: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])
     scheduler: str = "none"
     gradient_clip: float = 0.0
-    # Patience 8, half rtdl's 16: most of the suite's fits had their best epoch
-    # early, so the wait after it was most of their time; with eight members,
-    # patience 8 cost 0.004 of the validation ratio to LightGBM and saved a
-    # quarter to a half of the seconds (docs/benchmarks.md, "Defaults suite").
-    patience: int = 8
+    # By table size (auto_patience): 8 epochs, 16 on mid-size tables. Most small
+    # tables' best epoch came early, so a longer wait was most of their time;
+    # mid-size ones kept improving slowly at a cheap epoch (docs/benchmarks.md,
+    # "Defaults suite").
+    patience: int = 0
     accelerator: str = "auto"
     devices: str = "auto"
     strategy: str = "auto"
@@ -202,17 +204,41 @@ class TrainConfig:
 
 
 def auto_batch_size(n_train: int) -> int:
-    """The batch size for ``batch_size=0``: about ``n_train / 32``, a power of two in [32, 1024].
+    """The batch size for ``batch_size=0``: about ``n_train / 32``, a power of two in [32, 128].
 
     Small tables get small batches (enough steps per epoch for early stopping
-    to see progress), large ones large batches (fewer, better-filled steps).
+    to see progress), larger ones larger batches (fewer, better-filled steps),
+    up to 128: on diamonds (34,521 training rows) batch 1024 trained to a
+    validation RMSE 2.8% worse than 128 (256: 1.4% worse; docs/benchmarks.md,
+    "Defaults suite").
 
     >>> [auto_batch_size(n) for n in (300, 2_000, 20_000, 200_000)]
-    [32, 64, 512, 1024]
+    [32, 64, 128, 128]
     """
     import math
 
-    return int(min(1024, max(32, 2 ** round(math.log2(max(n_train, 1) / 32)))))
+    return int(min(128, max(32, 2 ** round(math.log2(max(n_train, 1) / 32)))))
+
+
+#: Training rows where ``patience=0`` waits 16 epochs instead of 8: [low, high).
+LONG_PATIENCE_ROWS = (3_000, 10_000)
+
+
+def auto_patience(n_train: int) -> int:
+    """The patience for ``patience=0``: 8 epochs, 16 within :data:`LONG_PATIENCE_ROWS`.
+
+    On the suite's mid-size table (computers, 4,006 training rows) the
+    validation RMSE kept improving in small steps after a first plateau and an
+    epoch is cheap; on the small ones the best epoch came early, so the longer
+    wait was mostly lost time; on the largest an epoch is long, and 16 epochs
+    took diamonds past three times the old network's seconds
+    (docs/benchmarks.md, "Defaults suite").
+
+    >>> [auto_patience(n) for n in (300, 2_999, 3_000, 9_999, 10_000)]
+    [8, 8, 16, 16, 8]
+    """
+    low, high = LONG_PATIENCE_ROWS
+    return 16 if low <= n_train < high else 8
 
 
 def output_quantiles(train: TrainConfig) -> list[float]:
@@ -286,9 +312,11 @@ class RunConfig:
             if int(getattr(d, name)) < 0:
                 raise ValueError(f"{name} must be 0 or 1 (none) or a fold count >= 2, "
                                  f"however: {getattr(d, name)}")
-        for name in ("max_epochs", "patience", "num_nodes"):
+        for name in ("max_epochs", "num_nodes"):
             if int(getattr(t, name)) <= 0:
                 raise ValueError(f"{name} must be positive, however: {getattr(t, name)}")
+        if int(t.patience) < 0:
+            raise ValueError(f"patience must be positive (0: by table size), however: {t.patience}")
         if int(t.batch_size) < 0:
             raise ValueError(f"batch_size must be positive (0: by table size), however: {t.batch_size}")
         if not 0.0 <= t.ema_decay < 1.0:

@@ -456,8 +456,9 @@ class ResNetRegressor(_ResNetBase):
     scheduler : {"none", "cosine", "plateau"}, default="none"
     gradient_clip : float, default=0.0
         Clip the gradient norm to this value; 0 disables clipping.
-    patience : int, default=8
-        Epochs without validation-RMSE improvement before stopping.
+    patience : int, default=0
+        Epochs without validation-RMSE improvement before stopping; 0 picks it
+        by the number of training rows (16 from 3,000 to 10,000 rows, else 8).
     accelerator, devices, strategy : str, default="auto"
         Passed to ``lightning.Trainer``.
     precision : str, default="32-true"
@@ -564,7 +565,7 @@ class ResNetRegressor(_ResNetBase):
         quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
         scheduler: str = "none",
         gradient_clip: float = 0.0,
-        patience: int = 8,
+        patience: int = 0,
         accelerator: str = "auto",
         devices: str = "auto",
         strategy: str = "auto",
@@ -796,7 +797,7 @@ default="median"
         quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
         scheduler: str = "none",
         gradient_clip: float = 0.0,
-        patience: int = 8,
+        patience: int = 0,
         accelerator: str = "auto",
         devices: str = "auto",
         strategy: str = "auto",

@@ -33,6 +33,7 @@ from ..data import TensorBatches
 from ..defaults import (
     RunConfig,
     auto_batch_size,
+    auto_patience,
     output_quantiles,
     resolve_threads,
     torch_threads,
@@ -302,7 +303,8 @@ def _train(
     best = BestWeights()
     history = History()
     cbs: list[Callback] = [
-        EarlyStopping(monitor="val_rmse", patience=t.patience, mode="min", check_finite=False),
+        EarlyStopping(monitor="val_rmse", patience=t.patience or auto_patience(len(prepared.train)),
+                      mode="min", check_finite=False),
         best,
         history,
         *callbacks,

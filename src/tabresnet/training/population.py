@@ -55,7 +55,7 @@ from torch.optim.adamw import adamw
 from torch.optim.sgd import sgd
 
 from ..data import TensorBatches
-from ..defaults import RunConfig, auto_batch_size, resolve_threads, torch_threads
+from ..defaults import RunConfig, auto_batch_size, auto_patience, resolve_threads, torch_threads
 from ..models.population import PopulationNetwork, block_key, pack_layout
 from .loop import EVAL_BATCH, build_network, split_tensors
 from .prepare import Prepared
@@ -284,6 +284,8 @@ class PopulationTrainer:
         if self.free <= 0:
             raise RuntimeError("the population is full")
         self._check_shared(config)
+        if not config.train.patience:  # by table size, as fit resolves it
+            config = config.replace(patience=auto_patience(len(self.prepared.train)))
         # As train_network: seed, then build, so the initial weights are fit's.
         L.seed_everything(config.seed, workers=False, verbose=False)
         network = build_network(config.replace(ensemble_size=1), self.prepared)
