@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import tabresnet
-from tabresnet.defaults import RunConfig
+from tabresnet.defaults import RunConfig, auto_batch_size
 from tabresnet.errors import ConfigError, DataError
 from tabresnet.training import prepare, train_network
 
@@ -82,8 +82,11 @@ def test_patience_zero_waits_by_table_size(regression_frame, monkeypatch):
     for rows in ((n + 1, n + 9), (n, n + 1)):  # outside the long band, then in it
         monkeypatch.setattr(tabresnet.defaults, "LONG_PATIENCE_ROWS", rows)
         result = train_network(prepared, cfg)
-        waited[rows] = len(result.history) - 1 - result.best_epoch
-    assert list(waited.values()) == [8, 16]
+        waited[rows] = (len(result.history) - 1 - result.best_epoch, result.patience)
+    assert list(waited.values()) == [(8, 8), (16, 16)]
+    # the run's metrics say what 0 picked
+    summary = result.training_summary()
+    assert (summary["patience"], summary["batch_size"]) == (16, auto_batch_size(n))
 
 
 def test_same_seed_same_model_different_seed_different(regression_frame):

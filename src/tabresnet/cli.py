@@ -386,7 +386,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_metrics(run.metrics)
     t = run.metrics.get("training", {})
     print(f"trained {t.get('epochs')} epochs in {t.get('seconds', 0):.1f} s "
-          f"(best epoch {t.get('best_epoch')})")
+          f"(best epoch {t.get('best_epoch')}; batch {t.get('batch_size')}, "
+          f"patience {t.get('patience')})")
     _print_run({}, run.dir)
     print(f"next: tabresnet predict {run.dir} DATA.csv -o predictions.csv")
     return 0

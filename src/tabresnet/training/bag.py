@@ -131,6 +131,8 @@ class BagResult:
             "epochs": [int(len(r.history)) for r in self.results],
             "seconds": round(self.seconds, 3),
             "diverged": any(r.diverged for r in self.results),
+            "batch_size": self.results[0].batch_size,
+            "patience": self.results[0].patience,
         }
 
 

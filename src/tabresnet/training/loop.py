@@ -212,6 +212,10 @@ class TrainResult:
         The training loss became NaN or infinite.
     is_global_zero : bool
         False in the extra processes of a multi-process (DDP) run.
+    batch_size, patience : int
+        The values trained with: the config's, or what ``0`` picked by the
+        training rows' count (:func:`~tabresnet.defaults.auto_batch_size`,
+        :func:`~tabresnet.defaults.auto_patience`).
     """
 
     network: torch.nn.Module
@@ -221,6 +225,8 @@ class TrainResult:
     seconds: float
     diverged: bool
     is_global_zero: bool = True
+    batch_size: int = 0
+    patience: int = 0
 
     def training_summary(self) -> dict:
         """The ``training`` entry of a run's metrics (a bag's: :class:`BagResult`)."""
@@ -229,6 +235,8 @@ class TrainResult:
             "epochs": int(len(self.history)),
             "seconds": round(self.seconds, 3),
             "diverged": self.diverged,
+            "batch_size": self.batch_size,
+            "patience": self.patience,
         }
 
 
@@ -300,11 +308,11 @@ def _train(
         ema_decay=t.ema_decay,
         quantiles=output_quantiles(t),
     )
+    patience = t.patience or auto_patience(len(prepared.train))
     best = BestWeights()
     history = History()
     cbs: list[Callback] = [
-        EarlyStopping(monitor="val_rmse", patience=t.patience or auto_patience(len(prepared.train)),
-                      mode="min", check_finite=False),
+        EarlyStopping(monitor="val_rmse", patience=patience, mode="min", check_finite=False),
         best,
         history,
         *callbacks,
@@ -359,6 +367,8 @@ def _train(
         seconds=seconds,
         diverged=diverged,
         is_global_zero=trainer.is_global_zero,
+        batch_size=batch_size,
+        patience=patience,
     )
 
 
