@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -138,7 +139,7 @@ def _run(args: argparse.Namespace, log) -> dict:
         settings.max_epochs, settings.patience, settings.max_seconds = 5, 3, 20.0
         settings.tune_hard_factor = 10.0  # start-up dominates tiny trials; let one finish
     args.out.mkdir(parents=True, exist_ok=True)
-    command = " ".join(["python bench/run_all.py", *getattr(args, "argv", [])])
+    command = shlex.join(["python", "bench/run_all.py", *getattr(args, "argv", [])])
     report = {
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": command,
