@@ -90,6 +90,19 @@ def test_a_flag_the_run_would_ignore_is_refused(data_csv, tmp_path, capsys, flag
     assert not out.exists()
 
 
+def test_a_bag_prints_each_column_note_once(tmp_path, capsys):
+    # The folds read the columns from two places; each note was printed twice.
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=90), "y": rng.normal(size=90),
+                          "sold": pd.date_range("2020-01-01", periods=90).strftime("%Y-%m-%d")})
+    path = tmp_path / "dated.csv"
+    frame.to_csv(path, index=False)
+    assert main(["fit", str(path), "-t", "y", "--bag", "3", "--test-size", "0.2", "--out",
+                 str(tmp_path / "run"), "--no-report", *TINY]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: column 'sold' holds dates") == 1, err
+
+
 def test_a_flag_is_used_when_the_config_file_gives_what_it_needs(data_csv, tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("train:\n  loss: quantile\n")

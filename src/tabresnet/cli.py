@@ -760,16 +760,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line_warnings():
-    """Show tabresnet's own warnings as ``warning: message`` (no source path and line)."""
+    """Show tabresnet's own warnings as ``warning: message`` (no source path and line), once.
+
+    A bag or a cross-validation reads the columns once per fold, from more than
+    one place in the code, so Python's once-per-location rule would repeat them.
+    """
     import warnings
 
     from .errors import TabResNetWarning
 
     original = warnings.showwarning
+    shown: set[str] = set()
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, TabResNetWarning):
-            print(f"warning: {message}", file=file or sys.stderr)
+            if str(message) not in shown:
+                shown.add(str(message))
+                print(f"warning: {message}", file=file or sys.stderr)
         else:
             original(message, category, filename, lineno, file, line)
 
