@@ -72,6 +72,9 @@ IMG = ROOT / "docs" / "img"
 BEGIN, END = "<!-- defaults-suite:start -->", "<!-- defaults-suite:end -->"
 YARDSTICK = "lgbm_es"
 OLD = "tabresnet_old"
+# Issue 11's time budget: a candidate's seconds per fit at most this many times
+# tabresnet_old's, on every table, measured side by side.
+BUDGET = 3.0
 
 # -- the candidates ----------------------------------------------------------------------------
 # Name -> flat overrides of tabresnet.fit. ``tabresnet_old`` writes out the
@@ -645,7 +648,7 @@ def summarise(df: pd.DataFrame) -> dict[str, Any]:
     s["val_ratio"] = _paired_ratio(ok, "val_rmse", YARDSTICK, models, datasets)
     s["seconds_ratio"] = _paired_ratio(ok, "seconds", OLD, candidates, datasets)
     s["errors"] = _errors(df)
-    s["selection"] = select(ok, s["val_ratio"], candidates, datasets)
+    s["selection"] = select(ok, s["val_ratio"], candidates, datasets, s["seconds_ratio"])
     return s
 
 
@@ -668,11 +671,14 @@ def _paired_ratio(ok: pd.DataFrame, col: str, ref: str, models, datasets) -> pd.
     return out
 
 
-def select(ok: pd.DataFrame, val_ratio: pd.DataFrame, candidates, datasets) -> dict:
+def select(ok: pd.DataFrame, val_ratio: pd.DataFrame, candidates, datasets,
+           seconds_ratio: pd.DataFrame | None = None) -> dict:
     """The protocol's choice: the candidate with the lowest mean validation ratio over the suite.
 
     Only candidates with a result for every (dataset, seed) the yardstick has
-    are eligible; test RMSE plays no part.
+    are eligible, and, where ``tabresnet_old`` ran beside them
+    (``seconds_ratio``), only those within :data:`BUDGET` times its seconds on
+    every table; test RMSE plays no part.
     """
     ref = ok[ok.model == YARDSTICK][["dataset", "seed"]]
     need = set(map(tuple, ref.to_numpy().tolist()))
@@ -681,10 +687,15 @@ def select(ok: pd.DataFrame, val_ratio: pd.DataFrame, candidates, datasets) -> d
         have = set(map(tuple, ok[ok.model == m][["dataset", "seed"]].to_numpy().tolist()))
         missing = len(need - have)
         r = val_ratio.loc[m, datasets] if m in val_ratio.index else pd.Series(dtype=float)
+        sr = (seconds_ratio.loc[m, datasets] if seconds_ratio is not None
+              and m in seconds_ratio.index else pd.Series(dtype=float))
+        worst = float(sr.max()) if sr.notna().any() else np.nan
         rows.append({"model": m, "mean_val_ratio": float(r.mean()) if r.notna().any() else np.nan,
-                     "complete": bool(need) and missing == 0, "missing": missing})
+                     "complete": bool(need) and missing == 0, "missing": missing,
+                     "seconds_ratio": worst, "within_budget": not worst > BUDGET})
     table = pd.DataFrame(rows)
-    eligible = table[table.complete & table.mean_val_ratio.notna()] if len(table) else table
+    eligible = (table[table.complete & table.within_budget & table.mean_val_ratio.notna()]
+                if len(table) else table)
     choice = None if eligible.empty else str(eligible.loc[eligible.mean_val_ratio.idxmin(), "model"])
     return {"table": table, "choice": choice}
 
@@ -801,12 +812,16 @@ def markdown(s: dict, df: pd.DataFrame, machine: dict) -> str:
         table = sel["table"].set_index("model")
         lines += ["", "### Selection (validation rows only)", "",
                   f"Validation RMSE / {YARDSTICK} per dataset and its mean over the suite; "
-                  "only candidates with every (dataset, seed) the yardstick has are eligible. "
+                  "only candidates with every (dataset, seed) the yardstick has, and within "
+                  f"{BUDGET:g}x `{OLD}`'s seconds on every table where it ran beside them, "
+                  "are eligible. "
                   "Test rows play no part in this table.", ""]
         lines += _table(vr, lambda m, d: _f(vr.loc[m, d]), header, extra={
             "suite (val)": lambda m: _f(table.loc[m, "mean_val_ratio"]),
-            "eligible": lambda m: "yes" if table.loc[m, "complete"]
-            else f"no ({table.loc[m, 'missing']} missing)",
+            "eligible": lambda m: (
+                f"no ({table.loc[m, 'missing']} missing)" if not table.loc[m, "complete"]
+                else f"no ({table.loc[m, 'seconds_ratio']:.2f}x the seconds)"
+                if not table.loc[m, "within_budget"] else "yes"),
         }, bold={choice} if choice else None)
         if choice:
             r = ratio.loc[choice]
@@ -821,7 +836,8 @@ def markdown(s: dict, df: pd.DataFrame, machine: dict) -> str:
                     lines[-1] += (f" Seconds per fit: up to {mx.max():.2f}x `{OLD}`'s "
                                   f"({mx.idxmax()}).")
         else:
-            lines += ["", "No candidate is eligible yet (none has every dataset and seed)."]
+            lines += ["", "No candidate is eligible (none has every dataset and seed within "
+                      "the time budget)."]
     errs = s["errors"]
     if len(errs):
         lines += ["", "**Fits without a result** (latest record each):", "",

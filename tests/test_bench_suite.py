@@ -106,6 +106,27 @@ def test_selection_is_made_on_validation_rows_only():
     assert "| **cand_val** |" in text
 
 
+def test_a_candidate_past_the_time_budget_is_not_chosen():
+    rows = []
+    for d in ("diabetes", "concrete"):
+        for seed in (0, 1):
+            rows += [
+                {"dataset": d, "seed": seed, "model": "lgbm_es", "test_rmse": 1.0,
+                 "val_rmse": 1.0, "seconds": 0.1},
+                {"dataset": d, "seed": seed, "model": "tabresnet_old", "test_rmse": 1.0,
+                 "val_rmse": 1.0, "seconds": 10.0, "kind": "candidate"},
+                {"dataset": d, "seed": seed, "model": "cand_slow", "test_rmse": 0.8,
+                 "val_rmse": 0.8, "seconds": 31.0 if d == "concrete" else 10.0},
+                {"dataset": d, "seed": seed, "model": "cand_ok", "test_rmse": 0.9,
+                 "val_rmse": 0.9, "seconds": 29.0},
+            ]
+    s = ds.summarise(ds.latest(_records(rows)))
+    assert s["selection"]["choice"] == "cand_ok"
+    text = ds.markdown(s, ds.latest(_records(rows)),
+                       {"cpu": "test cpu", "cores": 2, "date": "today"})
+    assert "no (3.10x the seconds)" in text and "The protocol's choice: `cand_ok`" in text
+
+
 def test_a_redefined_candidate_keeps_only_its_latest_records():
     rows = _records([
         {"dataset": "diabetes", "seed": 0, "model": "lgbm_es", "test_rmse": 2.0,
