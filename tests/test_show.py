@@ -202,3 +202,25 @@ def test_run_show_draws_the_graph(dot_available, tmp_path, capsys):
     assert main(["show", "--graph", str(out_file), "--input-dim", "3"]) == 0
     assert out_file.read_bytes().startswith(MAGIC[".png"])
     assert capsys.readouterr().out.endswith(f"graph written to {out_file}\n")
+
+
+def test_show_a_saved_model_describes_its_trained_network(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    import tabresnet
+
+    frame = pd.DataFrame({"a": np.arange(40.0), "c": ["u", "v"] * 20, "y": np.arange(40.0)})
+    run = tabresnet.fit(frame, "y", out=tmp_path / "run", max_epochs=1, num_blocks=[1],
+                        c_hidden=[4], ensemble_size=1, progress="none", report=False)
+    assert main(["show", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("TabularNetwork trained on 2 columns, predicting y\n")
+    assert "categorical (1): c" in out and repr(run.model.network) in out
+    total, _ = count_parameters(run.model.network)
+    assert out.endswith(f"parameters: {total:,} (trainable: {total:,})\n")
+    # the options that build a network from a config do not apply to a saved one
+    assert main(["show", str(tmp_path / "run"), "--input-dim", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --input-dim: for a network built from a config, not a saved MODEL; " \
+                  "drop it or MODEL\n"

@@ -486,9 +486,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .show import check_graph_path, describe, draw_graph, load_model_config
+    from .show import check_graph_path, describe, describe_trained, draw_graph, load_model_config
 
+    if args.model is not None:  # a saved model: its network as trained
+        given = [f for f, v in (("--config", args.config), ("--graph", args.graph),
+                               ("--input-dim", args.input_dim), ("--output-dim", args.output_dim))
+                 if v is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: for a network built from a config, not a "
+                              f"saved MODEL; drop {'it' if len(given) == 1 else 'them'} or MODEL")
+        from .artifact import load
+
+        print(describe_trained(load(args.model)))
+        return 0
     cfg = load_model_config(args.config)
+    args.input_dim = 10 if args.input_dim is None else args.input_dim
+    args.output_dim = 1 if args.output_dim is None else args.output_dim
     if args.graph:
         check_graph_path(args.graph)  # a bad suffix fails before anything is printed
     print(describe(cfg, args.input_dim, args.output_dim))
@@ -728,17 +741,21 @@ def build_parser() -> argparse.ArgumentParser:
         "show",
         help="print a network's module tree and parameter count; optionally draw its graph",
         description="Build the network a config describes, print its module tree and "
-        "parameter counts, and optionally render its autograd graph (needs Graphviz).",
+        "parameter counts, and optionally render its autograd graph (needs Graphviz); "
+        "or, given a saved MODEL, print the network it was trained as and the columns "
+        "it reads.",
     )
+    p.add_argument("model", nargs="?", metavar="MODEL",
+                   help="a run directory or model.json: describe its trained network")
     p.add_argument("--config", "-c",
                    help="YAML run config (its model: section) or bare model options; "
                         "default: defaults")
     p.add_argument("--graph", metavar="FILE", help="draw the graph to FILE (.png, .svg or .pdf)")
     # A model config does not know the table it will see; the chapter's examples
     # use 10 input features, so a tree drawn without --input-dim matches them.
-    p.add_argument("--input-dim", type=_positive_int, default=10, metavar="N",
+    p.add_argument("--input-dim", type=_positive_int, default=None, metavar="N",
                    help="number of input features (default: 10)")
-    p.add_argument("--output-dim", type=_positive_int, default=1, metavar="M",
+    p.add_argument("--output-dim", type=_positive_int, default=None, metavar="M",
                    help="number of regression targets (default: 1)")
     p.set_defaults(func=cmd_show)
 

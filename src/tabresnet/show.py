@@ -19,6 +19,7 @@ import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -199,6 +200,49 @@ def check_graph_path(path: str | os.PathLike) -> str:
             f"{', '.join(GRAPH_FORMATS)}"
         )
     return fmt
+
+
+def describe_trained(model: Any) -> str:
+    """A saved model's network as trained: the columns it reads, its tree and parameter counts.
+
+    Parameters
+    ----------
+    model : TabularModel
+        A loaded model (:func:`tabresnet.load`).
+
+    Returns
+    -------
+    str
+        Several lines, ready to print.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, tabresnet
+    >>> df = pd.DataFrame({"a": np.arange(40.0), "c": ["u", "v"] * 20, "y": np.arange(40.0)})
+    >>> run = tabresnet.fit(df, "y", max_epochs=1, num_blocks=[1], c_hidden=[4],
+    ...                     ensemble_size=1, progress="none", report=False)
+    >>> text = describe_trained(run.model)
+    >>> print(text.splitlines()[0])
+    TabularNetwork trained on 2 columns, predicting y
+    >>> text.splitlines()[1:3]
+    ['  target (1): y', '  numeric (1): a']
+    >>> text.splitlines()[-1].startswith("parameters: ")
+    True
+    """
+    net = model.network
+    total, trainable = count_parameters(net)
+    schema = model.schema
+    options = " ".join(f"{k}={v}" for k, v in model.config.model.to_dict().items())
+    lines = [
+        f"{type(net).__name__} trained on {len(schema.feature_columns)} columns, "
+        f"predicting {', '.join(schema.targets)}",
+        *(f"  {line}" for line in schema.describe()),
+        *textwrap.wrap("options: " + options, 88, subsequent_indent="  ",
+                       break_long_words=False, break_on_hyphens=False),
+        repr(net),
+        f"parameters: {total:,} (trainable: {trainable:,})",
+    ]
+    return "\n".join(lines)
 
 
 def load_model_config(path: str | os.PathLike | None) -> ModelConfig:
