@@ -21,8 +21,9 @@ yardstick: LightGBM at learning rate 0.05, up to 10,000 rounds, stopped after
 defaults (``realmlp_td``; ``tabm_d`` only when asked: minutes per fit) and the
 tabresnet candidates of :data:`CANDIDATES`, each a dict of flat overrides for
 ``tabresnet.fit``. A candidate whose overrides hold ``bag`` (K-fold bagging)
-is given the training and validation rows together and scored on validation
-out-of-fold.
+makes its folds of the training rows and is scored on the validation rows it
+never saw, like every other model, so that validation ranks all candidates on
+the same rows.
 
 The summary (also ``--from-json``, which fits nothing) writes
 ``<out>.md`` and, for a full run, the block between :data:`BEGIN` and
@@ -238,10 +239,13 @@ def tabresnet_candidate(data: SplitData, settings: Settings, overrides: dict) ->
     Without ``bag``: trained on the training rows, early stopping on the
     validation rows (``val_data``); validation RMSE from its predictions there.
     With ``bag`` (K > 1 or "auto", in the overrides or as the package's default):
-    ``data`` is the training and validation rows
-    together and the validation RMSE is the bag's out-of-fold score
-    (``run.metrics["oof"]``). Either way ``test_data`` is passed only so that the
-    run reports it; the test RMSE is computed here from ``run.model.predict``.
+    ``data`` is the training rows alone, each fold early-stopped on its own
+    held-out part of them, and the validation rows are held out altogether: the
+    validation RMSE is the bag's on them, the same rows every model is chosen
+    on (its out-of-fold score, over other rows, is kept as ``val_rmse_reported``).
+    This is the bag without the 16% of rows it would train on in a user's run.
+    Either way ``test_data`` is passed only so that the run reports it; the test
+    RMSE is computed here from ``run.model.predict``.
     ``--quick`` caps ``max_epochs`` at 5 and ``patience`` at 3.
     """
     import tabresnet
@@ -264,8 +268,7 @@ def tabresnet_candidate(data: SplitData, settings: Settings, overrides: dict) ->
     start = time.perf_counter()
     train, val, test = data.frame("train"), data.frame("val"), data.frame("test")
     if bag:
-        pool = pd.concat([train, val], ignore_index=True)
-        run = tabresnet.fit(pool, target=data.target, test_data=test, **kwargs)
+        run = tabresnet.fit(train, target=data.target, test_data=test, **kwargs)
     else:
         run = tabresnet.fit(train, target=data.target, val_data=val, test_data=test, **kwargs)
     test_pred = _predict(run.model, data.X_test)
@@ -276,17 +279,11 @@ def tabresnet_candidate(data: SplitData, settings: Settings, overrides: dict) ->
     for key in ("epochs", "best_epoch", "diverged"):
         if key in training:
             info[key] = training[key]
-    if bag:
-        source = "oof" if "oof" in metrics else "val"
-        if source not in metrics:
-            raise RuntimeError(f"the bag's run.metrics has no 'oof' or 'val' ({sorted(metrics)})")
-        val_rmse = float(metrics[source]["rmse"])
-    else:
-        source = "val"
-        val_rmse = rmse(data.y_val, _predict(run.model, data.X_val))
-        if "val" in metrics:
-            info["val_rmse_reported"] = float(metrics["val"]["rmse"])
-    info["val_source"] = source
+    val_rmse = rmse(data.y_val, _predict(run.model, data.X_val))
+    reported = "oof" if bag else "val"
+    if reported in metrics:
+        info["val_rmse_reported"] = float(metrics[reported]["rmse"])
+    info["val_source"] = "val"
     config = getattr(run, "config", None)
     if hasattr(config, "to_flat"):
         info["config"] = {k: v for k, v in config.to_flat().items()
@@ -413,6 +410,10 @@ def _spec(kind: str, overrides: dict | None, quick: bool, max_rows: int | None,
     is ``{}``) reruns it instead of reusing an older model's results.
     """
     spec: dict[str, Any] = {"overrides": None, "quick": quick, "max_rows": max_rows}
+    if kind == "candidate" and _is_bag(overrides or {}):
+        # Since 2026-12-02 a bag is fitted on the training rows and scored on the
+        # validation rows; before, on both and out-of-fold: another experiment.
+        spec["bag_rows"] = "train"
     if kind == "candidate":
         inherited = {k: v for k, v in (defaults or {}).items()
                      if k not in overrides and k not in HARNESS_OPTIONS
@@ -791,8 +792,8 @@ def markdown(s: dict, df: pd.DataFrame, machine: dict) -> str:
         "<= 1.00": count_wins,
     })
     val = s["val"]
-    lines += ["", "**Validation RMSE** (mean over seeds; a bag's is out-of-fold on the "
-              "training and validation rows):", ""]
+    lines += ["", "**Validation RMSE** (mean over seeds; on the validation rows for every "
+              "model, a bag's included: it is fitted on the training rows alone):", ""]
     lines += _table(val, lambda m, d: _f(val.loc[m, d]), header)
     sec = s["seconds"]
     lines += ["", "**Seconds per fit** (mean wall time from raw frames to test predictions, "

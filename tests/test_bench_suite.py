@@ -217,7 +217,9 @@ def _split_data():
     return SplitData.from_indices(X, y, "diabetes", 0, *split(len(X), 0))
 
 
-def test_a_bag_gets_train_and_validation_rows_and_is_scored_out_of_fold(monkeypatch):
+def test_a_bag_is_fitted_on_the_training_rows_and_scored_on_the_validation_rows(monkeypatch):
+    # Once a bag was given the validation rows too and scored out-of-fold: other
+    # rows than every other candidate's, so the choice on validation compared unlike.
     import tabresnet
     from bench.baselines import Settings
 
@@ -231,25 +233,30 @@ def test_a_bag_gets_train_and_validation_rows_and_is_scored_out_of_fold(monkeypa
     data = _split_data()
     score = ds.tabresnet_candidate(data, Settings(), {"bag": 4, "num_threads": 8})
     frame, target, kwargs = calls[0]
-    assert len(frame) == len(data.y_train) + len(data.y_val) and target == data.target
+    assert len(frame) == len(data.y_train) and target == data.target
     assert "val_data" not in kwargs and len(kwargs["test_data"]) == len(data.y_test)
     assert kwargs["num_threads"] == 1 and kwargs["bag"] == 4 and kwargs["seed"] == 0
-    assert score.val_rmse == 7.0 and score.info["val_source"] == "oof"
+    assert score.val_rmse == pytest.approx(float(np.sqrt(np.mean(data.y_val**2))))
+    assert score.info["val_rmse_reported"] == 7.0  # the out-of-fold score, kept aside
     assert score.test_rmse == pytest.approx(float(np.sqrt(np.mean(data.y_test**2))))
 
     calls.clear()
     score = ds.tabresnet_candidate(data, Settings(), {"lr": 0.01})
     frame, _, kwargs = calls[0]
     assert len(frame) == len(data.y_train) and len(kwargs["val_data"]) == len(data.y_val)
-    assert score.info["val_source"] == "val"
     assert score.val_rmse == pytest.approx(float(np.sqrt(np.mean(data.y_val**2))))
 
     # a bag by the package's default (the candidate sets no bag) is a bag too
     calls.clear()
     monkeypatch.setattr(ds, "package_defaults", lambda: {"bag": "auto"})
-    score = ds.tabresnet_candidate(data, Settings(), {})
+    ds.tabresnet_candidate(data, Settings(), {})
     frame, _, kwargs = calls[0]
-    assert "val_data" not in kwargs and score.info["val_source"] == "oof"
+    assert "val_data" not in kwargs and len(frame) == len(data.y_train)
+
+
+def test_a_bag_candidate_is_another_experiment_than_before_its_rows_changed():
+    assert '"bag_rows": "train"' in ds._spec("candidate", {"bag": 3}, False, None, {})
+    assert "bag_rows" not in ds._spec("candidate", {"lr": 0.01}, False, None, {})
 
 
 def test_a_torn_last_line_costs_only_itself(tmp_path):
