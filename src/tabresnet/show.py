@@ -107,14 +107,20 @@ def describe(cfg: ModelConfig, input_dim: int = DEFAULT_INPUT_DIM, output_dim: i
     parameters: 69 (trainable: 69)
     """
     model = cfg.build(input_dim, output_dim)
-    total, trainable = count_parameters(model)
     outputs = "output" if output_dim == 1 else "outputs"
+    head = f"{type(model).__name__} for {input_dim} input features and {output_dim} {outputs}"
+    return _tree(model, [head], cfg)
+
+
+def _tree(net: nn.Module, head: list[str], cfg: ModelConfig) -> str:
+    """``head``, the options wrapped, the module tree and the parameter counts."""
+    total, trainable = count_parameters(net)
     options = " ".join(f"{k}={v}" for k, v in cfg.to_dict().items())
     lines = [
-        f"{type(model).__name__} for {input_dim} input features and {output_dim} {outputs}",
+        *head,
         *textwrap.wrap("options: " + options, 88, subsequent_indent="  ",
                        break_long_words=False, break_on_hyphens=False),
-        repr(model),
+        repr(net),
         f"parameters: {total:,} (trainable: {trainable:,})",
     ]
     return "\n".join(lines)
@@ -229,20 +235,10 @@ def describe_trained(model: Any) -> str:
     >>> text.splitlines()[-1].startswith("parameters: ")
     True
     """
-    net = model.network
-    total, trainable = count_parameters(net)
     schema = model.schema
-    options = " ".join(f"{k}={v}" for k, v in model.config.model.to_dict().items())
-    lines = [
-        f"{type(net).__name__} trained on {len(schema.feature_columns)} columns, "
-        f"predicting {', '.join(schema.targets)}",
-        *(f"  {line}" for line in schema.describe()),
-        *textwrap.wrap("options: " + options, 88, subsequent_indent="  ",
-                       break_long_words=False, break_on_hyphens=False),
-        repr(net),
-        f"parameters: {total:,} (trainable: {trainable:,})",
-    ]
-    return "\n".join(lines)
+    head = [f"{type(model.network).__name__} trained on {len(schema.feature_columns)} columns, "
+            f"predicting {', '.join(schema.targets)}", *(f"  {line}" for line in schema.describe())]
+    return _tree(model.network, head, model.config.model)
 
 
 def load_model_config(path: str | os.PathLike | None) -> ModelConfig:
