@@ -486,7 +486,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .show import check_graph_path, describe, describe_trained, draw_graph, load_model_config
+    from .show import (
+        DEFAULT_INPUT_DIM,
+        check_graph_path,
+        describe,
+        describe_trained,
+        draw_graph,
+        load_model_config,
+    )
 
     if args.model is not None:  # a saved model: its network as trained
         given = [f for f, v in (("--config", args.config), ("--graph", args.graph),
@@ -500,13 +507,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(describe_trained(load(args.model)))
         return 0
     cfg = load_model_config(args.config)
-    args.input_dim = 10 if args.input_dim is None else args.input_dim
-    args.output_dim = 1 if args.output_dim is None else args.output_dim
+    input_dim, output_dim = args.input_dim or DEFAULT_INPUT_DIM, args.output_dim or 1
     if args.graph:
         check_graph_path(args.graph)  # a bad suffix fails before anything is printed
-    print(describe(cfg, args.input_dim, args.output_dim))
+    print(describe(cfg, input_dim, output_dim))
     if args.graph:
-        path = draw_graph(cfg.build(args.input_dim, args.output_dim), args.input_dim, args.graph)
+        path = draw_graph(cfg.build(input_dim, output_dim), input_dim, args.graph)
         print(f"graph written to {path}")
     return 0
 

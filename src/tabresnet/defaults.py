@@ -47,7 +47,9 @@ __all__ = [
     "TrainConfig",
     "auto_batch_size",
     "auto_patience",
+    "by_table_size",
     "changed_options",
+    "ignored_options",
     "flat_defaults",
     "flat_fields",
     "output_quantiles",
@@ -239,6 +241,16 @@ def auto_patience(n_train: int) -> int:
     """
     low, high = LONG_PATIENCE_ROWS
     return 16 if low <= n_train < high else 8
+
+
+def by_table_size(train: TrainConfig, n_train: int) -> tuple[int, int]:
+    """``(batch_size, patience)`` as trained: the config's, or by the training rows where 0.
+
+    >>> by_table_size(TrainConfig(), 4_000), by_table_size(TrainConfig(batch_size=64), 300)
+    ((128, 16), (64, 8))
+    """
+    return (train.batch_size or auto_batch_size(n_train),
+            train.patience or auto_patience(n_train))
 
 
 def output_quantiles(train: TrainConfig) -> list[float]:
@@ -530,6 +542,16 @@ def _differs(value: Any, default: Any) -> bool:
         return True
 
 
+def ignored_options(config: RunConfig, overrides: dict[str, Any]) -> str:
+    """The changed options in ``overrides`` that ``config`` ignores, as one phrase ('' if none).
+
+    >>> ignored_options(RunConfig().replace(loss="mse"), {"huber_delta": 2.0, "lr": 1e-2})
+    "huber_delta (it needs loss huber; loss is 'mse')"
+    """
+    unused = unused_options(config, changed_options(overrides))
+    return "; ".join(f"{k} ({why})" for k, why in unused.items())
+
+
 def refuse_unused(config: RunConfig, overrides: dict[str, Any]) -> None:
     """Raise :class:`~tabresnet.errors.ConfigError` if ``config`` ignores a changed option.
 
@@ -544,12 +566,9 @@ def refuse_unused(config: RunConfig, overrides: dict[str, Any]) -> None:
     tabresnet.errors.ConfigError: option(s) this run would ignore: quantiles (it needs loss quantile; loss is 'mse'); give the option each needs or drop it
     >>> refuse_unused(RunConfig().replace(loss="mse"), {"quantiles": [0.1, 0.5, 0.9]})
     """
-    unused = unused_options(config, changed_options(overrides))
-    if unused:
+    listed = ignored_options(config, overrides)
+    if listed:
         from .errors import ConfigError
 
-        raise ConfigError(
-            "option(s) this run would ignore: "
-            + "; ".join(f"{k} ({why})" for k, why in unused.items())
-            + "; give the option each needs or drop it"
-        )
+        raise ConfigError(f"option(s) this run would ignore: {listed}; "
+                          "give the option each needs or drop it")

@@ -42,7 +42,7 @@ from sklearn.utils.validation import (
 )
 
 from .data import check_weights, clean_weight
-from .defaults import RunConfig, changed_options, flat_fields, unused_options
+from .defaults import RunConfig, flat_fields, ignored_options
 from .errors import DataError, TabResNetWarning
 
 __all__ = ["EXCLUDED", "MIN_VAL_ROWS", "OVERRIDES", "ResNetRegressor", "TunedResNetRegressor"]
@@ -127,14 +127,10 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
         # An inactive parameter is ignored, as scikit-learn's own estimators do
         # (with a warning, as LogisticRegression's l1_ratio without elasticnet),
         # so that a grid over both still runs; fit() and the CLI refuse it.
-        unused = unused_options(cfg, changed_options(values))
-        if unused:
-            warnings.warn(
-                "parameter(s) this fit ignores: "
-                + "; ".join(f"{k} ({why})" for k, why in unused.items()),
-                TabResNetWarning,
-                stacklevel=4,
-            )
+        listed = ignored_options(cfg, values)
+        if listed:
+            warnings.warn(f"parameter(s) this fit ignores: {listed}", TabResNetWarning,
+                          stacklevel=4)
         return cfg
 
     def _columns(self) -> list[str]:

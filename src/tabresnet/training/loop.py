@@ -32,8 +32,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping
 from ..data import TensorBatches
 from ..defaults import (
     RunConfig,
-    auto_batch_size,
-    auto_patience,
+    by_table_size,
     output_quantiles,
     resolve_threads,
     torch_threads,
@@ -308,7 +307,7 @@ def _train(
         ema_decay=t.ema_decay,
         quantiles=output_quantiles(t),
     )
-    patience = t.patience or auto_patience(len(prepared.train))
+    batch_size, patience = by_table_size(t, len(prepared.train))
     best = BestWeights()
     history = History()
     cbs: list[Callback] = [
@@ -331,7 +330,6 @@ def _train(
         cbs.append(RichProgressBar(leave=False))
     elif t.progress == "auto":  # not a terminal: a line every few epochs for the log
         cbs.append(EpochLog())
-    batch_size = t.batch_size or auto_batch_size(len(prepared.train))
     datamodule = TensorDataModule(
         prepared, batch_size, seed=config.seed, members=config.model.ensemble_size
     )

@@ -55,7 +55,7 @@ from torch.optim.adamw import adamw
 from torch.optim.sgd import sgd
 
 from ..data import TensorBatches
-from ..defaults import RunConfig, auto_batch_size, auto_patience, resolve_threads, torch_threads
+from ..defaults import RunConfig, by_table_size, resolve_threads, torch_threads
 from ..models.population import PopulationNetwork, block_key, pack_layout
 from .loop import EVAL_BATCH, build_network, split_tensors
 from .prepare import Prepared
@@ -257,7 +257,7 @@ class PopulationTrainer:
             raise ValueError(f"a population needs at least one slot, however: {slots=}")
         self.prepared, self.base, self.slots = prepared, base, int(slots)
         t = base.train
-        self.batch_size = t.batch_size or auto_batch_size(len(prepared.train))
+        self.batch_size = by_table_size(t, len(prepared.train))[0]
         self.members: list[Member] = []  # their order: their columns in the batches
         self.packs: dict[tuple, _Pack] = {}
         self._fresh: set[int] = set()  # members not in a pack yet
@@ -284,8 +284,8 @@ class PopulationTrainer:
         if self.free <= 0:
             raise RuntimeError("the population is full")
         self._check_shared(config)
-        if not config.train.patience:  # by table size, as fit resolves it
-            config = config.replace(patience=auto_patience(len(self.prepared.train)))
+        # Patience by table size where 0, as fit resolves it.
+        config = config.replace(patience=by_table_size(config.train, len(self.prepared.train))[1])
         # As train_network: seed, then build, so the initial weights are fit's.
         L.seed_everything(config.seed, workers=False, verbose=False)
         network = build_network(config.replace(ensemble_size=1), self.prepared)

@@ -65,7 +65,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from ..defaults import RunConfig, auto_patience
+from ..defaults import RunConfig, by_table_size
 from ..models.population import SHARED_OPTIONS
 from ..training import Prepared
 from ..training.population import Member, PopulationTrainer
@@ -383,8 +383,7 @@ def run_population(
             return min(pack, FIRST_WAVE)
         t = base.train
         expected = (float(np.mean(ended_epochs)) if len(ended_epochs) >= 3
-                    else min(t.max_epochs,
-                             2 * (t.patience or auto_patience(len(folds[0].train)))))
+                    else min(t.max_epochs, 2 * by_table_size(t, len(folds[0].train))[1]))
         return budget_pack(pack, deadline - clock(), speed["member_epoch"] * len(folds),
                            expected)
 
