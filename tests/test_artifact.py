@@ -102,7 +102,7 @@ def _as_older_format(path, version):
     for key in ("num_embedding", "num_embedding_dim", "n_bins", "n_frequencies",
                 "frequency_scale", "ensemble_size", "ensemble"):
         meta["config"]["model"].pop(key)
-    for key in ("ema_decay",):
+    for key in ("ema_decay", "refit"):
         meta["config"]["train"].pop(key)
     meta["config"]["data"].pop("bag")
     meta["network"].pop("n_cont")

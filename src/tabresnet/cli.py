@@ -190,6 +190,11 @@ def _print_metrics(metrics: dict, out=None) -> None:
     for split, _ in rows:
         if split in SCORE_ROWS:
             print(f"  {split}: {SCORE_ROWS[split]}", file=out)
+    refit = (metrics.get("training") or {}).get("refit")
+    if isinstance(refit, dict):
+        print(f"  the saved model was refit on all {refit['rows']} training and validation rows "
+              f"for {refit['epochs']} epochs;\n  the val score is the early-stopped network's",
+              file=out)
     weighted = sorted({str(m["weighted_by"]) for _, m in rows if "weighted_by" in m})
     if weighted:
         print(f"  each row weighted by column {', '.join(weighted)}", file=out)

@@ -170,6 +170,15 @@ class TrainConfig:
     ema_decay : float
         Keep an exponential moving average of the weights with this per-step
         decay; validation, early stopping and the saved model use it. 0: off.
+    refit : bool
+        After early stopping, train the network again on the training and
+        validation rows together for the best epoch count, and save that one.
+        The refit starts from scratch at the same batch size; the validation
+        score and the interval calibration stay the early-stopped network's
+        (the refit trains on those rows). Costs about one more training; not
+        with a bag (which trains on every row already) or the ``plateau``
+        scheduler (its reductions follow validation scores the refit does not
+        have).
     """
 
     max_epochs: int = 300
@@ -203,6 +212,7 @@ class TrainConfig:
     progress: str = "auto"
     deterministic: bool = True
     ema_decay: float = 0.0
+    refit: bool = False
 
 
 def auto_batch_size(n_train: int) -> int:
@@ -333,6 +343,10 @@ class RunConfig:
             raise ValueError(f"batch_size must be positive (0: by table size), however: {t.batch_size}")
         if not 0.0 <= t.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), however: ema_decay={t.ema_decay}")
+        if t.refit and t.scheduler == "plateau":
+            raise ValueError("refit replays the early-stopped epochs without validation rows, "
+                             "so it cannot follow the plateau scheduler; use scheduler none or "
+                             "cosine, or drop refit")
         if t.lr <= 0:
             raise ValueError(f"lr must be positive, however: lr={t.lr}")
         if t.weight_decay < 0 or t.gradient_clip < 0:
@@ -495,6 +509,7 @@ _ACTS_WITH: dict[str, tuple[str, tuple[Any, ...]]] = {
     "frequency_scale": ("num_embedding", ("plr",)),
     "num_embedding_dim": ("num_embedding", ("ple", "plr")),
     "n_quantiles": ("numeric_transform", ("quantile",)),
+    "refit": ("bag", (0, 1)),
 }
 
 

@@ -469,6 +469,11 @@ class ResNetRegressor(_ResNetBase):
         Ask torch for deterministic algorithms.
     ema_decay : float, default=0.0
         Keep a moving average of the weights with this per-step decay; 0: off.
+    refit : bool, default=False
+        After early stopping, train the network again on the training and
+        validation rows together for the early-stopped epoch count, and keep
+        that one (not with ``bag``; about twice the fitting time). With too few
+        rows to hold any out, every row trains the first network already.
     seed : int, default=0
         One seed for the validation split, initialisation and batch order.
 
@@ -571,6 +576,7 @@ class ResNetRegressor(_ResNetBase):
         progress: str = "none",
         deterministic: bool = True,
         ema_decay: float = 0.0,
+        refit: bool = False,
         seed: int = 0,
     ) -> None:
         _store(self, locals())
@@ -612,7 +618,7 @@ class ResNetRegressor(_ResNetBase):
         from .artifact import TabularModel
         from .training import evaluate_splits, prepare, train_network
         from .training.bag import calibrate_bag, make_folds, train_bag
-        from .training.fit import calibrate_split
+        from .training.fit import calibrate_split, refit_all_rows
 
         frame, targets, cfg = self._fit_data(X, y)
         frame, cfg = self._weighted(frame, sample_weight, cfg)
@@ -630,10 +636,14 @@ class ResNetRegressor(_ResNetBase):
             result = train_network(prepared, cfg)
             results, history = [result], result.history
             model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
-            model.metrics = evaluate_splits(model, prepared)
-            model.metrics["training"] = result.training_summary()
-            if not np.array_equal(train, val):  # no held-out rows: predict_interval says so
+            metrics = evaluate_splits(model, prepared)
+            metrics["training"] = result.training_summary()
+            held_out = not np.array_equal(train, val)
+            if held_out:  # no held-out rows: predict_interval says so
                 model.calibration = calibrate_split(model, prepared.val)
+            if cfg.train.refit and held_out:  # (without, every row trained it already)
+                model, _, metrics["training"]["refit"] = refit_all_rows(model, prepared, result)
+            model.metrics = metrics
             best_val_rmse = float(result.best_val_rmse)
         if any(r.diverged for r in results):
             warnings.warn(
@@ -695,7 +705,7 @@ default="median"
         With ``pack``: keep the greedy ensemble selection (Caruana et al.,
         2004) of the finished trials, weighted, scored on the validation rows
         (out-of-fold with ``cv``); False keeps the single best trial.
-    arch, block, num_blocks, c_hidden, activation, norm, dropout, shortcut, zero_init, init, embedding_dim, num_embedding, num_embedding_dim, n_bins, n_frequencies, frequency_scale, ensemble_size, ensemble, categorical, numeric, ignore, int_as_categorical, numeric_transform, n_quantiles, onehot_max_cardinality, target_transform, val_size, bag, max_epochs, batch_size, optimizer, lr, weight_decay, loss, huber_delta, quantiles, scheduler, gradient_clip, patience, accelerator, devices, strategy, precision, num_nodes, num_threads, progress, deterministic, ema_decay, seed : as for ResNetRegressor
+    arch, block, num_blocks, c_hidden, activation, norm, dropout, shortcut, zero_init, init, embedding_dim, num_embedding, num_embedding_dim, n_bins, n_frequencies, frequency_scale, ensemble_size, ensemble, categorical, numeric, ignore, int_as_categorical, numeric_transform, n_quantiles, onehot_max_cardinality, target_transform, val_size, bag, max_epochs, batch_size, optimizer, lr, weight_decay, loss, huber_delta, quantiles, scheduler, gradient_clip, patience, accelerator, devices, strategy, precision, num_nodes, num_threads, progress, deterministic, ema_decay, refit, seed : as for ResNetRegressor
         The run-config options, with the same defaults.
 
     Options the search space lists take the sampled values; the others keep
@@ -803,6 +813,7 @@ default="median"
         progress: str = "none",
         deterministic: bool = True,
         ema_decay: float = 0.0,
+        refit: bool = False,
         seed: int = 0,
     ) -> None:
         _store(self, locals())

@@ -241,7 +241,24 @@ def training_section(run: RunDir) -> str:
         best = history["val_rmse"].idxmin()
         epoch = history["epoch"][best] if "epoch" in history else best
         text += f"; best validation RMSE {fmt(float(history['val_rmse'][best]))} at epoch {epoch}"
+    refit = _refit_entry(run)
+    if refit is not None:
+        text += (f". The saved model is a refit: the same network trained again from scratch "
+                 f"on all {refit.get('rows')} training and validation rows for "
+                 f"{refit.get('epochs')} epochs, with no validation (the curves are the "
+                 f"early-stopped run's)")
     return image(png, "learning curves: loss and validation RMSE per epoch", caption=text + ".")
+
+
+def _refit_entry(run: RunDir) -> dict | None:
+    """The ``training.refit`` entry of the run's metrics, if the model was refit."""
+    try:
+        metrics = run.json("metrics.json")
+    except Unavailable:
+        return None
+    training = metrics.get("training") if isinstance(metrics, dict) else None
+    refit = training.get("refit") if isinstance(training, dict) else None
+    return refit if isinstance(refit, dict) else None
 
 
 # -- predictions -------------------------------------------------------------------
@@ -426,8 +443,8 @@ def importance_section(run: RunDir) -> str:
     record = run.json("importance.json")
     if record is None:
         raise Unavailable(
-            "importance.json is missing (a bag without test rows has none: each of its rows "
-            "trained some member); tabresnet importance RUN DATA computes it on any rows"
+            "importance.json is missing (a bag or a refit model without test rows has none: "
+            "each of its rows trained it); tabresnet importance RUN DATA computes it on any rows"
         )
     feats = [f for f in record.get("features") or [] if isinstance(f, dict)]
     if not feats:

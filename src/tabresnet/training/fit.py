@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +30,13 @@ from ..artifact import TabularModel, atomic_write_text, dumps
 from ..calibrate import REPORT_LEVEL, Calibration, interval_scores
 from ..data import kfold_indices, read_table
 from ..defaults import RunConfig, refuse_unused
-from ..errors import ConfigError
+from ..errors import ConfigError, TabResNetWarning
 from ..metrics import regression_metrics
 from ..rundir_lock import RunDirLock, open_run
 from ..rundir_lock import probe as probe_run_lock
 from .bag import bag_prepared, calibrate_bag, make_folds, train_bag
 from .loop import TrainResult, train_network
-from .prepare import Prepared, Split, as_targets, prepare
+from .prepare import Prepared, Split, as_targets, prepare, refit_prepared
 
 __all__ = [
     "Run",
@@ -44,6 +45,7 @@ __all__ = [
     "evaluate_splits",
     "fit",
     "interval_metrics",
+    "refit_all_rows",
     "resolve_config",
     "write_run",
 ]
@@ -206,6 +208,44 @@ def cross_validate(
     }
 
 
+def refit_all_rows(
+    model: TabularModel, prepared: Prepared, result: TrainResult
+) -> tuple[TabularModel, Prepared, dict]:
+    """Train ``model``'s network again on the training and validation rows together.
+
+    The refit of ``refit=True``: a fresh network of the same configuration,
+    seed and batch size, trained for ``result``'s early-stopped epoch count
+    (its best epoch) with no validation, on the rows of ``prepared.train`` and
+    ``prepared.val``, through a preprocessing fitted afresh on all of them
+    (:func:`~tabresnet.training.prepare.refit_prepared`). Early stopping spends
+    the validation rows on choosing one number, the epoch count; the refit
+    gives them back to the training, as is usual for gradient boosting and for
+    the final fit of a cross-validated model (Hastie, Tibshirani and Friedman,
+    "The Elements of Statistical Learning", 2009, section 7.10).
+
+    Returns the refit model, carrying ``model``'s calibration (its residuals on
+    the validation rows, in target units, are the out-of-sample ones; the
+    refit's would not be), the data as the refit model reads it (the test
+    split included), and the ``refit`` entry of the training metrics. Should
+    the refit diverge, ``model`` and ``prepared`` come back unchanged, with a
+    warning, and the entry says so (``"kept"``).
+    """
+    again = refit_prepared(prepared, model.config)
+    cfg = model.config.replace(batch_size=result.batch_size)
+    epochs = max(1, result.best_epoch + 1)
+    trained = train_network(again, cfg, epochs=epochs)  # no user callbacks: no val scores here
+    summary = {"epochs": epochs, "rows": len(again.train), "seconds": round(trained.seconds, 3),
+               "diverged": trained.diverged}
+    if trained.diverged:  # never trade a working network for a broken one
+        warnings.warn("the refit's training loss became NaN or infinite; the early-stopped "
+                      "network is kept (lower lr or set gradient_clip)", TabResNetWarning,
+                      stacklevel=3)
+        return model, prepared, {**summary, "kept": "early-stopped network"}
+    refit = TabularModel(trained.network, model.config, again.schema, again.preprocessor)
+    refit.calibration = model.calibration
+    return refit, again, summary
+
+
 def _check_out(out: Path, overwrite: bool, probe_lock: bool = True) -> None:
     if probe_lock:  # fail now, not after the training, when another run writes out
         probe_run_lock(out)
@@ -256,14 +296,14 @@ def write_run(
 def _write_importance(directory: Path, model: TabularModel, prepared: Prepared) -> None:
     """``importance.json``: permutation importance on the test rows, else the validation rows.
 
-    A bag without test rows gets none: each of its rows trained some member.
+    A bag or a refit model without test rows gets none: each of its rows trained it.
     """
     import warnings
 
     from ..feature_importance import FIT_REPEATS, FIT_ROWS, importance, importance_record
 
     test = prepared.test is not None and len(prepared.test) > 0
-    if not test and model.n_members > 1:
+    if not test and (model.n_members > 1 or model.config.train.refit):
         return
     split = prepared.test if test else prepared.val
     try:
@@ -365,6 +405,7 @@ def fit(
         # One writer per --out; the check again under the lock (another run may
         # have finished there meanwhile); stale staging folders of dead runs go.
         lock, staging = open_run(out_path, check=lambda: _check_out(out_path, overwrite, probe_lock=False))
+    refit_summary: dict | None = None
     try:
         if bagged:
             result = train_bag(folds, cfg, callbacks=callbacks)
@@ -376,9 +417,14 @@ def fit(
             result = train_network(prepared, cfg, callbacks=callbacks, out_dir=staging)
             model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
             model.calibration = calibrate_split(model, prepared.val)
-            metrics = evaluate_splits(model, prepared)
+            metrics = evaluate_splits(model, prepared, ("val",))
+            if cfg.train.refit:
+                model, prepared, refit_summary = refit_all_rows(model, prepared, result)
+            metrics.update(evaluate_splits(model, prepared, ("test",)))
         metrics.update(interval_metrics(model, prepared.test))
         metrics["training"] = result.training_summary()
+        if refit_summary is not None:
+            metrics["training"]["refit"] = refit_summary
         if cv is not None:
             metrics["cv"] = cv
         model.metrics = metrics

@@ -259,8 +259,9 @@ def train_network(
     config: RunConfig,
     callbacks: Sequence[Callback] = (),
     out_dir: str | Path | None = None,
+    epochs: int | None = None,
 ) -> TrainResult:
-    """Build the configured network and train it with early stopping.
+    """Build the configured network and train it with early stopping (or for ``epochs``).
 
     Parameters
     ----------
@@ -274,14 +275,30 @@ def train_network(
         Where logs go; ``None`` writes nothing. (No checkpoint is written: the
         best weights are kept in memory and saved as safetensors by the caller,
         so a run directory holds no pickle.)
+    epochs : int, optional
+        Train exactly this many epochs on ``prepared.train`` with no validation
+        and no early stopping, and keep the last weights (the refit of
+        ``refit=True``: its ``best_epoch`` is the last, ``best_val_rmse`` NaN).
 
     Returns
     -------
     TrainResult
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from tabresnet.training import prepare
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"a": rng.normal(size=100)})
+    >>> df["y"] = 3 * df.a
+    >>> cfg = RunConfig().replace(num_blocks=[1], c_hidden=[8], progress="none")
+    >>> r = train_network(prepare(df, "y", cfg), cfg, epochs=4)
+    >>> len(r.history), r.best_epoch, list(r.history.columns)
+    (4, 3, ['epoch', 'train_loss'])
     """
     t = config.train
     with torch_threads(resolve_threads(t.num_threads)):
-        return _train(prepared, config, callbacks, out_dir)
+        return _train(prepared, config, callbacks, out_dir, epochs)
 
 
 def _train(
@@ -289,6 +306,7 @@ def _train(
     config: RunConfig,
     callbacks: Sequence[Callback],
     out_dir: str | Path | None,
+    epochs: int | None = None,
 ) -> TrainResult:
     t = config.train
     L.seed_everything(config.seed, workers=False, verbose=False)
@@ -310,12 +328,11 @@ def _train(
     batch_size, patience = by_table_size(t, len(prepared.train))
     best = BestWeights()
     history = History()
-    cbs: list[Callback] = [
+    stopping: list[Callback] = [
         EarlyStopping(monitor="val_rmse", patience=patience, mode="min", check_finite=False),
         best,
-        history,
-        *callbacks,
     ]
+    cbs: list[Callback] = [*(stopping if epochs is None else []), history, *callbacks]
     logger: object = False
     if out_dir is not None:
         out_dir = Path(out_dir)
@@ -335,7 +352,8 @@ def _train(
     )
     with _quiet_lightning():
         trainer = L.Trainer(
-            max_epochs=t.max_epochs,
+            max_epochs=t.max_epochs if epochs is None else int(epochs),
+            limit_val_batches=None if epochs is None else 0,
             accelerator=t.accelerator,
             devices=_devices(t.devices),
             strategy=t.strategy,
@@ -354,14 +372,17 @@ def _train(
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
     seconds = time.perf_counter() - start
-    frame = pd.DataFrame(history.rows, columns=["epoch", "train_loss", "val_loss", "val_rmse"])
+    columns = ["epoch", "train_loss"] + (["val_loss", "val_rmse"] if epochs is None else [])
+    frame = pd.DataFrame(history.rows, columns=columns)
     diverged = bool(len(frame) and not math.isfinite(frame["train_loss"].iloc[-1]))
+    if epochs is not None and module.ema is not None:  # the last average, as validation would use
+        module.network.load_state_dict(module.eval_network.state_dict())
     network = module.network.cpu().eval()
     return TrainResult(
         network=network,
         history=frame,
-        best_epoch=int(best.best_epoch),
-        best_val_rmse=float(best.best),
+        best_epoch=int(best.best_epoch) if epochs is None else len(frame) - 1,
+        best_val_rmse=float(best.best) if epochs is None else math.nan,
         seconds=seconds,
         diverged=diverged,
         is_global_zero=trainer.is_global_zero,

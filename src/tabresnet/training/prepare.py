@@ -7,7 +7,7 @@ the training split only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,8 @@ from ..data import (
 from ..defaults import RunConfig
 from ..errors import DataError
 
-__all__ = ["Prepared", "Split", "as_targets", "prepare", "tensors_for"]
+__all__ = ["Prepared", "Split", "as_targets", "fit_preprocessor", "prepare", "refit_prepared",
+           "tensors_for"]
 
 
 @dataclass
@@ -102,6 +103,40 @@ def tensors_for(
         y_raw=y_raw,
         frame=frame,
         weight=np.array(frame[weight], dtype=np.float64) if weight is not None else None,
+    )
+
+
+def fit_preprocessor(
+    schema: Any, config: RunConfig, frame: pd.DataFrame, targets: list[str],
+    weight: str | None = None,
+) -> Preprocessor:
+    """A :class:`~tabresnet.data.Preprocessor` for ``schema`` fitted on ``frame``'s rows
+    (features and target, each row weighted by its ``weight`` column where one is named)."""
+    pre = Preprocessor(schema, config.data, seed=config.seed)
+    fit_weight = np.array(frame[weight], dtype=np.float64) if weight is not None else None
+    pre.fit(frame, sample_weight=fit_weight)
+    pre.fit_target(frame[targets].to_numpy(dtype=np.float64), sample_weight=fit_weight)
+    return pre
+
+
+def refit_prepared(prepared: Prepared, config: RunConfig) -> Prepared:
+    """``prepared`` for a refit: every split through one preprocessing fitted on the
+    training and validation rows together, and those rows the training split.
+
+    The schema (column roles) stays the same; quantiles, medians, categories,
+    the target's scaling (and, in the network, the PLE bins) are learnt afresh
+    from all the rows the refit trains on.
+    """
+    rows = pd.concat([prepared.train.frame, prepared.val.frame])
+    targets, weight = prepared.targets, prepared.weight
+    pre = fit_preprocessor(prepared.schema, config, rows, targets, weight)
+    test = prepared.test
+    return replace(
+        prepared,
+        preprocessor=pre,
+        train=tensors_for(pre, rows, targets, weight),
+        val=tensors_for(pre, prepared.val.frame, targets, weight),
+        test=tensors_for(pre, test.frame, targets, weight) if test is not None else None,
     )
 
 
@@ -183,10 +218,7 @@ def prepare(
 
     fit_frame = frame.iloc[fit_index] if (fit_index is not None and train_index is not None) \
         else train_frame
-    pre = Preprocessor(schema, cfg.data, seed=cfg.seed)
-    fit_weight = np.array(fit_frame[weight], dtype=np.float64) if weight is not None else None
-    pre.fit(fit_frame, sample_weight=fit_weight)
-    pre.fit_target(fit_frame[targets].to_numpy(dtype=np.float64), sample_weight=fit_weight)
+    pre = fit_preprocessor(schema, cfg, fit_frame, targets, weight)
     # The user's own validation and test tables are read as the model will read
     # new rows: cells it cannot use (text in a numeric column, an unseen
     # category) are counted and named, not imputed without a word.

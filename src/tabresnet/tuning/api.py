@@ -353,6 +353,10 @@ def tune(
     # ``progress`` is both the live display and the run config option of that name.
     user_cfg = resolve_config(config, {**overrides, "progress": progress})
     refuse_unused(user_cfg, overrides)
+    if user_cfg.train.refit:
+        raise ConfigError("refit is fit's option; tune retrains its best configuration with "
+                          "early stopping (to refit it on every row: tabresnet fit DATA "
+                          "--config RUN/config.yaml --refit true)")
     space_obj = _load_space(space)
     space_obj.check(user_cfg)
     seconds = parse_duration(timeout)
