@@ -105,6 +105,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "ensemble_size": 1,
         "ensemble": "batch",
         "ema_decay": 0.0,
+        "refit": False,
         "bag": 0,
         # TrainConfig
         "max_epochs": 300,
@@ -142,7 +143,7 @@ HARNESS_OPTIONS = frozenset({"seed", "num_threads", "progress", "logger"})
 # before (issue 15: no row weights; issue 12: one machine). While a candidate
 # inherits that value it is left out of the defaults' digest, so the older
 # records stay the same experiment.
-NEUTRAL_NEW_OPTIONS: dict[str, Any] = {"weight": None, "num_nodes": 1}
+NEUTRAL_NEW_OPTIONS: dict[str, Any] = {"weight": None, "num_nodes": 1, "refit": False}
 
 
 def package_defaults() -> dict[str, Any]:
@@ -207,6 +208,8 @@ def tabm_d(data: SplitData, settings: Settings) -> Score:
 BASELINES: dict[str, tuple[Callable[[SplitData, Settings], Score], str]] = {
     "lgbm_es": (baselines.lightgbm_early_stopping,
                 "LightGBM, learning rate 0.05, up to 10,000 rounds, early stopping 100 on val"),
+    "lgbm_refit": (baselines.lightgbm_refit,
+                   "lgbm_es, then refit on train + val rows for its rounds x (train + val) / train"),
     "lgbm_default": (baselines.lightgbm_default, "LightGBM defaults (100 rounds at 0.1)"),
     "hgb": (baselines.hist_gradient_boosting, "scikit-learn HistGradientBoostingRegressor()"),
     "rtdl_resnet": (baselines.rtdl_resnet,
@@ -224,6 +227,10 @@ def _is_bag(overrides: dict) -> bool:
     if isinstance(bag, str):
         return bag.strip().lower() == "auto" or (bag.isdigit() and int(bag) > 1)
     return int(bag) > 1
+
+
+def _is_refit(overrides: dict) -> bool:
+    return str(overrides.get("refit", False)).strip().lower() in ("true", "1", "yes")
 
 
 def _predict(model, X: pd.DataFrame) -> np.ndarray:
@@ -244,6 +251,13 @@ def tabresnet_candidate(data: SplitData, settings: Settings, overrides: dict) ->
     validation RMSE is the bag's on them, the same rows every model is chosen
     on (its out-of-fold score, over other rows, is kept as ``val_rmse_reported``).
     This is the bag without the 16% of rows it would train on in a user's run.
+    With ``refit`` (and no bag): for the test RMSE, ``data`` is the training and
+    validation rows together, as a user's file would hold them, and ``fit``
+    splits off its own early-stopping rows (``val_size``) before refitting on
+    all of them; for the validation RMSE, a second fit of the same recipe on the
+    training rows alone is scored on the validation rows it never saw. The
+    seconds are the first fit's. The harness's own override ``"protocol":
+    "user"`` runs any candidate this way (the defaults without the refit, say).
     Either way ``test_data`` is passed only so that the run reports it; the test
     RMSE is computed here from ``run.model.predict``.
     ``--quick`` caps ``max_epochs`` at 5 and ``patience`` at 3.
@@ -263,23 +277,33 @@ def tabresnet_candidate(data: SplitData, settings: Settings, overrides: dict) ->
     flat = {k: v for k, v in kwargs.items() if k in flat_fields()}
     for name in unused_options(RunConfig.from_flat(flat), flat):
         del kwargs[name]
-    # A bag by the candidate's overrides or, where it sets none, by the package's default.
+    # A bag (or a refit) by the candidate's overrides or, where it sets none, the package's default.
     bag = _is_bag(overrides if "bag" in overrides else package_defaults())
+    refit = not bag and _is_refit(overrides if "refit" in overrides else package_defaults())
+    # "protocol": "user" (the harness's, not fit's): the refit's protocol without the refit,
+    # to compare the two on the same footing.
+    user = refit or kwargs.pop("protocol", None) == "user"
     start = time.perf_counter()
     train, val, test = data.frame("train"), data.frame("val"), data.frame("test")
     if bag:
         run = tabresnet.fit(train, target=data.target, test_data=test, **kwargs)
+    elif user:  # the user's file: the training and validation rows, split by fit itself
+        given = pd.concat([train, val], ignore_index=True)
+        run = tabresnet.fit(given, target=data.target, test_data=test, **kwargs)
     else:
         run = tabresnet.fit(train, target=data.target, val_data=val, test_data=test, **kwargs)
     test_pred = _predict(run.model, data.X_test)
     seconds = time.perf_counter() - start
+    scored = run
+    if user:  # the same recipe given the training rows alone, for a validation score
+        scored = tabresnet.fit(train, target=data.target, **kwargs)
     metrics = getattr(run, "metrics", {}) or {}
     info: dict[str, Any] = {}
     training = metrics.get("training") or {}
-    for key in ("epochs", "best_epoch", "diverged"):
+    for key in ("epochs", "best_epoch", "diverged", "refit"):
         if key in training:
             info[key] = training[key]
-    val_rmse = rmse(data.y_val, _predict(run.model, data.X_val))
+    val_rmse = rmse(data.y_val, _predict(scored.model, data.X_val))
     reported = "oof" if bag else "val"
     if reported in metrics:
         info["val_rmse_reported"] = float(metrics[reported]["rmse"])
@@ -414,6 +438,10 @@ def _spec(kind: str, overrides: dict | None, quick: bool, max_rows: int | None,
         # Since 2026-12-02 a bag is fitted on the training rows and scored on the
         # validation rows; before, on both and out-of-fold: another experiment.
         spec["bag_rows"] = "train"
+    if kind == "candidate" and _is_refit(overrides or {}):
+        # A refit is given the training and validation rows (a user's file) for its
+        # test score, and fitted again on the training rows for its validation score.
+        spec["refit_rows"] = "train+val for test, train for val"
     if kind == "candidate":
         inherited = {k: v for k, v in (defaults or {}).items()
                      if k not in overrides and k not in HARNESS_OPTIONS
@@ -510,7 +538,7 @@ def run(args: argparse.Namespace, candidates: dict[str, dict], log=print) -> int
         return 0
     # Imported once per process before any fit (so no fit's seconds pay for them),
     # only those this run's models need.
-    needs = {"lgbm_es": ("lightgbm",), "lgbm_default": ("lightgbm",),
+    needs = {"lgbm_es": ("lightgbm",), "lgbm_refit": ("lightgbm",), "lgbm_default": ("lightgbm",),
              "hgb": ("sklearn.ensemble",), "rtdl_resnet": ("torch", "rtdl_revisiting_models"),
              "realmlp_td": ("torch", "lightning", "pytabkit"),
              "tabm_d": ("torch", "lightning", "pytabkit")}
@@ -793,7 +821,9 @@ def markdown(s: dict, df: pd.DataFrame, machine: dict) -> str:
     })
     val = s["val"]
     lines += ["", "**Validation RMSE** (mean over seeds; on the validation rows for every "
-              "model, a bag's included: it is fitted on the training rows alone):", ""]
+              "model, a bag's included: it is fitted on the training rows alone; a refit's, "
+              "and a candidate's with protocol user, from a second fit on the training rows "
+              "alone, whose own split chose the epoch):", ""]
     lines += _table(val, lambda m, d: _f(val.loc[m, d]), header)
     sec = s["seconds"]
     lines += ["", "**Seconds per fit** (mean wall time from raw frames to test predictions, "
