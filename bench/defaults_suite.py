@@ -416,11 +416,19 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _plain(info: dict) -> dict:
+    """``info`` as JSON can hold it: numpy scalars as numbers, dicts kept, the rest as text.
+
+    >>> _plain({"n": np.int64(3), "refit": {"epochs": np.int64(2)}, "pair": (1, 2)})
+    {'n': 3, 'refit': {'epochs': 2}, 'pair': '(1, 2)'}
+    """
     out = {}
     for k, v in info.items():
         if isinstance(v, (np.integer, np.floating, np.bool_)):
             v = v.item()
-        out[k] = v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
+        if isinstance(v, dict):
+            out[k] = _plain(v)
+        else:
+            out[k] = v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
     return out
 
 

@@ -264,3 +264,9 @@ def test_a_torn_last_line_costs_only_itself(tmp_path):
     path.write_text('{"dataset": "diabetes", "seed": 0}\n{"dataset": "conc')  # killed mid-write
     ds._append(path, {"dataset": "concrete", "seed": 1})
     assert [r["dataset"] for r in ds.read_records(path)] == ["diabetes", "concrete"]
+
+
+def test_a_records_info_keeps_nested_entries_as_json():
+    # A refit's entry ({"epochs": ..., "rows": ...}) was once written as its repr.
+    info = ds._plain({"n": np.int64(3), "refit": {"epochs": np.int64(2)}, "pair": (1, 2)})
+    assert json.loads(json.dumps(info)) == {"n": 3, "refit": {"epochs": 2}, "pair": "(1, 2)"}
