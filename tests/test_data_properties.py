@@ -163,3 +163,13 @@ def test_target_round_trip(case):
     back = Preprocessor.from_dict(json.loads(json.dumps(pre.to_dict()))).inverse_target(z)
     scale = np.maximum(np.abs(y).max(axis=0), 1.0)
     np.testing.assert_allclose(back / scale, y / scale, atol=1e-5)
+
+
+def test_subnormal_numbers_do_not_make_the_quantile_transform_nan():
+    # Hypothesis found it: a value of 5e-324 (not in the training rows) came out NaN.
+    values = [0.0] * 18 + [1.0, 2.2e-313, -1.0, 5e-324, 0.0, 0.0, 0.0]
+    df = pd.DataFrame({"c0_float": values, "base": 0.0, "y0": 0.0})
+    schema, pre = _fit(df, ["y0"], DataConfig(onehot_max_cardinality=0), 21)
+    x_num, x_cat = pre.transform(df)
+    _check_output(pre, x_num, x_cat, len(df))
+    assert x_num[19, 0] == x_num[21, 0] == x_num[0, 0]  # as zero

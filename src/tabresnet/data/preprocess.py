@@ -57,6 +57,10 @@ FORMAT_VERSION = 2
 # Inputs are clipped to the float32 range: the output is float32, and bounded
 # inputs keep means and variances finite in float64.
 _F32_MAX = float(np.finfo(np.float32).max)
+# Magnitudes below float32's smallest normal number become 0: float32 cannot hold
+# them as normal numbers, and subnormal quantiles make sklearn's quantile
+# interpolation return NaN (a value of 5e-324 did, found by a property test).
+_F32_TINY = float(np.finfo(np.float32).tiny)
 # sklearn's own subsample size (rows used to estimate quantiles), read rather
 # than retyped; raised to n_quantiles when more quantiles are asked for.
 _QT_SUBSAMPLE = QuantileTransformer().subsample
@@ -205,7 +209,8 @@ class Preprocessor:
         return self
 
     def _numeric_matrix(self, df: pd.DataFrame) -> np.ndarray:
-        """Numeric columns and date parts as float64 ``(n, k)``, inf -> NaN, clipped to float32."""
+        """Numeric columns and date parts as float64 ``(n, k)``: inf -> NaN, clipped to the
+        float32 range, magnitudes below its smallest normal number -> 0."""
         cols = self.schema.numeric
         x = np.empty((len(df), len(self._num_names)), dtype=np.float64)
         for j, name in enumerate(cols):
@@ -215,6 +220,7 @@ class Preprocessor:
             start = len(cols) + i * width
             x[:, start : start + width] = date_parts(df[name], self.date_formats_.get(name))[0]
         x[np.isinf(x)] = np.nan
+        x[np.abs(x) < _F32_TINY] = 0.0  # no subnormal numbers (quantile interpolation: NaN)
         return np.clip(x, -_F32_MAX, _F32_MAX)
 
     def _fit_numeric(self, x: np.ndarray, weight: np.ndarray | None = None) -> None:
