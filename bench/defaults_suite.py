@@ -281,8 +281,9 @@ def tabresnet_candidate(data: SplitData, settings: Settings, overrides: dict) ->
     bag = _is_bag(overrides if "bag" in overrides else package_defaults())
     refit = not bag and _is_refit(overrides if "refit" in overrides else package_defaults())
     # "protocol": "user" (the harness's, not fit's): the refit's protocol without the refit,
-    # to compare the two on the same footing.
-    user = refit or kwargs.pop("protocol", None) == "user"
+    # to compare the two on the same footing. A bag keeps its own protocol.
+    protocol = kwargs.pop("protocol", None)
+    user = not bag and (refit or protocol == "user")
     start = time.perf_counter()
     train, val, test = data.frame("train"), data.frame("val"), data.frame("test")
     if bag:

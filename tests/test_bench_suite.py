@@ -254,6 +254,36 @@ def test_a_bag_is_fitted_on_the_training_rows_and_scored_on_the_validation_rows(
     assert "val_data" not in kwargs and len(frame) == len(data.y_train)
 
 
+def test_a_refit_gets_a_users_rows_for_test_and_the_training_rows_for_validation(monkeypatch):
+    # A refit trains on every row it is given: scored on validation rows it had
+    # trained on, it would look better than it is.
+    import tabresnet
+    from bench.baselines import Settings
+
+    calls = []
+
+    def fake_fit(data, target, **kwargs):
+        calls.append((data, kwargs))
+        return _FakeRun({"val": {"rmse": 7.0}, "training": {"refit": {"epochs": 3}}})
+
+    monkeypatch.setattr(tabresnet, "fit", fake_fit, raising=False)
+    data = _split_data()
+    n_train, n_val = len(data.y_train), len(data.y_val)
+    for overrides in ({"refit": True}, {"protocol": "user"}, {"refit": True, "protocol": "user"}):
+        calls.clear()
+        score = ds.tabresnet_candidate(data, Settings(), overrides)
+        (given, first), (train_only, second) = calls
+        assert len(given) == n_train + n_val and "val_data" not in first and "test_data" in first
+        assert len(train_only) == n_train and "val_data" not in second
+        assert "protocol" not in first and "protocol" not in second
+        assert score.info["refit"] == {"epochs": 3}
+    # a bag keeps its own protocol: one fit, on the training rows
+    calls.clear()
+    ds.tabresnet_candidate(data, Settings(), {"bag": 3, "protocol": "user"})
+    assert len(calls) == 1 and len(calls[0][0]) == n_train
+    assert '"refit_rows"' in ds._spec("candidate", {"refit": True}, False, None, {})
+
+
 def test_a_bag_candidate_is_another_experiment_than_before_its_rows_changed():
     assert '"bag_rows": "train"' in ds._spec("candidate", {"bag": 3}, False, None, {})
     assert "bag_rows" not in ds._spec("candidate", {"lr": 0.01}, False, None, {})
