@@ -252,10 +252,7 @@ def training_section(run: RunDir) -> str:
 
 def _refit_entry(run: RunDir) -> dict | None:
     """The ``training.refit`` entry of the run's metrics, if the model was refit."""
-    try:
-        metrics = run.json("metrics.json")
-    except Unavailable:
-        return None
+    metrics = run.quiet_json("metrics.json")
     training = metrics.get("training") if isinstance(metrics, dict) else None
     refit = training.get("refit") if isinstance(training, dict) else None
     return refit if isinstance(refit, dict) else None
@@ -264,10 +261,7 @@ def _refit_entry(run: RunDir) -> dict | None:
 # -- predictions -------------------------------------------------------------------
 def _kept_no_test_rows(run: RunDir) -> bool:
     """The run's metrics are readable and have no test split."""
-    try:
-        metrics = run.json("metrics.json")
-    except Unavailable:
-        return False
+    metrics = run.quiet_json("metrics.json")
     return isinstance(metrics, dict) and "test" not in metrics
 
 
