@@ -347,3 +347,19 @@ def test_tuned_with_cv_keeps_the_bag_of_fold_networks(tmp_path):
     assert pred.shape == (80,) and np.isfinite(pred).all()
     np.testing.assert_allclose(tabresnet.load(est.save(tmp_path / "m")).predict(X), pred,
                                rtol=1e-6)
+
+
+def test_a_bags_out_of_fold_predictions_line_up_with_the_rows_of_X():
+    X, y = linear_data(n=120)
+    w = np.ones(len(y))
+    w[[3, 50]] = 0.0  # weighted out: not trained on, so no out-of-fold prediction
+    est = ResNetRegressor(bag=3, **FAST).fit(X, y, sample_weight=w)
+    oof = est.oof_prediction_
+    assert oof.shape == (120,) and np.flatnonzero(np.isnan(oof)).tolist() == [3, 50]
+    kept = ~np.isnan(oof)
+    rmse = np.sqrt(np.mean((oof[kept] - y[kept]) ** 2))
+    assert rmse == pytest.approx(est.best_val_rmse_)  # the bag's out-of-fold score
+    # Out of fold, not the bag's own prediction of rows it trained on.
+    assert not np.allclose(oof[kept], est.predict(X)[kept], rtol=1e-3)
+    est.set_params(bag=0).fit(X, y)
+    assert not hasattr(est, "oof_prediction_")  # no stale attribute from the bag's fit

@@ -239,6 +239,36 @@ def test_a_bag_trains_one_network_per_fold_and_scores_out_of_fold(regression_fra
                                rtol=1e-5)
 
 
+def test_a_bags_out_of_fold_predictions_name_their_rows_and_member(regression_frame, tmp_path):
+    from tabresnet.artifact import TabularModel
+
+    data = regression_frame.iloc[:240].copy()
+    data.loc[7, "y"] = np.nan  # dropped: no prediction, and the numbering still counts it
+    extra = regression_frame.iloc[240:]
+    run = tabresnet.fit(data, "y", out=tmp_path / "run", bag=3, val_data=extra,
+                        test_size=0.2, **TINY)
+    oof = pd.read_csv(tmp_path / "run" / "predictions_oof.csv")
+    pd.testing.assert_frame_equal(oof, run.oof, check_dtype=False)
+    assert list(oof.columns) == ["row", "y_true", "y_pred"]
+    assert oof.row.is_monotonic_increasing and oof.row.is_unique and 7 not in set(oof.row)
+    # Rows number the data, then the validation table's rows after it.
+    both = pd.concat([data, extra], ignore_index=True)
+    assert len(oof) == run.metrics["oof"]["n"] and oof.row.max() >= len(data)
+    np.testing.assert_allclose(oof.y_true, both.y.iloc[oof.row])
+    rmse = np.sqrt(np.mean((oof.y_true - oof.y_pred) ** 2))
+    assert rmse == pytest.approx(run.metrics["oof"]["rmse"])
+    # Each row is predicted by one member alone (the one that left it out), not the mean.
+    model = run.model
+    members = np.column_stack([
+        TabularModel(m, model.config, model.schema, model.preprocessor).predict(
+            both.iloc[oof.row])
+        for m in model.network.members
+    ])
+    gap = np.abs(members - oof.y_pred.to_numpy()[:, None])
+    assert np.all(gap.min(axis=1) < 1e-4 * (1 + np.abs(oof.y_pred.to_numpy())))
+    assert np.bincount(gap.argmin(axis=1), minlength=3).min() > len(oof) / 4
+
+
 def test_the_weight_average_is_what_is_scored_and_saved(regression_frame):
     from tabresnet.training import prepare as prep
 

@@ -428,3 +428,16 @@ def test_a_run_without_test_rows_says_so(tmp_path):
         progress="none", report=False)
     html = write_report(out).read_text(encoding="utf-8")
     assert "kept no test rows" in html and "predictions_test.csv is missing" not in html
+
+
+def test_a_bag_without_test_rows_draws_its_out_of_fold_predictions(tmp_path, capsys):
+    data = tmp_path / "prices.csv"
+    price_frame().to_csv(data, index=False)
+    out = tmp_path / "run"
+    assert main(["fit", str(data), "--target", "price", "--bag", "2", "--out", str(out),
+                 "--max-epochs", "2", "--num-blocks", "1", "--c-hidden", "8",
+                 "--progress", "none"]) == 0
+    assert f"out-of-fold predictions: {out / 'predictions_oof.csv'}" in capsys.readouterr().out
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "300 out-of-fold rows (each by the member that did not train on it)" in html
+    assert "kept no test rows (fit --test-size" not in html

@@ -238,6 +238,7 @@ def test_with_cross_validation_the_saved_model_is_a_bag_of_the_fold_networks(fra
     assert result.model.n_members == 3
     assert set(result.metrics) >= {"oof", "test", "tuning", "training"}
     assert result.metrics["oof"]["n"] == 80  # every non-test row, predicted by one member
+    assert len(pd.read_csv(out / "predictions_oof.csv")) == 80
     assert result.metrics["training"]["members"] == 3
     # The bag predicts the mean of its members.
     members = result.model.network.members

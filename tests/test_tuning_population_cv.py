@@ -166,6 +166,9 @@ def test_tune_pack_cv_saves_the_chosen_trials_fold_networks(tmp_path, table, mon
     y = oof_targets(folds)
     assert result.metrics["oof"]["rmse"] == pytest.approx(_rmse(oof, y), rel=1e-5)
     assert info["ensemble_oof_rmse"] == pytest.approx(_rmse(oof, y), rel=1e-5)
+    saved = pd.read_csv(out / "predictions_oof.csv").set_index("row")  # the same, row by row
+    rows = np.concatenate([f.val.frame.index.to_numpy() for f in folds])
+    np.testing.assert_allclose(saved.loc[rows, "y_pred"], np.ravel(oof), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(loaded.predict(table), result.model.predict(table), rtol=1e-5,
                                atol=1e-5)
     assert set(loaded.evaluate(table)) >= {"rmse"} and "test" in result.metrics

@@ -216,6 +216,8 @@ def _print_run(metrics: dict, run_dir: Path | None) -> None:
     """The metrics table, the run directory and its report."""
     _print_metrics(metrics)
     print(f"run directory: {run_dir}")
+    if run_dir is not None and (run_dir / "predictions_oof.csv").is_file():
+        print(f"out-of-fold predictions: {run_dir / 'predictions_oof.csv'}")
     if run_dir is not None and (run_dir / "report.html").is_file():
         print(f"report: {run_dir / 'report.html'}")
 

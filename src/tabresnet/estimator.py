@@ -491,7 +491,11 @@ class ResNetRegressor(_ResNetBase):
     best_epoch_ : int
         The epoch (from 0) whose weights were kept.
     best_val_rmse_ : float
-        Validation RMSE of that epoch, in target units.
+        Validation RMSE of that epoch, in target units (a bag's: out-of-fold).
+    oof_prediction_ : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        With ``bag`` > 1 only: each training row predicted by the member that
+        did not train on it, the out-of-fold predictions to stack on (as a
+        random forest's ``oob_prediction_``); NaN for rows of weight 0.
     n_features_in_ : int
         Number of columns seen in :meth:`fit`.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -621,7 +625,9 @@ class ResNetRegressor(_ResNetBase):
         from .training.fit import calibrate_split, refit_all_rows
 
         frame, targets, cfg = self._fit_data(X, y)
+        n_rows = len(frame)
         frame, cfg = self._weighted(frame, sample_weight, cfg)
+        self.__dict__.pop("oof_prediction_", None)  # a bag's only: none from an earlier fit
         if cfg.data.bag > 1 and len(frame) >= cfg.data.bag * MIN_VAL_ROWS:
             folds = make_folds(frame, targets, cfg, cv=cfg.data.bag, shared=True)
             bag = train_bag(folds, cfg)
@@ -630,6 +636,12 @@ class ResNetRegressor(_ResNetBase):
             model.metrics = {**bag.metrics, "training": bag.training_summary()}
             model.calibration = calibrate_bag(model, folds)
             best_val_rmse = float(bag.metrics["oof"]["rmse"])
+            # The bag numbers the rows it was given: those of positive weight.
+            given = np.arange(n_rows) if len(frame) == n_rows else \
+                np.flatnonzero(np.asarray(sample_weight, dtype=np.float64) > 0)
+            oof = np.full((n_rows, len(targets)), np.nan)
+            oof[given[bag.oof["row"].to_numpy()]] = bag.oof.filter(like="y_pred").to_numpy()
+            self.oof_prediction_ = oof[:, 0] if len(targets) == 1 else oof
         else:
             train, val = self._split(len(frame), cfg)
             prepared = prepare(frame, targets, cfg, train_index=train, val_index=val)

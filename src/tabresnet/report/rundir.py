@@ -34,6 +34,7 @@ RUN_FILES = (
     "history.csv",
     "data_summary.json",
     "predictions_test.csv",
+    "predictions_oof.csv",
     "tuning",
 )
 
@@ -132,10 +133,10 @@ class RunDir:
         summary = self.quiet_json("data_summary.json") or {}
         return [str(t) for t in schema.get("targets") or summary.get("targets") or ["target"]]
 
-    def prediction_pairs(self) -> list[tuple[str, str, str]]:
-        """``(target, true_column, pred_column)`` for each target in ``predictions_test.csv``."""
+    def prediction_pairs(self, name: str = "predictions_test.csv") -> list[tuple[str, str, str]]:
+        """``(target, true_column, pred_column)`` for each target in the predictions file ``name``."""
         try:
-            df = self.csv("predictions_test.csv")
+            df = self.csv(name)
         except Unavailable:
             return []
         pairs = []

@@ -267,16 +267,21 @@ def _kept_no_test_rows(run: RunDir) -> bool:
 
 
 def predictions_section(run: RunDir) -> str:
-    df = run.csv("predictions_test.csv")
+    name, rows = "predictions_test.csv", "test rows"
+    df = run.csv(name)
     if df is None and _kept_no_test_rows(run):
-        # fit keeps no test rows unless asked: say so, not "missing".
-        raise Unavailable("this run kept no test rows (fit --test-size 0.2 or --test-data "
-                          "FILE holds some out, and their predictions are drawn here)")
-    df = _need(df, "predictions_test.csv")
-    pairs = run.prediction_pairs()
+        oof = run.csv("predictions_oof.csv")
+        if oof is not None:  # a bag without test rows: its honest predictions
+            name, rows, df = "predictions_oof.csv", "out-of-fold rows (each by the member " \
+                "that did not train on it)", oof
+        else:  # fit keeps no test rows unless asked: say so, not "missing".
+            raise Unavailable("this run kept no test rows (fit --test-size 0.2 or --test-data "
+                              "FILE holds some out, and their predictions are drawn here)")
+    df = _need(df, name)
+    pairs = run.prediction_pairs(name)
     if not pairs:
         raise Unavailable(
-            "predictions_test.csv has no y_true/y_pred (or y_true_<target>/y_pred_<target>) "
+            f"{name} has no y_true/y_pred (or y_true_<target>/y_pred_<target>) "
             f"columns; it has: {', '.join(map(str, df.columns))}"
         )
     targets = run.targets()
@@ -290,7 +295,7 @@ def predictions_section(run: RunDir) -> str:
             + image(
                 png,
                 f"predicted vs actual and residuals for {target}",
-                caption=f"{len(df)} test rows; residual = actual − predicted. "
+                caption=f"{len(df)} {rows}; residual = actual − predicted. "
                 "Points on the dashed line are predicted exactly.",
             )
         )

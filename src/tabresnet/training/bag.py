@@ -35,8 +35,8 @@ from ..models import MeanEnsemble
 from .loop import TrainResult, train_network
 from .prepare import Prepared, as_targets, data_summary, prepare
 
-__all__ = ["BagResult", "bag_prepared", "calibrate_bag", "make_folds", "pool_and_test",
-           "train_bag"]
+__all__ = ["BagResult", "bag_prepared", "calibrate_bag", "make_folds", "oof_table",
+           "pool_and_test", "prediction_table", "train_bag"]
 
 
 def pool_and_test(
@@ -44,24 +44,36 @@ def pool_and_test(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows training may see (``pool``) and the test rows, as ``prepare`` splits them.
 
-    Returns ``(pool, test)``: DataFrames with a fresh index; ``test`` is the
-    split-off test rows (none when ``test_size`` is 0), or ``test_data`` when given.
+    Returns ``(pool, test)``: ``test`` is the split-off test rows (none when
+    ``test_size`` is 0), or ``test_data`` when given, with a fresh index;
+    ``pool``'s index is each row's 0-based number in ``data`` (``val_data``'s
+    rows numbered on after them), the rows dropped for their target or a
+    weight of 0 left out.
     """
     targets = as_targets(target)
     weight = config.data.weight
-    frame = clean_weight(clean_target(read_table(data), targets).reset_index(drop=True), weight)
+    raw = read_table(data)
+    number = "row"
+    while number in raw.columns:  # a column name the table does not use
+        number = "_" + number
+
+    def cleaned(table: pd.DataFrame, first: int, what: str) -> pd.DataFrame:
+        numbered = table.assign(**{number: first + np.arange(len(table))})
+        return clean_weight(clean_target(numbered, targets), weight, what)
+
+    frame = cleaned(raw, 0, "data")
     if test_data is None:
         tr, va, te = split_indices(
             len(frame), config.data.val_size, config.data.test_size, config.seed
         )
-        test = frame.iloc[te]
+        test = frame.iloc[te].drop(columns=number)
         frame = frame.iloc[np.sort(np.concatenate([tr, va]))]
     else:
         test = clean_weight(clean_target(read_table(test_data), targets), weight, "test data")
     if val_data is not None:
-        val = clean_weight(clean_target(read_table(val_data), targets), weight, "validation data")
-        frame = pd.concat([frame, val])
-    return frame.reset_index(drop=True), test.reset_index(drop=True)
+        frame = pd.concat([frame, cleaned(read_table(val_data), len(raw), "validation data")])
+    rows = frame[number].to_numpy()
+    return frame.drop(columns=number).set_axis(rows), test.reset_index(drop=True)
 
 
 def make_folds(
@@ -79,18 +91,64 @@ def make_folds(
     validation rows included); the test rows are never trained or stopped on.
     Each fold fits its own preprocessing on its training rows, unless
     ``shared``: then all folds share one fitted on every non-test row and
-    carry the test split too (the members of a bag).
+    carry the test split too (the members of a bag). A fold's validation
+    rows keep their numbers in ``data`` as their index
+    (:func:`pool_and_test`), which the out-of-fold predictions report.
     """
     if cv < 2:
         return [prepare(data, target, config, val_data=val_data, test_data=test_data)]
     targets = as_targets(target)
     pool, test = pool_and_test(data, targets, config, val_data, test_data)
     every = np.arange(len(pool)) if shared else None
-    return [
-        prepare(pool, targets, config, train_index=train_idx, val_index=val_idx,
-                test_data=test if shared and len(test) else None, fit_index=every)
-        for train_idx, val_idx in kfold_indices(len(pool), cv, config.seed)
-    ]
+    folds = []
+    for train_idx, val_idx in kfold_indices(len(pool), cv, config.seed):
+        fold = prepare(pool, targets, config, train_index=train_idx, val_index=val_idx,
+                       test_data=test if shared and len(test) else None, fit_index=every)
+        held_out = replace(fold.val, frame=fold.val.frame.set_axis(pool.index[val_idx]))
+        folds.append(replace(fold, val=held_out))
+    return folds
+
+
+def prediction_table(
+    targets: Sequence[str],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    bounds: Sequence[np.ndarray] | None = None,
+    rows: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Predictions as the run directory's CSV files hold them.
+
+    Columns ``row`` (with ``rows``), then per target ``y_true``, ``y_pred``
+    and, with ``bounds`` (lower, upper), ``y_lower`` and ``y_upper``; with
+    several targets each name ends in ``_<target>``. Arrays are ``(n, targets)``.
+
+    >>> prediction_table(["y"], np.array([[1.0]]), np.array([[1.5]]), rows=np.array([7]))
+       row  y_true  y_pred
+    0    7     1.0     1.5
+    """
+    cols: dict[str, np.ndarray] = {} if rows is None else {"row": np.asarray(rows)}
+    single = len(targets) == 1
+    for j, t in enumerate(targets):
+        suffix = "" if single else f"_{t}"
+        cols[f"y_true{suffix}"] = y_true[:, j]
+        cols[f"y_pred{suffix}"] = y_pred[:, j]
+        if bounds is not None:
+            cols[f"y_lower{suffix}"] = bounds[0][:, j]
+            cols[f"y_upper{suffix}"] = bounds[1][:, j]
+    return pd.DataFrame(cols)
+
+
+def oof_table(folds: Sequence[Prepared], y_pred: np.ndarray) -> pd.DataFrame:
+    """A bag's out-of-fold predictions, one row per row it trained on, sorted by ``row``.
+
+    ``y_pred`` ``(n, targets)``: the predictions of ``folds``' validation rows,
+    fold after fold; ``row`` is each row's number in the data
+    (:func:`make_folds`), so ``data.iloc[table.row]`` are the rows predicted.
+    """
+    rows = np.concatenate([f.val.frame.index.to_numpy() for f in folds])
+    y_true = np.concatenate([f.val.y_raw for f in folds])
+    table = prediction_table(folds[0].targets, y_true, y_pred, rows=rows)
+    return table.sort_values("row", kind="stable", ignore_index=True)
 
 
 @dataclass
@@ -107,12 +165,15 @@ class BagResult:
         ``{"oof": {...}}``: each row scored by the member that did not train on it.
     history : DataFrame
         The members' per-epoch histories with a ``member`` column.
+    oof : DataFrame
+        Those out-of-fold predictions (:func:`oof_table`).
     """
 
     network: MeanEnsemble
     results: list[TrainResult]
     metrics: dict
     history: pd.DataFrame
+    oof: pd.DataFrame | None = None
 
     @property
     def is_global_zero(self) -> bool:
@@ -182,7 +243,8 @@ def train_bag(
     history = pd.concat(
         [r.history.assign(member=i) for i, r in enumerate(results)], ignore_index=True
     )
-    return BagResult(MeanEnsemble([r.network for r in results]), results, metrics, history)
+    oof = oof_table(folds[: len(results)], np.concatenate(y_pred))
+    return BagResult(MeanEnsemble([r.network for r in results]), results, metrics, history, oof)
 
 
 def calibrate_bag(model: TabularModel, folds: Sequence[Prepared]) -> Calibration:

@@ -34,7 +34,7 @@ from ..errors import ConfigError, TabResNetWarning
 from ..metrics import regression_metrics
 from ..rundir_lock import RunDirLock, open_run
 from ..rundir_lock import probe as probe_run_lock
-from .bag import bag_prepared, calibrate_bag, make_folds, train_bag
+from .bag import bag_prepared, calibrate_bag, make_folds, prediction_table, train_bag
 from .loop import TrainResult, train_network
 from .prepare import Prepared, Split, as_targets, prepare, refit_prepared
 
@@ -70,6 +70,13 @@ class Run:
     dir : Path or None
         The run directory, if one was written.
     config : RunConfig
+    oof : DataFrame or None
+        A bag's out-of-fold predictions (also ``predictions_oof.csv``): ``row``,
+        the row's 0-based number in ``data`` (``val_data``'s rows numbered on
+        after them; rows dropped for a missing target or a weight of 0 have
+        none), then ``y_true`` and ``y_pred`` (``_<target>`` with several
+        targets). Each row is predicted by the member that did not train on it,
+        the honest predictions to stack or to study errors with. None without a bag.
     """
 
     model: TabularModel
@@ -79,6 +86,7 @@ class Run:
     dir: Path | None = None
     seconds: float = 0.0
     summary: dict = field(default_factory=dict)
+    oof: pd.DataFrame | None = None
 
     def predict(self, data: Any) -> np.ndarray:
         return self.model.predict(data)
@@ -278,18 +286,11 @@ def write_run(
             pred, *bounds = model.interval_tensors(test.x_num, test.x_cat, REPORT_LEVEL)
         else:
             pred = _predict_split(model, test)
-        cols: dict[str, np.ndarray] = {}
-        single = len(prepared.targets) == 1
-        for j, t in enumerate(prepared.targets):
-            suffix = "" if single else f"_{t}"
-            cols[f"y_true{suffix}"] = test.y_raw[:, j]
-            cols[f"y_pred{suffix}"] = pred[:, j]
-            if bounds is not None:  # the report's interval picture
-                cols[f"y_lower{suffix}"] = bounds[0][:, j]
-                cols[f"y_upper{suffix}"] = bounds[1][:, j]
-        atomic_write_text(
-            directory / "predictions_test.csv", pd.DataFrame(cols).to_csv(index=False)
-        )
+        table = prediction_table(prepared.targets, test.y_raw, pred, bounds or None)
+        atomic_write_text(directory / "predictions_test.csv", table.to_csv(index=False))
+    oof = getattr(result, "oof", None)  # a bag's
+    if oof is not None:
+        atomic_write_text(directory / "predictions_oof.csv", oof.to_csv(index=False))
     _write_importance(directory, model, prepared)
 
 
@@ -435,6 +436,7 @@ def fit(
             config=cfg,
             seconds=time.perf_counter() - start,
             summary=prepared.summary,
+            oof=result.oof if bagged else None,
         )
         if staging is not None and result.is_global_zero:
             write_run(staging, model, prepared, result, metrics)

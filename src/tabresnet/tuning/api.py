@@ -735,7 +735,7 @@ def _save_folds(chosen: list, folds: list, run_dir: Path | None,
     """
     from ..metrics import regression_metrics
     from ..models import MeanEnsemble
-    from ..training.bag import bag_prepared, calibrate_bag
+    from ..training.bag import bag_prepared, calibrate_bag, oof_table
     from ..training.fit import evaluate_splits, interval_metrics, write_run
     from .population import oof_targets, oof_weights
 
@@ -770,12 +770,13 @@ def _save_folds(chosen: list, folds: list, run_dir: Path | None,
     model.metrics = metrics
     prepared.summary["bag"] = {"members": model.n_members, "folds": k}
     if run_dir is not None:
-        write_run(run_dir, model, prepared, _History(history), metrics)
+        write_run(run_dir, model, prepared, _History(history, oof_table(folds, oof)), metrics)
     return model, metrics
 
 
 @dataclass
 class _History:
-    """What ``write_run`` reads of a training: its history."""
+    """What ``write_run`` reads of a training: its history (and a bag's out-of-fold predictions)."""
 
     history: Any
+    oof: Any = None
