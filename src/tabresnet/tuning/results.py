@@ -114,9 +114,9 @@ def plot_png(study: optuna.Study, filename: str, target_name: str = METRIC) -> b
     report's, and the figure is closed. Their own failures (too few trials,
     one parameter) propagate.
     """
+    # No matplotlib.use(): it would switch the caller's pyplot (a notebook's inline
+    # backend) to ours; without a display matplotlib falls back to Agg by itself.
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     import numpy as np
     import optuna.visualization.matplotlib as ovm
