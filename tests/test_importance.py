@@ -73,6 +73,25 @@ def test_without_test_rows_importance_is_on_validation_rows(tmp_path):
     assert record["scored_on"] == "val" and record["n"] == 19  # 16 % of 120 rows
 
 
+def test_a_bag_without_test_rows_is_scored_out_of_fold(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = fit(_table(300), "y", out=tmp_path / "run", bag=3, **SMALL)
+    record = json.loads((run.dir / "importance.json").read_text())
+    # Every row the bag trained on, each by the member that left it out.
+    assert record["scored_on"] == "oof" and record["n"] == 300
+    assert record["baseline"] == pytest.approx(run.metrics["oof"]["rmse"], rel=1e-4)
+    imp = {f["feature"]: f["importance"] for f in record["features"]}
+    assert imp["signal"] > 10 * abs(imp["noise"]) and imp["city"] > abs(imp["shop"])
+    section = write_report(run.dir).read_text().split('id="importance"', 1)[1]
+    assert "300 out-of-fold rows (each bag member on the fold it did not train on)" in section
+
+
+def test_out_of_fold_importance_needs_one_table_per_member(run_dir):
+    with pytest.raises(ConfigError, match="need a bag and one table per member: 1 member"):
+        tabresnet.feature_importance.importance_out_of_fold(run_dir.model, [_table(50)])
+
+
 def test_importance_from_an_estimator_with_y():
     df = _table(200)
     est = tabresnet.ResNetRegressor(max_epochs=10, num_blocks=(1,), c_hidden=(8,))

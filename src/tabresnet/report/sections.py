@@ -434,7 +434,8 @@ def metrics_section(run: RunDir) -> str:
 # -- feature importance ------------------------------------------------------------
 # At most this many columns in the chart; the table lists every one.
 _IMPORTANCE_BARS = 30
-_SCORED_ON = {"test": "test rows", "val": "validation rows (they chose the epoch)"}
+_SCORED_ON = {"test": "test rows", "val": "validation rows (they chose the epoch)",
+              "oof": "out-of-fold rows (each bag member on the fold it did not train on)"}
 
 
 def importance_section(run: RunDir) -> str:
@@ -442,8 +443,8 @@ def importance_section(run: RunDir) -> str:
     record = run.json("importance.json")
     if record is None:
         raise Unavailable(
-            "importance.json is missing (a bag or a refit model without test rows has none: "
-            "each of its rows trained it); tabresnet importance RUN DATA computes it on any rows"
+            "importance.json is missing (a refit model without test rows has none: each of "
+            "its rows trained it); tabresnet importance RUN DATA computes it on any rows"
         )
     feats = [f for f in record.get("features") or [] if isinstance(f, dict)]
     if not feats:

@@ -271,8 +271,13 @@ def write_run(
     prepared: Prepared,
     result: TrainResult,
     metrics: dict,
+    folds: Sequence[Prepared] | None = None,
 ) -> None:
-    """Write the run files (see docs/architecture.md) into ``directory``."""
+    """Write the run files (see docs/architecture.md) into ``directory``.
+
+    ``folds``: a bag's, whose held-out rows score its feature importance
+    when there are no test rows.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     model.save(directory)
     atomic_write_text(directory / "config.yaml", model.config.to_yaml())
@@ -291,30 +296,46 @@ def write_run(
     oof = getattr(result, "oof", None)  # a bag's
     if oof is not None:
         atomic_write_text(directory / "predictions_oof.csv", oof.to_csv(index=False))
-    _write_importance(directory, model, prepared)
+    _write_importance(directory, model, prepared, folds)
 
 
-def _write_importance(directory: Path, model: TabularModel, prepared: Prepared) -> None:
-    """``importance.json``: permutation importance on the test rows, else the validation rows.
+def _write_importance(
+    directory: Path, model: TabularModel, prepared: Prepared, folds: Sequence[Prepared] | None
+) -> None:
+    """``importance.json``: permutation importance on the test rows, else the held-out rows.
 
-    A bag or a refit model without test rows gets none: each of its rows trained it.
+    Held out: the validation rows, or a bag's out-of-fold rows (each member on
+    the fold it left out). A refit model without test rows gets none (each of
+    its rows trained it), nor does a bag of several networks per fold.
     """
     import warnings
 
-    from ..feature_importance import FIT_REPEATS, FIT_ROWS, importance, importance_record
+    from ..feature_importance import (
+        FIT_REPEATS,
+        FIT_ROWS,
+        importance,
+        importance_out_of_fold,
+        importance_record,
+    )
 
     test = prepared.test is not None and len(prepared.test) > 0
-    if not test and (model.n_members > 1 or model.config.train.refit):
+    bag = not test and model.n_members > 1
+    if bag and (folds is None or len(folds) != model.n_members) or \
+            not test and model.config.train.refit:
         return
-    split = prepared.test if test else prepared.val
+    scored_on = "test" if test else "oof" if bag else "val"
     try:
-        table = importance(model, split.frame, repeats=FIT_REPEATS, max_rows=FIT_ROWS,
-                           seed=model.config.seed)
+        if bag:
+            table = importance_out_of_fold(model, [f.val.frame for f in folds],
+                                           repeats=FIT_REPEATS, max_rows=FIT_ROWS,
+                                           seed=model.config.seed)
+        else:
+            table = importance(model, (prepared.test if test else prepared.val).frame,
+                               repeats=FIT_REPEATS, max_rows=FIT_ROWS, seed=model.config.seed)
     except Exception as exc:  # the trained model matters more than its importance
         warnings.warn(f"feature importance not computed: {exc}", stacklevel=3)
         return
-    atomic_write_text(directory / "importance.json",
-                      dumps(importance_record(table, "test" if test else "val")))
+    atomic_write_text(directory / "importance.json", dumps(importance_record(table, scored_on)))
 
 
 def fit(
@@ -439,7 +460,7 @@ def fit(
             oof=result.oof if bagged else None,
         )
         if staging is not None and result.is_global_zero:
-            write_run(staging, model, prepared, result, metrics)
+            write_run(staging, model, prepared, result, metrics, folds if bagged else None)
             _swap_into_place(staging, out_path)
             staging = None
             run.dir = out_path

@@ -108,5 +108,5 @@ def retrain_bag(
     metrics.update(extra)
     model.metrics = metrics
     if run_dir is not None:
-        write_run(run_dir, model, prepared, bag, metrics)
+        write_run(run_dir, model, prepared, bag, metrics, folds)
     return model, metrics
