@@ -282,9 +282,10 @@ def importance_out_of_fold(
     >>> rng = np.random.default_rng(0)
     >>> df = pd.DataFrame({"signal": rng.normal(size=300), "noise": rng.normal(size=300)})
     >>> df["y"] = 3 * df.signal
+    >>> from tabresnet.training.bag import make_folds
     >>> run = fit(df, "y", bag=3, max_epochs=30, num_blocks=[1], c_hidden=[16], progress="none")
-    >>> folds = [df.iloc[run.oof.row[i::3]] for i in range(3)]  # (not the bag's folds)
-    >>> table = importance_out_of_fold(run.model, folds, repeats=2)
+    >>> folds = make_folds(df, "y", run.config, cv=3, shared=True)  # fit's own folds
+    >>> table = importance_out_of_fold(run.model, [f.val.frame for f in folds], repeats=2)
     >>> list(table.feature), table.attrs["rows"]
     (['signal', 'noise'], 300)
     """
@@ -293,13 +294,14 @@ def importance_out_of_fold(
                           f"{len(held_out)} table(s)")
     members = list(model.network.members)
     per_fold = None if max_rows is None else max(2, -(-int(max_rows) // len(held_out)))
+    weight = model.config.data.weight
     tables, sizes = [], []
     for i, (member, rows) in enumerate(zip(members, held_out)):
         one = TabularModel(member, model.config, model.schema, model.preprocessor)
         tables.append(importance(one, rows, repeats=repeats, seed=seed + i, max_rows=per_fold)
                       .set_index("feature"))
-        weight = getattr(model.config.data, "weight", None)
-        sizes.append(float(rows[weight].sum()) if weight in rows else float(tables[-1].attrs["rows"]))
+        sizes.append(float(rows[weight].sum()) if weight is not None and weight in rows
+                     else float(tables[-1].attrs["rows"]))
     w = np.asarray(sizes) / sum(sizes)
     mean = sum(wi * t["importance"] for wi, t in zip(w, tables))
     spread = sum(wi * (t["std"] ** 2 + (t["importance"] - mean) ** 2) for wi, t in zip(w, tables))
