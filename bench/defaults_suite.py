@@ -191,7 +191,10 @@ def realmlp_td(data: SplitData, settings: Settings) -> Score:
 
 
 def tabm_d(data: SplitData, settings: Settings) -> Score:
-    """pytabkit's ``TabM_D_Regressor``: TabM's published default (k=32, 3 x 512, PLE embeddings).
+    """pytabkit's ``TabM_D_Regressor``: TabM's published default (k=32, width 512, batch 256).
+
+    In pytabkit 1.8.0 its defaults use no numeric embeddings (``num_emb_type``
+    ``"none"``).
 
     Validation rows as its ``X_val`` (early stopping). Minutes per fit on one
     core, hence not in the default model list. ``--quick``: 2 epochs.
