@@ -308,8 +308,6 @@ def _write_importance(
     the fold it left out). A refit model without test rows gets none (each of
     its rows trained it), nor does a bag of several networks per fold.
     """
-    import warnings
-
     from ..feature_importance import (
         FIT_REPEATS,
         FIT_ROWS,
@@ -320,8 +318,8 @@ def _write_importance(
 
     test = prepared.test is not None and len(prepared.test) > 0
     bag = not test and model.n_members > 1
-    if bag and (folds is None or len(folds) != model.n_members) or \
-            not test and model.config.train.refit:
+    one_per_fold = folds is not None and len(folds) == model.n_members
+    if not test and (model.config.train.refit or bag and not one_per_fold):
         return
     scored_on = "test" if test else "oof" if bag else "val"
     try:
