@@ -168,7 +168,8 @@ def test_bad_choice_is_one_line(capsys):
 def test_fit_out_under_a_file_one_line(data_csv, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    line = error_line(capsys, "fit", data_csv, "-t", "y", "--out", blocker / "run", *TINY)
+    line = error_line(capsys, "fit", data_csv, "-t", "y", "--ignore", "id", "--out",
+                      blocker / "run", *TINY)
     assert str(blocker) in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
@@ -180,7 +181,8 @@ def test_fit_full_disk_leaves_nothing(data_csv, tmp_path, capsys, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)  # every atomic write of the run fails
-    line = error_line(capsys, "fit", data_csv, "-t", "y", "--out", out, "--no-report", *TINY)
+    line = error_line(capsys, "fit", data_csv, "-t", "y", "--ignore", "id", "--out", out,
+                      "--no-report", *TINY)
     assert "no space left on device" in line and "free some space" in line
     assert not out.exists() and leftovers(tmp_path) == []
 
@@ -194,7 +196,8 @@ def test_fit_out_not_writable_one_line(data_csv, tmp_path, capsys, monkeypatch):
         raise PermissionError(errno.EACCES, "Permission denied", str(Path(path).parent))
 
     monkeypatch.setattr(fit_module, "open_run", refuse)
-    line = error_line(capsys, "fit", data_csv, "-t", "y", "--out", out, "--no-report", *TINY)
+    line = error_line(capsys, "fit", data_csv, "-t", "y", "--ignore", "id", "--out", out,
+                      "--no-report", *TINY)
     assert "permission denied" in line and str(out.parent) in line and "permissions" in line
     assert not out.exists()
 
@@ -205,7 +208,8 @@ def test_fit_and_predict_under_read_only_folder(data_csv, model_dir, tmp_path, c
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        line = error_line(capsys, "fit", data_csv, "-t", "y", "--out", ro / "run", *TINY)
+        line = error_line(capsys, "fit", data_csv, "-t", "y", "--ignore", "id", "--out", ro / "run",
+                          *TINY)
         assert "permission denied" in line
         line = error_line(capsys, "predict", model_dir, data_csv, "-o", ro / "p.csv")
         assert "permission denied" in line
@@ -269,7 +273,8 @@ def test_report_and_show_write_errors_one_line(model_dir, tmp_path, capsys):
     "args, expected",
     [
         (["tune", "{csv}", "-t", "y", "--lr", "-1"], "lr must be positive"),
-        (["tune", "{csv}", "-t", "y", "--out", "{blocker}/run"], "not a directory"),
+        (["tune", "{csv}", "-t", "y", "--ignore", "id", "--out", "{blocker}/run"],
+         "not a directory"),
         (["demo", "--norm", "foo", "--out", "{tmp}/demo"], "unknown norm 'foo'"),
         (["show", "--config", "{blocker}"], "not valid"),
         (["report", "{blocker}"], "run directory not found"),

@@ -155,6 +155,70 @@ def test_complex_is_ignored_with_warning(mixed):
         assert infer_schema(mixed, "y").ignored == ["z"]
 
 
+@pytest.mark.parametrize("start", [0, 1])
+def test_a_column_that_numbers_the_rows_is_ignored_with_a_warning(start):
+    n = 40
+    frame = pd.DataFrame({"Unnamed: 0": np.arange(start, start + n), "x": np.ones(n),
+                          "y": np.arange(n) % 7})
+    with pytest.warns(UserWarning) as record:
+        s = infer_schema(frame, "y")
+    assert s.ignored == ["Unnamed: 0"] and s.numeric == ["x"]
+    message = str(record[0].message)
+    assert message.startswith(f"column 'Unnamed: 0' only numbers the rows ({start}, {start + 1},")
+    assert message.endswith("ignoring it - list it in numeric to use it")
+    assert _quiet(frame, "y", DataConfig(numeric=["Unnamed: 0"])).numeric == ["Unnamed: 0", "x"]
+
+
+@pytest.mark.parametrize("values", [
+    np.random.default_rng(0).permutation(40),         # shuffled: not the row order
+    np.r_[np.arange(39), 40],                         # one gap
+    np.r_[np.arange(39.0), np.nan],                   # a missing value
+    np.arange(40) * 2,                                # a step of two
+])
+def test_numbers_that_are_not_the_row_number_stay_features(values):
+    frame = pd.DataFrame({"index": values, "y": np.ones(40)})
+    assert _quiet(frame, "y").numeric == ["index"]
+
+
+@pytest.mark.parametrize("name", ["rownames", "index", "", "...1", "ID", "Unnamed: 3"])
+def test_index_names_saved_by_pandas_and_r_are_recognised(name):
+    frame = pd.DataFrame({name: np.arange(1, 31), "x": np.ones(30), "y": np.ones(30)})
+    with pytest.warns(UserWarning, match="only numbers the rows"):
+        assert infer_schema(frame, "y").ignored == [name]
+
+
+def test_an_in_order_count_under_another_name_stays_a_feature():
+    frame = pd.DataFrame({"step": np.arange(40), "y": np.ones(40)})
+    assert _quiet(frame, "y").numeric == ["step"]
+
+
+def test_a_short_table_keeps_its_row_numbers():
+    frame = pd.DataFrame({"index": np.arange(19), "y": np.ones(19)})
+    assert _quiet(frame, "y").numeric == ["index"]
+
+
+def test_text_with_a_different_value_in_every_row_is_ignored_with_a_warning():
+    n = 30
+    frame = pd.DataFrame({"name": [f"car {i}" for i in range(n)],
+                          "make": ["a", "b", "c"] * 10, "y": np.ones(n)})
+    with pytest.warns(UserWarning, match=r"column 'name' has a different value in each of its "
+                      r"30 rows \(an identifier\?\); ignoring it - list it in categorical"):
+        s = infer_schema(frame, "y")
+    assert s.ignored == ["name"] and s.categorical == ["make"]
+    assert _quiet(frame, "y", DataConfig(categorical=["name"])).categorical == ["name", "make"]
+
+
+@pytest.mark.parametrize("column", [
+    pd.Series([f"c{i}" for i in range(30)], dtype="category"),   # declared categories
+    pd.Series([f"c{i}" for i in range(29)] + [None]),             # a missing value
+    pd.Series([str(i * 1.5) for i in range(30)]),                 # numbers as text
+    pd.Series([f"c{i}" for i in range(19)]),                      # too few rows to tell
+])
+def test_unique_text_that_is_not_an_identifier_stays_a_feature(column):
+    frame = pd.DataFrame({"c": column, "y": np.ones(len(column))})
+    assert _quiet(frame, "y").feature_columns == ["c"]
+
+
 def test_ignore_option_does_not_warn(mixed):
     mixed["empty"] = np.nan
     assert _quiet(mixed, "y", DataConfig(ignore=["empty"])).ignored == ["empty"]

@@ -37,6 +37,8 @@ from ..errors import DataError, ModelFileError, TabResNetWarning
 
 __all__ = [
     "DATE_PARTS",
+    "INDEX_NAMES",
+    "MIN_ID_ROWS",
     "NUMERIC_TEXT_SHARE",
     "Schema",
     "as_float",
@@ -59,6 +61,13 @@ _MAX_LISTED = 20
 #: level per value (it cost a test R2 of 0.84 -> 0.64 in issue 13), while a
 #: column of codes of which a few look like numbers stays text.
 NUMERIC_TEXT_SHARE = 0.95
+#: Columns that only number the rows, or hold a different text in every row,
+#: are ignored as identifiers from this many rows on (fewer rows prove little).
+MIN_ID_ROWS = 20
+#: Names a row index gets when a table is saved with it (pandas: ``index``,
+#: ``level_0``, ``Unnamed: 0``; R: ``rownames``, an empty name, readr's ``...1``).
+INDEX_NAMES = frozenset({"", "index", "level_0", "rownames", "row.names", "...1", "row",
+                         "rowid", "row_id", "id"})
 #: The same share for date strings (all read with the format of the first one).
 DATE_TEXT_SHARE = 0.95
 #: The numeric features a date column becomes, in this order: days since
@@ -381,6 +390,38 @@ def _has_no_values(series: pd.Series) -> bool:
     return _is_real_numeric(series.dtype) and not np.isfinite(as_float(series)).any()
 
 
+def _row_number(name: Any, series: pd.Series) -> int | None:
+    """The first value if ``series`` is a saved row index (0 or 1 on, in order), else None.
+
+    The name must be one an index gets when saved with a table (:data:`INDEX_NAMES`,
+    or pandas' ``Unnamed: 0``): an in-order count under another name may be a feature
+    (a time step), and an example table of ``np.arange`` columns is not an accident.
+    """
+    n = len(series)
+    text = str(name).strip()
+    if not (text.startswith("Unnamed:") or text.lower() in INDEX_NAMES):
+        return None
+    if n < MIN_ID_ROWS or not _is_real_numeric(series.dtype) or series.isna().any():
+        return None
+    values = as_float(series)
+    for start in (0, 1):
+        if np.array_equal(values, np.arange(start, start + n, dtype=float)):
+            return start
+    return None
+
+
+def _is_identifier_text(series: pd.Series) -> bool:
+    """Whether a text column read as categories holds a different value in every row."""
+    n = len(series)
+    return (
+        n >= MIN_ID_ROWS
+        and not isinstance(series.dtype, pd.CategoricalDtype)  # declared: the user's decision
+        and not pd.api.types.is_bool_dtype(series.dtype)
+        and not series.isna().any()
+        and series.nunique() == n
+    )
+
+
 def _is_integral(series: pd.Series) -> bool:
     dtype = series.dtype
     if pd.api.types.is_integer_dtype(dtype):
@@ -402,6 +443,13 @@ def infer_schema(
 
     1. in ``cfg.ignore``, or the weight column ``cfg.weight``: ignored;
     2. no values (all missing, or all infinite): ignored, with a warning;
+       so is, unless an override names it, a row index saved with the table
+       (named as :data:`INDEX_NAMES` or pandas' ``Unnamed: 0``, and holding
+       ``0, 1, 2, ...`` or ``1, 2, 3, ...`` in table order, at least
+       :data:`MIN_ID_ROWS` rows, none missing) and a text column with a
+       different value in every row of at least :data:`MIN_ID_ROWS` (an
+       identifier: as a category it would have one level per row, none seen
+       again at prediction);
     3. in ``cfg.categorical`` / ``cfg.numeric``: that role (a numeric override
        must hold numbers or numeric-looking strings);
     4. datetimes (any time zone): a date column, with a note (a warning) -
@@ -459,6 +507,11 @@ def infer_schema(
     ...     warnings.simplefilter("always")
     ...     infer_schema(ages, "y").numeric, str(w[0].message)
     (['age'], "column 'age': 1 of 31 values are not numbers ('thirty'); they count as missing - fix them, or list the column in categorical to keep it as text")
+    >>> ids = pd.DataFrame({"Unnamed: 0": range(30), "y": [1.0] * 30, "x": [2.0] * 30})
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     infer_schema(ids, "y").ignored, str(w[0].message)
+    (['Unnamed: 0'], "column 'Unnamed: 0' only numbers the rows (0, 1, 2, ... in order: an index saved with the file?); ignoring it - list it in numeric to use it")
     >>> infer_schema(df, "price")
     Traceback (most recent call last):
     ...
@@ -521,6 +574,15 @@ def infer_schema(
                 stacklevel=2,
             )
             schema.ignored.append(name)
+        elif role is None and (start := _row_number(name, series)) is not None:
+            warnings.warn(
+                f"column {name!r} only numbers the rows ({start}, {start + 1}, {start + 2}, "
+                "... in order: an index saved with the file?); ignoring it - list it in "
+                "numeric to use it",
+                TabResNetWarning,
+                stacklevel=2,
+            )
+            schema.ignored.append(name)
         elif role == "categorical":
             schema.categorical.append(name)
         elif role == "numeric":
@@ -549,6 +611,14 @@ def infer_schema(
             schema.ignored.append(name)
         elif _is_text_like(dtype):
             schema_role = _text_role(name, series)
+            if schema_role == "categorical" and _is_identifier_text(series):
+                warnings.warn(
+                    f"column {name!r} has a different value in each of its {len(series)} "
+                    "rows (an identifier?); ignoring it - list it in categorical to use it",
+                    TabResNetWarning,
+                    stacklevel=2,
+                )
+                schema_role = "ignored"
             getattr(schema, schema_role).append(name)
         elif _is_real_numeric(dtype):
             if (
