@@ -405,3 +405,26 @@ def test_a_saved_model_leaves_out_num_nodes_at_its_default(regression_frame, tmp
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
     assert meta["format_version"] == 3 and "num_nodes" not in meta["config"]["train"]
     assert tabresnet.load(tmp_path / "m").config.train.num_nodes == 1
+
+
+def _global_draws():
+    import random
+
+    return np.random.rand(), random.random(), float(torch.rand(1))  # noqa: NPY002 (the global stream is the point)
+
+
+def test_fit_leaves_the_callers_random_streams_and_torch_modes_alone(regression_frame):
+    import random
+
+    def seed_all():
+        np.random.seed(123), random.seed(123), torch.manual_seed(123)  # noqa: NPY002 (the global stream is the point)
+
+    seed_all()
+    expected = _global_draws()
+    seed_all()
+    tabresnet.fit(regression_frame, "y", **TINY)  # seeds everything with its own seed, 0
+    assert _global_draws() == expected
+    assert not torch.are_deterministic_algorithms_enabled()
+    import os
+
+    assert "PL_GLOBAL_SEED" not in os.environ

@@ -335,3 +335,11 @@ def test_cli_cv_takes_auto_or_a_number(frame, tmp_path, capsys):
     assert "expected a number of folds or 'auto'" in capsys.readouterr().err
 
 
+
+
+def test_tune_leaves_the_callers_random_stream_alone(frame, tmp_path):
+    np.random.seed(7)  # noqa: NPY002 (the global stream is the point)
+    expected = np.random.rand()  # noqa: NPY002 (the global stream is the point)
+    np.random.seed(7)  # noqa: NPY002 (the global stream is the point)
+    run_tune(frame, tmp_path / "run", trials=2)
+    assert np.random.rand() == expected  # noqa: NPY002 (the global stream is the point)

@@ -35,7 +35,7 @@ from ..metrics import regression_metrics
 from ..rundir_lock import RunDirLock, open_run
 from ..rundir_lock import probe as probe_run_lock
 from .bag import bag_prepared, calibrate_bag, make_folds, prediction_table, train_bag
-from .loop import TrainResult, train_network
+from .loop import TrainResult, keep_global_state, train_network
 from .prepare import Prepared, Split, as_targets, prepare, refit_prepared
 
 __all__ = [
@@ -336,6 +336,7 @@ def _write_importance(
     atomic_write_text(directory / "importance.json", dumps(importance_record(table, scored_on)))
 
 
+@keep_global_state()
 def fit(
     data: Any,
     target: str | Sequence[str],

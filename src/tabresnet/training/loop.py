@@ -14,9 +14,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
+import os
+import random
 import sys
 import time
 import warnings
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
@@ -40,10 +44,62 @@ from ..defaults import (
 from .module import RegressionModule
 from .prepare import Prepared, Split
 
-__all__ = ["BestWeights", "TensorDataModule", "TrainResult", "build_network", "train_network"]
+__all__ = [
+    "BestWeights",
+    "TensorDataModule",
+    "TrainResult",
+    "build_network",
+    "keep_global_state",
+    "train_network",
+]
 
 # Validation and prediction batches: large, since they need no gradients.
 EVAL_BATCH = 8192
+
+
+# What Lightning's seeding and deterministic mode set in the environment.
+_ENV_KEYS = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS", "CUBLAS_WORKSPACE_CONFIG")
+
+
+@contextlib.contextmanager
+def keep_global_state():
+    """Leave the caller's random streams and torch's modes as they were.
+
+    Training seeds Python's, numpy's and torch's global generators (so a seed
+    gives the same model) and switches torch to deterministic algorithms; a
+    user's notebook must not notice: a bootstrap loop that draws with
+    ``np.random`` around a fit would otherwise draw the same rows after every
+    fit. Usable as a decorator.
+
+    Examples
+    --------
+    >>> np.random.seed(1); expected = np.random.rand(); np.random.seed(1)
+    >>> with keep_global_state():
+    ...     _ = np.random.seed(0), torch.use_deterministic_algorithms(True)
+    >>> np.random.rand() == expected, torch.are_deterministic_algorithms_enabled()
+    (True, False)
+    """
+    state = (random.getstate(), np.random.get_state())  # noqa: NPY002 (the global stream is the point)
+    modes = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    env = {k: os.environ.get(k) for k in _ENV_KEYS}
+    try:
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+            yield
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])  # noqa: NPY002 (the global stream is the point)
+        torch.use_deterministic_algorithms(modes[0], warn_only=modes[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = modes[2:]
+        for key, value in env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def split_tensors(split: Split, normalise: bool = False) -> tuple[torch.Tensor, ...]:
@@ -254,6 +310,7 @@ def _progress_enabled(mode: str) -> bool:
     return sys.stderr.isatty()
 
 
+@keep_global_state()
 def train_network(
     prepared: Prepared,
     config: RunConfig,

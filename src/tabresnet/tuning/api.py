@@ -46,6 +46,7 @@ from ..defaults import RunConfig, refuse_unused
 from ..errors import ConfigError, TabResNetError
 from ..training import prepare, resolve_config
 from ..training.bag import make_folds
+from ..training.loop import keep_global_state
 from ..training.prepare import as_targets
 from . import quiet_optuna, results
 from .objective import CONFIG, Objective, StopFlag
@@ -216,6 +217,7 @@ def _stored_cv(url: str | None, name: str) -> int | None:
     return int(value) if isinstance(value, (int, float)) else None
 
 
+@keep_global_state()
 def tune(
     data: Any,
     target: str | Sequence[str],
