@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -228,3 +230,35 @@ def test_config_build_validates_dims():
         ValueError, match=r"output_dim must be a positive int, however: output_dim=0"
     ):
         ModelConfig(num_blocks=[1], c_hidden=[8]).build(4, 0)
+
+
+# -- counts, rates and flags of any spelling -------------------------------------
+@pytest.mark.parametrize(("flat", "field", "expected"), [
+    ({"max_epochs": 3.0}, ("train", "max_epochs"), 3),        # a grid from np.linspace
+    ({"max_epochs": "3"}, ("train", "max_epochs"), 3),
+    ({"lr": "1e-3"}, ("train", "lr"), 1e-3),                  # PyYAML's reading of 1e-3
+    ({"ensemble_size": 8.0}, ("model", "ensemble_size"), 8),
+    ({"bag": "5"}, ("data", "bag"), 5),
+    ({"seed": 4.0}, ("", "seed"), 4),
+])
+def test_counts_and_rates_become_their_fields_type(flat, field, expected):
+    from tabresnet.defaults import RunConfig
+
+    cfg = RunConfig.from_flat(flat)
+    value = getattr(getattr(cfg, field[0]) if field[0] else cfg, field[1])
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(("flat", "message"), [
+    ({"max_epochs": 2.5}, "max_epochs must be a whole number, however: max_epochs=2.5"),
+    ({"max_epochs": True}, "max_epochs must be a whole number, however: max_epochs=True"),
+    ({"seed": None}, "seed must be a whole number, however: seed=None"),
+    ({"lr": "fast"}, "lr must be a number, however: lr='fast'"),
+    ({"refit": "false"}, "refit must be true or false, however: refit='false'"),
+    ({"zero_init": 1}, "zero_init must be true or false, however: zero_init=1"),
+])
+def test_a_value_of_the_wrong_kind_is_named(flat, message):
+    from tabresnet.defaults import RunConfig
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RunConfig.from_flat(flat)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .models.config import ModelConfig
+from .models.config import ModelConfig, coerce_scalars
 
 __all__ = [
     "DataConfig",
@@ -316,8 +316,16 @@ class RunConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Check values against their choices and ranges; ``ValueError`` names the field."""
+        """Check values against their choices and ranges; ``ValueError`` names the field.
+
+        Counts, rates and flags are made their field's type first
+        (:func:`~tabresnet.models.config.coerce_scalars`: ``3.0`` and ``"3"``
+        are 3 epochs, ``"1e-3"`` a learning rate; ``2.5`` epochs is an error).
+        """
         self.model.validate()
+        coerce_scalars(self.data)
+        coerce_scalars(self.train)
+        coerce_scalars(self)
         for (section, name), allowed in _CHOICES.items():
             value = getattr(getattr(self, section), name)
             if value not in allowed:
@@ -385,7 +393,7 @@ class RunConfig:
                 )
             kwargs[section] = cls_(**values)
         if "seed" in data:
-            kwargs["seed"] = int(data["seed"])
+            kwargs["seed"] = data["seed"]  # validate makes it an int, or names it
         return cls(**kwargs)
 
     def to_yaml(self) -> str:

@@ -14,6 +14,8 @@ True
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
 # The fields and their defaults import nothing: `tabresnet --help` lists them
 # without loading torch. Validation and building load the layers they need.
-__all__ = ["ARCHS", "ModelConfig"]
+__all__ = ["ARCHS", "ModelConfig", "coerce_scalars"]
 
 
 @dataclass
@@ -122,6 +124,7 @@ class ModelConfig:
         """Check every field, raising ``ValueError`` that names the bad value."""
         from .registry import get_activation, get_block, get_init, get_norm
 
+        coerce_scalars(self)
         if self.arch not in ARCHS:
             raise ValueError(f"unknown arch {self.arch!r}; valid names are: {', '.join(ARCHS)}")
         get_block(self.block)
@@ -311,6 +314,57 @@ class ModelConfig:
         if "model" in data and isinstance(data["model"], dict):
             data = data["model"]
         return cls.from_dict(data)
+
+
+def coerce_scalars(config: Any) -> None:
+    """Make each ``int``, ``float`` and ``bool`` field of a config dataclass that type.
+
+    A count may arrive as a whole float (a grid from ``np.linspace``) or as
+    text (``"3"``), a rate as text (PyYAML reads ``1e-3`` as a string), a flag
+    as a numpy bool: each becomes the field's type. Anything else raises a
+    ``ValueError`` naming the field: ``2.5`` or ``True`` for a count, ``"fast"``
+    for a rate, ``"false"`` or ``1`` for a flag (a string would be truthy).
+
+    Examples
+    --------
+    >>> cfg = ModelConfig(ensemble_size=4.0, dropout="0.1")
+    >>> cfg.ensemble_size, cfg.dropout
+    (4, 0.1)
+    >>> ModelConfig(ensemble_size=2.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: ensemble_size must be a whole number, however: ensemble_size=2.5
+    """
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        kind, value = hints[f.name], getattr(config, f.name)
+        if kind is bool:
+            if not (isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b"):
+                raise ValueError(f"{f.name} must be true or false, however: {f.name}={value!r}")
+            setattr(config, f.name, bool(value))
+        elif kind in (int, float):
+            number = _as_number(value)
+            if number is None or (kind is int and not float(number).is_integer()):
+                what = "a whole number" if kind is int else "a number"
+                raise ValueError(f"{f.name} must be {what}, however: {f.name}={value!r}")
+            setattr(config, f.name, kind(number))
+
+
+def _as_number(value: Any) -> float | int | None:
+    """``value`` as a real number (text that reads as one included), else None."""
+    if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b":
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            text = value.strip()
+            return int(text) if text.lstrip("+-").isdigit() else float(text)
+        except ValueError:
+            return None
+    return None
 
 
 def _as_int_list(value: Any, name: str) -> list[int]:
