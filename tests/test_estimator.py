@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 import tabresnet
 from tabresnet.defaults import flat_defaults, flat_fields
-from tabresnet.errors import ConfigError, TabResNetWarning
+from tabresnet.errors import ConfigError, DataError, TabResNetWarning
 from tabresnet.estimator import (
     EXCLUDED,
     MIN_VAL_ROWS,
@@ -347,6 +347,14 @@ def test_tuned_with_cv_keeps_the_bag_of_fold_networks(tmp_path):
     assert pred.shape == (80,) and np.isfinite(pred).all()
     np.testing.assert_allclose(tabresnet.load(est.save(tmp_path / "m")).predict(X), pred,
                                rtol=1e-6)
+
+
+def test_a_bag_on_few_rows_is_still_a_bag_or_says_why_not():
+    X, y = linear_data(n=32)  # fewer than 5 validation rows per fold: a bag all the same
+    est = ResNetRegressor(bag=10, **FAST).fit(X, y)
+    assert est.oof_prediction_.shape == (32,) and len(est.model_.network.members) == 10
+    with pytest.raises(DataError, match="too few rows for 10-fold .* lower bag$"):
+        ResNetRegressor(bag=10, **FAST).fit(X[:8], y[:8])
 
 
 def test_a_bags_out_of_fold_predictions_line_up_with_the_rows_of_X():

@@ -628,8 +628,8 @@ class ResNetRegressor(_ResNetBase):
         n_rows = len(frame)
         frame, cfg = self._weighted(frame, sample_weight, cfg)
         self.__dict__.pop("oof_prediction_", None)  # a bag's only: none from an earlier fit
-        if cfg.data.bag > 1 and len(frame) >= cfg.data.bag * MIN_VAL_ROWS:
-            folds = make_folds(frame, targets, cfg, cv=cfg.data.bag, shared=True)
+        if cfg.data.bag > 1:  # as tabresnet.fit does, whatever the rows
+            folds = make_folds(frame, targets, cfg, cv=cfg.data.bag, shared=True, option="bag")
             bag = train_bag(folds, cfg)
             results, history = bag.results, bag.history
             model = TabularModel(bag.network, cfg, folds[0].schema, folds[0].preprocessor)

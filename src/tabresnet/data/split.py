@@ -83,7 +83,9 @@ def split_indices(
     return train.astype(np.int64), val.astype(np.int64), test.astype(np.int64)
 
 
-def kfold_indices(n: int, k: int, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def kfold_indices(
+    n: int, k: int, seed: int = 0, option: str = "cv_folds"
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Shuffled k-fold cross-validation positions (sklearn ``KFold``).
 
     Parameters
@@ -94,6 +96,9 @@ def kfold_indices(n: int, k: int, seed: int = 0) -> Iterator[tuple[np.ndarray, n
         Number of folds, at least 2.
     seed : int
         Shuffling seed.
+    option : str
+        The user's name for ``k`` (``cv_folds``, ``cv``, ``bag``), which the
+        errors tell them to change.
 
     Returns
     -------
@@ -109,11 +114,11 @@ def kfold_indices(n: int, k: int, seed: int = 0) -> Iterator[tuple[np.ndarray, n
     """
     n, k = int(n), int(k)
     if k < 2:
-        raise ConfigError(f"cv_folds must be at least 2 for cross-validation, however: {k}")
+        raise ConfigError(f"{option} must be at least 2 for cross-validation, however: {k}")
     if n < k or n - -(-n // k) < 2:
         raise DataError(
             f"too few rows for {k}-fold cross-validation: {n} rows; each fold needs at "
-            "least 1 validation row and 2 training rows - add rows or lower cv_folds"
+            f"least 1 validation row and 2 training rows - add rows or lower {option}"
         )
     folds = KFold(n_splits=k, shuffle=True, random_state=seed)
     # Validate now, generate lazily: a generator function would defer the checks above.

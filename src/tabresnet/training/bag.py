@@ -84,6 +84,7 @@ def make_folds(
     test_data: Any = None,
     cv: int = 0,
     shared: bool = False,
+    option: str = "cv",
 ) -> list[Prepared]:
     """The prepared data to train on: one split, or ``cv`` folds.
 
@@ -94,6 +95,7 @@ def make_folds(
     carry the test split too (the members of a bag). A fold's validation
     rows keep their numbers in ``data`` as their index
     (:func:`pool_and_test`), which the out-of-fold predictions report.
+    ``option`` names ``cv`` in the error about too few rows (``"bag"`` for a bag).
     """
     if cv < 2:
         return [prepare(data, target, config, val_data=val_data, test_data=test_data)]
@@ -101,7 +103,7 @@ def make_folds(
     pool, test = pool_and_test(data, targets, config, val_data, test_data)
     every = np.arange(len(pool)) if shared else None
     folds = []
-    for train_idx, val_idx in kfold_indices(len(pool), cv, config.seed):
+    for train_idx, val_idx in kfold_indices(len(pool), cv, config.seed, option):
         fold = prepare(pool, targets, config, train_index=train_idx, val_index=val_idx,
                        test_data=test if shared and len(test) else None, fit_index=every)
         held_out = replace(fold.val, frame=fold.val.frame.set_axis(pool.index[val_idx]))

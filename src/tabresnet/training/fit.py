@@ -414,7 +414,8 @@ def fit(
         cfg = cfg.replace(weight=name)
     bagged = cfg.data.bag > 1
     if bagged:
-        folds = make_folds(frame, target, cfg, val_data, test_data, cv=cfg.data.bag, shared=True)
+        folds = make_folds(frame, target, cfg, val_data, test_data, cv=cfg.data.bag,
+                           shared=True, option="bag")
         prepared = folds[0]
     else:
         prepared = prepare(frame, target, cfg, val_data=val_data, test_data=test_data)
