@@ -160,6 +160,17 @@ def test_tune_with_weights_cross_validated(tables, tmp_path):
     assert result.metrics["oof"]["weighted_by"] == "w"
 
 
+def test_tune_takes_a_weight_per_row_as_fit_does(tables, tmp_path):
+    from tabresnet.tuning import tune
+
+    train, _, _ = tables
+    kw = dict(trials=1, cv=2, max_epochs=2, **{k: v for k, v in SMALL.items() if k != "progress"})
+    by_array = tune(train.drop(columns="w"), "y", weight=train.w.to_numpy(), **kw)
+    by_name = tune(train, "y", weight="w", **kw)
+    assert by_array.best_config.data.weight == "sample_weight"
+    assert by_array.metrics["oof"]["rmse"] == pytest.approx(by_name.metrics["oof"]["rmse"])
+
+
 def test_weight_array_and_bag(tables):
     train, _, _ = tables
     w = train.w.to_numpy()

@@ -160,7 +160,7 @@ def evaluate_splits(
     return out
 
 
-def _weight_array(
+def weight_column(
     frame: pd.DataFrame, weight: Any, val_data: Any, test_data: Any
 ) -> tuple[pd.DataFrame, Any, Any, str]:
     """``frame`` with the weights as a new column; separate tables get weight 1."""
@@ -410,7 +410,7 @@ def fit(
     start = time.perf_counter()
     frame = read_table(data)  # once, for the split and the folds alike
     if per_row:
-        frame, val_data, test_data, name = _weight_array(frame, weight, val_data, test_data)
+        frame, val_data, test_data, name = weight_column(frame, weight, val_data, test_data)
         cfg = cfg.replace(weight=name)
     bagged = cfg.data.bag > 1
     if bagged:

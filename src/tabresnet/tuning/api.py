@@ -46,6 +46,7 @@ from ..defaults import RunConfig, refuse_unused
 from ..errors import ConfigError, TabResNetError
 from ..training import prepare, resolve_config
 from ..training.bag import make_folds
+from ..training.fit import weight_column
 from ..training.loop import keep_global_state
 from ..training.prepare import as_targets
 from . import quiet_optuna, results
@@ -338,7 +339,8 @@ def tune(
         so the search starts from the defaults and its best trial is never
         worse than them on the tuning score.
     **overrides
-        Flat options, e.g. ``max_epochs=100``.
+        Flat options, e.g. ``max_epochs=100``; ``weight`` is a column name or one
+        weight per row of ``data``, as in :func:`tabresnet.fit`.
 
     Returns
     -------
@@ -353,8 +355,15 @@ def tune(
     """
     start = time.perf_counter()
     # ``progress`` is both the live display and the run config option of that name.
-    user_cfg = resolve_config(config, {**overrides, "progress": progress})
+    weight = overrides.get("weight")
+    per_row = weight is not None and not isinstance(weight, str)  # one weight per row of data
+    user_cfg = resolve_config(config, {**overrides, "progress": progress,
+                                       **({"weight": None} if per_row else {})})
     refuse_unused(user_cfg, overrides)
+    if per_row:  # as fit: the weights become a column of the table (which workers get too)
+        data, val_data, test_data, column = weight_column(read_table(data), weight, val_data,
+                                                          test_data)
+        user_cfg = user_cfg.replace(weight=column)
     if user_cfg.train.refit:
         raise ConfigError("refit is fit's option; tune retrains its best configuration with "
                           "early stopping (to refit it on every row: tabresnet fit DATA "
