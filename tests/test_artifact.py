@@ -126,6 +126,18 @@ def test_files_of_formats_1_and_2_still_load(version, tmp_path, regression_frame
                                tabresnet.load(run).predict(regression_frame), rtol=1e-6)
 
 
+def test_save_refuses_a_directory_that_holds_a_model_unless_told(run_dir, tmp_path):
+    from tabresnet.errors import ConfigError
+
+    model = tabresnet.load(run_dir)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    with pytest.raises(ConfigError, match="holds a model already .*pass overwrite=True"):
+        model.save(run_dir)
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    model.save(tmp_path / "elsewhere")  # a new directory, or one without a model, is fine
+    assert tabresnet.load(model.save(run_dir, overwrite=True)).schema == model.schema
+
+
 def test_a_bag_saves_its_members(run_dir, tmp_path, regression_frame):
     from tabresnet.artifact import TabularModel
     from tabresnet.models import MeanEnsemble

@@ -506,7 +506,8 @@ class TabularModel:
         Returns
         -------
         TabularModel
-            ``self``; :meth:`save` writes the new calibration.
+            ``self``; :meth:`save` writes the new calibration (with
+            ``overwrite=True`` into the directory it came from).
         """
         from .data import clean_target
 
@@ -595,9 +596,20 @@ class TabularModel:
             **extra,
         }
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``model.json`` and ``model.safetensors`` into ``directory``; returns the JSON path."""
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write ``model.json`` and ``model.safetensors`` into ``directory``; returns the JSON path.
+
+        A directory that holds a model already (a run directory, say, whose
+        metrics and report describe that model) is refused unless
+        ``overwrite``: e.g. ``model.calibrate(rows).save(run, overwrite=True)``
+        to store a new calibration in the model's own run directory.
+        """
         directory = Path(directory)
+        if (directory / MODEL_JSON).exists() and not overwrite:
+            raise ConfigError(
+                f"{directory} holds a model already ({MODEL_JSON}); choose another directory, "
+                "or pass overwrite=True to replace that model"
+            )
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
         data = save_safetensors(tensors, metadata={"format": FORMAT})

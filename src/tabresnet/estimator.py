@@ -316,13 +316,15 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
         return q.reshape(len(frame), -1, q.shape[-1]) if self._y_ndim == 2 else q.reshape(
             len(frame), q.shape[-1])
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the fitted model as the command line's model file.
 
         Parameters
         ----------
         path : path
             A directory; ``model.json`` and ``model.safetensors`` go into it.
+        overwrite : bool, default=False
+            Replace a model the directory holds already (refused otherwise).
 
         Returns
         -------
@@ -332,7 +334,7 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
             from the same columns (1-D for one target).
         """
         check_is_fitted(self)
-        return self.model_.save(path)
+        return self.model_.save(path, overwrite=overwrite)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -279,7 +279,7 @@ def write_run(
     when there are no test rows.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    model.save(directory)
+    model.save(directory, overwrite=True)  # the caller checked ``out`` (and --overwrite)
     atomic_write_text(directory / "config.yaml", model.config.to_yaml())
     atomic_write_text(directory / "metrics.json", dumps(metrics))
     atomic_write_text(directory / "data_summary.json", dumps(prepared.summary))
