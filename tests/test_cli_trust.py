@@ -103,7 +103,7 @@ def test_a_bag_prints_each_column_note_once(tmp_path, capsys):
     assert err.count("warning: column 'sold' holds dates") == 1, err
 
 
-def test_a_flag_is_used_when_the_config_file_gives_what_it_needs(data_csv, tmp_path):
+def test_a_flag_is_used_when_the_config_file_gives_what_it_needs(data_csv, tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text("train:\n  loss: quantile\n")
     out = tmp_path / "run"
@@ -111,6 +111,8 @@ def test_a_flag_is_used_when_the_config_file_gives_what_it_needs(data_csv, tmp_p
                  "--config", str(config), "--quantiles", "0.2", "0.8", "--no-report",
                  *TINY]) == 0
     assert tabresnet.load(out).quantiles == [0.2, 0.8]
+    err = capsys.readouterr().err  # no 0.5: which level is the point, said once
+    assert err.count("warning: quantiles 0.2, 0.8 hold no 0.5: the point prediction") == 1, err
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ import pandas as pd
 from ..artifact import TabularModel, atomic_write_text, dumps
 from ..calibrate import REPORT_LEVEL, Calibration, interval_scores
 from ..data import kfold_indices, read_table
-from ..defaults import RunConfig, refuse_unused
+from ..defaults import RunConfig, output_quantiles, point_quantile, refuse_unused
 from ..errors import ConfigError, TabResNetWarning
 from ..metrics import regression_metrics
 from ..rundir_lock import RunDirLock, open_run
@@ -103,9 +103,20 @@ def resolve_config(config: RunConfig | str | Path | dict | None, overrides: dict
             base = RunConfig.from_dict(config)
         else:
             base = RunConfig.load(config)
-        return base.replace(**overrides) if overrides else base
+        cfg = base.replace(**overrides) if overrides else base
     except (ValueError, TypeError) as exc:
         raise ConfigError(str(exc).splitlines()[0]) from None
+    levels = output_quantiles(cfg.train)
+    if levels and 0.5 not in levels:
+        point = levels[point_quantile(levels)]
+        warnings.warn(
+            f"quantiles {', '.join(map(str, levels))} hold no 0.5: the point prediction (predict, "
+            f"the scores, early stopping) is the {point} quantile, the level nearest 0.5 (the "
+            "lower on a tie); add 0.5 to quantiles for a median",
+            TabResNetWarning,
+            stacklevel=3,
+        )
+    return cfg
 
 
 def _predict_split(model: TabularModel, split: Split) -> np.ndarray:
