@@ -61,6 +61,15 @@ def test_foreign_or_missing_files(tmp_path, run_dir):
     (tmp_path / "x.json").write_text('{"hello": 1}')
     with pytest.raises(ModelFileError, match="not a tabresnet model file"):
         tabresnet.load(tmp_path / "x.json")
+    (tmp_path / "data.csv").write_text("a,y\n1,2\n")  # predict's arguments swapped, say
+    with pytest.raises(ModelFileError, match="data.csv is not a tabresnet model file but another "
+                       "kind of file; pass a run directory or its model.json"):
+        tabresnet.load(tmp_path / "data.csv")
+    with pytest.raises(ModelFileError, match="not a tabresnet model file but the weights; pass "
+                       "the directory that holds them"):
+        tabresnet.load(run_dir / "model.safetensors")
+    with pytest.raises(TypeError, match=r"got a NoneType$"):
+        tabresnet.load(None)
     (run_dir / "model.safetensors").unlink()
     with pytest.raises(ModelFileError, match="weights file missing"):
         tabresnet.load(run_dir)

@@ -252,6 +252,14 @@ def test_empty_or_duplicate_targets(mixed):
         infer_schema(mixed, ["y", "y"])
 
 
+def test_a_target_given_as_values_is_refused_with_its_name(mixed):
+    import tabresnet
+
+    with pytest.raises(DataError, match=r"however it is a Series of \d+ values; put the values "
+                       r"in a column of the data and pass its name \(target='y'\)"):
+        tabresnet.fit(mixed, mixed["y"])
+
+
 def test_all_missing_target_is_an_error(mixed):
     mixed["y"] = np.nan
     with pytest.raises(DataError, match="target column 'y' is entirely missing"):

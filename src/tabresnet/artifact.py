@@ -633,6 +633,13 @@ class TabularModel:
 
 def resolve_model_path(path: str | Path) -> Path:
     """``RUN_DIR`` or ``RUN_DIR/model.json`` -> the ``model.json`` path."""
+    if not isinstance(path, (str, os.PathLike)):
+        hint = (" (a fitted estimator holds its model as .model_)"
+                if hasattr(path, "get_params") else "")
+        raise TypeError(
+            f"a model is loaded from a run directory or its {MODEL_JSON}, however got a "
+            f"{type(path).__name__}{hint}"
+        )
     path = Path(path)
     if path.is_dir():
         path = path / MODEL_JSON
@@ -903,9 +910,14 @@ def load(path: str | Path) -> TabularModel:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ModelFileError(
-            f"model file {path} is corrupted or truncated (not valid JSON); re-run fit"
-        ) from None
+        if path.name == MODEL_JSON:
+            raise ModelFileError(
+                f"model file {path} is corrupted or truncated (not valid JSON); re-run fit"
+            ) from None
+        what = ("the weights; pass the directory that holds them, or its model.json"
+                if path.name == WEIGHTS else
+                "another kind of file; pass a run directory or its model.json")
+        raise ModelFileError(f"{path} is not a tabresnet model file but {what}") from None
     except OSError as exc:
         raise ModelFileError(f"cannot read model file {path}: {exc.strerror or exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:

@@ -188,6 +188,18 @@ def _listing(names: Sequence[str]) -> str:
 def _as_targets(targets: str | Sequence[str]) -> list[str]:
     if isinstance(targets, str):
         return [targets]
+    if not isinstance(targets, (list, tuple)) or not all(
+        isinstance(t, (str, int)) and not isinstance(t, bool) for t in targets
+    ):
+        what = type(targets).__name__
+        if hasattr(targets, "__len__"):
+            what += f" of {len(targets)} values"
+        name = getattr(targets, "name", None)
+        hint = f"target={name!r}" if isinstance(name, str) else "target='COLUMN'"
+        raise DataError(
+            f"target must name the column(s) to predict, however it is a {what}; put the "
+            f"values in a column of the data and pass its name ({hint})"
+        )
     out = [str(t) for t in targets]
     if not out:
         raise DataError("no target column given; name the column(s) to predict")
@@ -362,7 +374,7 @@ def date_parts(series: pd.Series, fmt: str | None) -> tuple[np.ndarray, np.ndarr
         out[~gaps, 1] = ok.dt.year.to_numpy(dtype="float64")
         out[~gaps, 2] = ok.dt.month.to_numpy(dtype="float64")
         out[~gaps, 3] = ok.dt.day.to_numpy(dtype="float64")
-        out[~gaps, 4] = ok.dt.dayofweek.to_numpy(dtype="float64")
+        out[~gaps, 4] = ok.dt.day_of_week.to_numpy(dtype="float64")
     bad = gaps & ~series.isna().to_numpy()
     if bad.any() and not pd.api.types.is_datetime64_any_dtype(series.dtype):
         idx = np.flatnonzero(bad)

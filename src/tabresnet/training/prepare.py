@@ -82,12 +82,10 @@ class Prepared:
 
 
 def as_targets(target: str | Sequence[str]) -> list[str]:
-    if isinstance(target, str):
-        return [target]
-    targets = list(target)
-    if not targets:
-        raise DataError("no target column given; pass --target COLUMN")
-    return targets
+    """The target column names, or a ``DataError`` saying what ``target`` is instead."""
+    from ..data.schema import _as_targets
+
+    return _as_targets(target)
 
 
 def tensors_for(
