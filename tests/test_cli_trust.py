@@ -366,3 +366,10 @@ def test_predict_keep_errors_one_line(model_dir, data_csv, tmp_path, capsys):
     named = tmp_path / "named.csv"
     pd.read_csv(data_csv).rename(columns={"id": "y_pred"}).to_csv(named, index=False)
     assert "y_pred" in error_line(capsys, "predict", model_dir, named, "--keep", "y_pred")
+
+
+def test_a_diverging_fit_is_one_line_and_exit_2(data_csv, tmp_path, capsys):
+    line = error_line(capsys, "fit", data_csv, "-t", "y", "--ignore", "id", "--out",
+                      tmp_path / "run", "--lr", "1e10", "--optimizer", "sgd", "--no-report",
+                      *TINY)
+    assert line.startswith("error: training diverged") and "lower lr" in line

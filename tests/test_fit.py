@@ -428,3 +428,23 @@ def test_fit_leaves_the_callers_random_streams_and_torch_modes_alone(regression_
     import os
 
     assert "PL_GLOBAL_SEED" not in os.environ
+
+
+@pytest.mark.parametrize("bag", [0, 2])
+def test_a_training_that_diverges_at_once_is_one_clear_error(regression_frame, tmp_path, bag):
+    from tabresnet.errors import TrainingError
+
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError, match=r"training diverged: the loss became NaN or "
+                       r"infinite in epoch 0 .*lower lr \(now 1e\+10\)"):
+        tabresnet.fit(regression_frame, "y", out=out, bag=bag, lr=1e10, optimizer="sgd", **TINY)
+    assert not out.exists()  # no half-written run
+
+
+def test_scores_of_nan_predictions_are_nan_not_an_exception():
+    from tabresnet.metrics import regression_metrics
+
+    m = regression_metrics(np.array([[1.0, 1.0], [2.0, 3.0]]),
+                           np.array([[np.nan, 1.0], [2.0, 3.0]]), ["a", "b"])
+    assert np.isnan(m["per_target"]["a"]["rmse"]) and m["per_target"]["b"]["rmse"] == 0.0
+    assert np.isnan(regression_metrics(np.array([1.0]), np.array([1.5]))["r2"])  # one row

@@ -18,6 +18,7 @@ __all__ = [
     "ModelFileError",
     "TabResNetError",
     "TabResNetWarning",
+    "TrainingError",
 ]
 
 
@@ -39,6 +40,10 @@ class ModelFileError(TabResNetError):
 
 class ExportError(TabResNetError):
     """A model cannot be written in the asked format (ONNX, TorchScript)."""
+
+
+class TrainingError(TabResNetError, RuntimeError):
+    """Training gave no usable network (its loss became NaN or infinite at once)."""
 
 
 class TabResNetWarning(UserWarning):

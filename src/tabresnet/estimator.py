@@ -625,6 +625,7 @@ class ResNetRegressor(_ResNetBase):
         from .training import evaluate_splits, prepare, train_network
         from .training.bag import calibrate_bag, make_folds, train_bag
         from .training.fit import calibrate_split, refit_all_rows
+        from .training.loop import check_trained
 
         frame, targets, cfg = self._fit_data(X, y)
         n_rows = len(frame)
@@ -633,6 +634,7 @@ class ResNetRegressor(_ResNetBase):
         if cfg.data.bag > 1:  # as tabresnet.fit does, whatever the rows
             folds = make_folds(frame, targets, cfg, cv=cfg.data.bag, shared=True, option="bag")
             bag = train_bag(folds, cfg)
+            check_trained(bag.results, cfg)
             results, history = bag.results, bag.history
             model = TabularModel(bag.network, cfg, folds[0].schema, folds[0].preprocessor)
             model.metrics = {**bag.metrics, "training": bag.training_summary()}
@@ -648,6 +650,7 @@ class ResNetRegressor(_ResNetBase):
             train, val = self._split(len(frame), cfg)
             prepared = prepare(frame, targets, cfg, train_index=train, val_index=val)
             result = train_network(prepared, cfg)
+            check_trained([result], cfg)
             results, history = [result], result.history
             model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
             metrics = evaluate_splits(model, prepared)

@@ -38,7 +38,8 @@ def regression_metrics(
     -------
     dict
         ``{"rmse", "mae", "r2", ["mape"], "n", ["per_target"]}``; R² is NaN
-        for a constant target.
+        for a constant target or a single row, every score NaN for a target
+        with a NaN or infinite prediction.
 
     Examples
     --------
@@ -55,8 +56,14 @@ def regression_metrics(
     raw: dict = {"multioutput": "raw_values"}
     if sample_weight is not None:
         raw["sample_weight"] = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-    with np.errstate(divide="ignore", invalid="ignore"):  # a constant target: R² is NaN
-        r2 = np.where(y.std(0) > 0, skm.r2_score(y, p, force_finite=False, **raw), np.nan)
+    # A network that diverged predicts NaN or inf: its scores are NaN, not an exception.
+    broken = ~np.isfinite(p).all(axis=0)
+    p = np.where(broken, 0.0, p)
+    if len(y) > 1:
+        with np.errstate(divide="ignore", invalid="ignore"):  # a constant target: R² is NaN
+            r2 = np.where(y.std(0) > 0, skm.r2_score(y, p, force_finite=False, **raw), np.nan)
+    else:  # one row has no variance to explain
+        r2 = np.full(y.shape[1], np.nan)
     per = {
         "rmse": skm.root_mean_squared_error(y, p, **raw),
         "mae": skm.mean_absolute_error(y, p, **raw),
@@ -66,6 +73,7 @@ def regression_metrics(
     no_zero = np.all(np.abs(y) > 0, axis=0)
     if no_zero.any():
         per["mape"] = np.where(no_zero, skm.mean_absolute_percentage_error(y, p, **raw), np.nan)
+    per = {k: np.where(broken, np.nan, v) for k, v in per.items()}
     out: dict = {k: float(np.mean(v)) for k, v in per.items() if k != "mape" or no_zero.all()}
     if y.shape[1] > 1:
         names = list(targets) if targets else [f"y{j}" for j in range(y.shape[1])]

@@ -35,7 +35,7 @@ from ..metrics import regression_metrics
 from ..rundir_lock import RunDirLock, open_run
 from ..rundir_lock import probe as probe_run_lock
 from .bag import bag_prepared, calibrate_bag, make_folds, prediction_table, train_bag
-from .loop import TrainResult, keep_global_state, train_network
+from .loop import TrainResult, check_trained, keep_global_state, train_network
 from .prepare import Prepared, Split, as_targets, prepare, refit_prepared
 
 __all__ = [
@@ -442,12 +442,14 @@ def fit(
     try:
         if bagged:
             result = train_bag(folds, cfg, callbacks=callbacks)
+            check_trained(result.results, cfg)
             prepared = bag_prepared(folds)
             model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
             model.calibration = calibrate_bag(model, folds)
             metrics = {**result.metrics, **evaluate_splits(model, prepared, ("test",))}
         else:
             result = train_network(prepared, cfg, callbacks=callbacks, out_dir=staging)
+            check_trained([result], cfg)
             model = TabularModel(result.network, cfg, prepared.schema, prepared.preprocessor)
             model.calibration = calibrate_split(model, prepared.val)
             metrics = evaluate_splits(model, prepared, ("val",))

@@ -49,6 +49,7 @@ __all__ = [
     "TensorDataModule",
     "TrainResult",
     "build_network",
+    "check_trained",
     "keep_global_state",
     "train_network",
 ]
@@ -100,6 +101,29 @@ def keep_global_state():
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def check_trained(results: Sequence[TrainResult], config: RunConfig) -> None:
+    """Raise :class:`~tabresnet.errors.TrainingError` if a network never scored a finite RMSE.
+
+    A training whose loss became NaN or infinite after some finite epochs
+    keeps its best weights and is usable; one that diverged before any finite
+    validation score has nothing to keep, and a model built from it would
+    predict NaN. ``results``: one per network (the members of a bag).
+    """
+    from ..errors import TrainingError
+
+    for i, r in enumerate(results):
+        if math.isfinite(r.best_val_rmse):
+            continue
+        rows = r.history["train_loss"].to_numpy() if len(r.history) else []
+        at = next((e for e, v in enumerate(rows) if not math.isfinite(v)), len(rows) - 1)
+        who = f"bag member {i + 1} of {len(results)}: " if len(results) > 1 else ""
+        raise TrainingError(
+            f"{who}training diverged: the loss became NaN or infinite in epoch {at} before any "
+            f"finite validation score; lower lr (now {config.train.lr:g}), set gradient_clip, "
+            "or check the target's scale"
+        )
 
 
 def split_tensors(split: Split, normalise: bool = False) -> tuple[torch.Tensor, ...]:
