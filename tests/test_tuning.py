@@ -40,10 +40,10 @@ def frame() -> pd.DataFrame:
     return df
 
 
-def run_tune(data, out, **kw) -> TuneResult:
+def run_tune(data, out, target="y", **kw) -> TuneResult:
     args = dict(trials=3, space=SPACE, out=out, cv=0, **TINY)
     args.update(kw)
-    return tune(data, "y", **args)
+    return tune(data, target, **args)
 
 
 def test_space_that_does_not_fit_the_config_fails_before_any_trial(frame):
@@ -109,6 +109,16 @@ def test_resume_with_another_target_is_refused(frame, tmp_path):
     frame["z"] = frame["y"]
     with pytest.raises(ConfigError, match="was run with target"):
         tune(frame, "z", space=SPACE, out=out, study_name="data-y", **TINY)
+
+
+def test_another_study_may_not_take_over_a_tuning_run(frame, tmp_path):
+    out = tmp_path / "run"
+    run_tune(frame, out, trials=1)
+    model = (out / "model.safetensors").read_bytes()
+    frame["z"] = frame["y"] * 2
+    with pytest.raises(ConfigError, match="holds the tuning run of study 'data-y', not 'data-z'"):
+        run_tune(frame.drop(columns="y"), out, trials=1, target="z")
+    assert (out / "model.safetensors").read_bytes() == model
 
 
 def test_out_that_is_not_a_tuning_run_is_refused(frame, tmp_path):

@@ -26,6 +26,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import sys
@@ -159,6 +160,29 @@ def _check_run_dir(out: Path) -> None:
         raise ConfigError(
             f"output directory {out} is not empty and holds no tuning study; "
             "choose another --out (the same --out resumes a tuning run)"
+        )
+
+
+def _check_same_study(out: Path, own_url: str | None, name: str) -> None:
+    """Refuse to let study ``name`` replace the model of another study saved in ``out``.
+
+    The same ``out`` resumes its own study; another data or target (another
+    study name) would overwrite that study's model, metrics and report.
+    ``own_url``: the run directory's own study storage (None with ``storage``).
+    """
+    others: list[str] = []
+    saved = out / "tuning" / "best_params.json"
+    if saved.is_file():
+        try:
+            others = [str(json.loads(saved.read_text(encoding="utf-8"))["study_name"])]
+        except (OSError, ValueError, KeyError, TypeError):
+            others = []
+    elif own_url is not None and (out / "tuning" / "study.db").is_file():
+        others = optuna.get_all_study_names(storage=own_url)
+    if others and name not in others:
+        raise ConfigError(
+            f"{out} holds the tuning run of study {others[0]!r}, not {name!r} (other data or "
+            "target); choose another --out, or resume that study with its data and target"
         )
 
 
@@ -394,6 +418,8 @@ def tune(
         storage is None and run_dir is None and jobs > 1) else None
     url = storage_url(storage, run_dir if run_dir is not None else (Path(tmp.name) if tmp else None))
     name = study_name or _default_study_name(data, targets)
+    if run_dir is not None:
+        _check_same_study(run_dir, url if storage is None else None, name)
     # Each table is read once here: the folds, the bag and the retraining start
     # from these frames (worker processes get the sources and read them themselves).
     table = read_table(data)
