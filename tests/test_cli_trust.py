@@ -16,6 +16,7 @@ import errno
 import importlib
 import io
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -373,3 +374,12 @@ def test_a_diverging_fit_is_one_line_and_exit_2(data_csv, tmp_path, capsys):
                       tmp_path / "run", "--lr", "1e10", "--optimizer", "sgd", "--no-report",
                       *TINY)
     assert line.startswith("error: training diverged") and "lower lr" in line
+
+
+def test_demo_replaces_only_its_own_earlier_run(model_dir, tmp_path, capsys):
+    other = tmp_path / "other"
+    shutil.copytree(model_dir, other)  # a model of another table
+    before = (other / "model.safetensors").read_bytes()
+    line = error_line(capsys, "demo", "--out", other, "--max-epochs", "1")
+    assert "exists and is not empty; pass --overwrite" in line
+    assert (other / "model.safetensors").read_bytes() == before

@@ -374,6 +374,17 @@ def cmd_importance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _holds_demo_run(out: Path, features: list[str]) -> bool:
+    """Whether ``out`` is empty or holds an earlier demo run (the diabetes model)."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return True
+    try:
+        schema = json.loads((out / "model.json").read_text(encoding="utf-8"))["schema"]
+        return schema["targets"] == ["target"] and schema["numeric"] == features
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from sklearn.datasets import load_diabetes
 
@@ -387,7 +398,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     # The demo holds out a test split (fit itself keeps none unless asked).
     options = {"test_size": 0.2, **flag_overrides(args)}
-    run = fit(frame, "target", out=out, overwrite=True, **options)
+    # Running the demo again replaces its own earlier run, never another model.
+    overwrite = args.overwrite or _holds_demo_run(out, list(frame.columns[:-1]))
+    run = fit(frame, "target", out=out, overwrite=overwrite, **options)
     if run.dir is None:
         return 0
     _print_metrics(run.metrics)
@@ -396,7 +409,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"(best epoch {t.get('best_epoch')}; batch {t.get('batch_size')}, "
           f"patience {t.get('patience')})")
     _print_run({}, run.dir)
-    print(f"next: tabresnet predict {run.dir} DATA.csv -o predictions.csv")
+    print(f"next: tabresnet predict {run.dir} YOUR_TABLE.csv -o predictions.csv "
+          "(a table with the feature columns above), or tabresnet fit YOUR_TABLE.csv -t TARGET")
     return 0
 
 
@@ -593,6 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="fit and evaluate on scikit-learn's bundled diabetes data")
     p.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a non-empty --out (an earlier demo run is replaced anyway)")
     add_config_flags(p)
     p.set_defaults(func=cmd_demo)
 
