@@ -17,6 +17,7 @@ import importlib
 import io
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -383,3 +384,39 @@ def test_demo_replaces_only_its_own_earlier_run(model_dir, tmp_path, capsys):
     line = error_line(capsys, "demo", "--out", other, "--max-epochs", "1")
     assert "exists and is not empty; pass --overwrite" in line
     assert (other / "model.safetensors").read_bytes() == before
+
+
+def test_outputs_never_replace_the_input_table_or_the_model(model_dir, data_csv, tmp_path,
+                                                            capsys):
+    table = tmp_path / "data.csv"
+    shutil.copy(data_csv, table)
+    run = tmp_path / "run"
+    shutil.copytree(model_dir, run)
+    files = {p: p.read_bytes() for p in (table, run / "model.json", run / "model.safetensors")}
+    for args, named in [
+        (["predict", run, table, "-o", table], "--output"),
+        (["importance", run, table, "-o", table, "--repeats", "1"], "--output"),
+        (["predict", run, table, "-o", run / "model.json"], "--output"),
+        (["export", run, "--onnx", run / "model.safetensors"], "--onnx"),
+        (["export", run, "--torchscript", run / "model"], "--torchscript"),  # its sidecar
+    ]:
+        line = error_line(capsys, *args)
+        assert line.startswith(f"error: {named} ") and "would destroy it" in line, line
+    assert all(p.read_bytes() == data for p, data in files.items())
+
+
+@pytest.mark.parametrize("name", ["p.xlsx", "p"])
+def test_an_output_of_unknown_type_is_refused(model_dir, data_csv, tmp_path, capsys, name):
+    line = error_line(capsys, "predict", model_dir, data_csv, "-o", tmp_path / name)
+    assert "unknown file type" in line and ".parquet" in line
+    assert not (tmp_path / name).exists()
+
+
+def test_a_reader_that_stops_early_gets_no_error(model_dir, data_csv, capsys, monkeypatch):
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["predict", str(model_dir), str(data_csv)]) == 141
+    assert capsys.readouterr().err == ""

@@ -21,9 +21,11 @@ Bad input prints one ``error:`` line and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import gc
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -39,6 +41,8 @@ from .tuning import PRUNERS, SAMPLERS
 DATA_HELP = "CSV or Parquet file (.csv, .tsv, .txt, also as .csv.gz, .bz2, .xz, .zip; .parquet)"
 
 EXIT_USAGE = 2
+#: A reader that closed the pipe early (128 + SIGPIPE, as a shell reports a killed writer).
+EXIT_SIGPIPE = 141
 
 
 # -- flags generated from the defaults ------------------------------------------------
@@ -269,6 +273,25 @@ def _first_names(columns: Any, limit: int = 12) -> str:
     return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
+def _refuse_to_destroy(out: str | Path, data: str | None = None, model: str | None = None,
+                      flag: str = "--output") -> None:
+    """A ``ConfigError`` if writing ``out`` would replace the input table or the model."""
+    out = Path(out)
+    if not out.exists():
+        return
+    inputs: list[tuple[Path, str]] = []
+    if data is not None:
+        inputs.append((Path(data), "the input table"))
+    if model is not None:
+        run = Path(model) if Path(model).is_dir() else Path(model).parent
+        inputs += [(run / "model.json", "the model's file"),
+                   (run / "model.safetensors", "the model's weights")]
+    for path, what in inputs:
+        if path.exists() and os.path.samefile(out, path):
+            raise ConfigError(f"{flag} {out} is {what}; writing there would destroy it - "
+                              "choose another file")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -301,6 +324,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         frame.to_csv(sys.stdout, index=False)
     else:
         out = Path(args.output)
+        _refuse_to_destroy(out, args.data, args.model)
         atomic_write_bytes(out, table_bytes(frame, out))
         print(f"wrote {len(frame)} predictions to {out}", file=sys.stderr)
     return 0
@@ -326,6 +350,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.float32 and not args.onnx:
         raise ConfigError("--float32 sets the ONNX graph's input type; add --onnx FILE (a "
                           "TorchScript module takes float32 or float64 as it comes)")
+    for flag, path in (("--onnx", args.onnx), ("--torchscript", args.torchscript)):
+        if path:
+            for target in (Path(path), sidecar_path(path)):
+                _refuse_to_destroy(target, model=args.model, flag=flag)
     model = load(args.model)
     written = []
     if args.onnx:
@@ -369,6 +397,7 @@ def cmd_importance(args: argparse.Namespace) -> int:
             print(f"{r.feature:<{width}}  {r.role:<11}{r.importance:>12.4g}{r.std:>12.4g}")
     else:
         out = Path(args.output)
+        _refuse_to_destroy(out, args.data, args.model)
         atomic_write_bytes(out, table_bytes(table, out))
         print(f"wrote the importance of {len(table)} columns to {out}", file=sys.stderr)
     return 0
@@ -876,6 +905,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
               file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `tabresnet predict ... | head`: the reader has what it wanted
+        with contextlib.suppress(OSError, ValueError):  # no flush into the closed pipe at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_SIGPIPE
     except OSError as exc:
         print(os_error_line(exc), file=sys.stderr)
         return EXIT_USAGE

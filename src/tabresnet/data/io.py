@@ -188,6 +188,7 @@ def table_bytes(frame: pd.DataFrame, path: str | Path) -> bytes:
     Parquet for ``.parquet`` and ``.pq``; otherwise text: tab-separated for
     ``.tsv`` (also inside a compression), comma-separated for anything else,
     compressed when the name ends in one of :data:`COMPRESSIONS`. No index.
+    Another suffix (``.xlsx``, none) is a ``DataError``, as :func:`read_table`'s.
 
     Examples
     --------
@@ -199,6 +200,14 @@ def table_bytes(frame: pd.DataFrame, path: str | Path) -> bytes:
     b'a\\ty_pred\\n1\\t0.5\\n2\\t1.5\\n'
     """
     path = Path(path)
+    suffix = _table_suffix(path)
+    kind = SUFFIXES.get(suffix)
+    if kind is None or (kind == "parquet" and suffix != path.suffix.lower()):
+        what = "".join(path.suffixes[-2:]) if kind else suffix or "(no suffix)"
+        raise DataError(
+            f"cannot write {path.name}: unknown file type {what!r}; name it with one of "
+            f"{', '.join(SUFFIXES)} (text tables also compressed: {', '.join(COMPRESSIONS)})"
+        )
     buf = io.BytesIO()
     if path.suffix.lower() in {".parquet", ".pq"}:
         frame.to_parquet(buf, index=False)
