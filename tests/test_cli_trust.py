@@ -420,3 +420,29 @@ def test_a_reader_that_stops_early_gets_no_error(model_dir, data_csv, capsys, mo
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert main(["predict", str(model_dir), str(data_csv)]) == 141
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_an_output_that_is_a_pipe_is_written_not_replaced(model_dir, data_csv, tmp_path):
+    import stat
+    import threading
+
+    pipe = tmp_path / "pipe"  # as /dev/null or /dev/stdout: a rename would replace the node
+    os.mkfifo(pipe)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(pipe.read_bytes()))
+    reader.start()
+    assert main(["predict", str(model_dir), str(data_csv), "-o", str(pipe)]) == 0
+    reader.join(timeout=60)
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert got and got[0].decode().splitlines()[0] == "y_pred"
+
+
+def test_an_output_through_a_symlink_replaces_the_file_it_points_to(model_dir, data_csv,
+                                                                  tmp_path):
+    real = tmp_path / "real.csv"
+    real.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    assert main(["predict", str(model_dir), str(data_csv), "-o", str(link)]) == 0
+    assert link.is_symlink() and real.read_text().startswith("y_pred")

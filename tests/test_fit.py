@@ -448,3 +448,14 @@ def test_scores_of_nan_predictions_are_nan_not_an_exception():
                            np.array([[np.nan, 1.0], [2.0, 3.0]]), ["a", "b"])
     assert np.isnan(m["per_target"]["a"]["rmse"]) and m["per_target"]["b"]["rmse"] == 0.0
     assert np.isnan(regression_metrics(np.array([1.0]), np.array([1.5]))["r2"])  # one row
+
+
+def test_metrics_json_is_standard_json_with_null_for_undefined_scores(regression_frame,
+                                                                      tmp_path):
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    tabresnet.fit(regression_frame.head(6), "y", out=tmp_path / "run", **TINY)  # 1 val row
+    text = (tmp_path / "run" / "metrics.json").read_text()
+    metrics = json.loads(text, parse_constant=refuse)
+    assert metrics["val"]["n"] == 1 and metrics["val"]["r2"] is None

@@ -93,11 +93,29 @@ def _create_temp(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
             continue
 
 
+def is_stream(path: Path) -> bool:
+    """Whether ``path`` is a device, pipe or socket (``/dev/null``, ``/dev/stdout``, a FIFO).
+
+    Such a path is written in place: a rename over it would replace the
+    device, for every program on the machine, with a regular file.
+    """
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
-    The file's mode follows the umask, like a file written with ``open``.
+    The file's mode follows the umask, like a file written with ``open``. A
+    symbolic link is written through (the file it points to is replaced); a
+    device or pipe (:func:`is_stream`) is written directly.
     """
+    path = Path(path)
+    if is_stream(path):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temp(path)
     try:
@@ -127,6 +145,32 @@ def _json_default(obj: Any) -> Any:
 
 def dumps(data: Any) -> str:
     return json.dumps(data, indent=2, default=_json_default, allow_nan=True)
+
+
+def dumps_standard(data: Any) -> str:
+    """``data`` as standard JSON: an undefined number (NaN, infinity) is ``null``.
+
+    For the files and output other programs read (``metrics.json``,
+    ``evaluate --json``): JSON has no NaN, and JavaScript's ``JSON.parse``
+    refuses Python's.
+
+    >>> print(dumps_standard({"rmse": 0.5, "r2": float("nan")}))
+    {
+      "rmse": 0.5,
+      "r2": null
+    }
+    """
+    return json.dumps(_finite_or_none(json.loads(dumps(data))), indent=2, allow_nan=False)
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
 
 
 class TabularModel:

@@ -331,11 +331,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .artifact import load
+    from .artifact import dumps_standard, load
 
     metrics = load(args.model).evaluate(args.data, strict=args.strict)
     if args.json:
-        print(json.dumps(metrics, indent=2))
+        print(dumps_standard(metrics))
     else:
         _print_metrics({"data": metrics})
     return 0

@@ -98,7 +98,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .artifact import TabularModel, _create_temp, load
+from .artifact import TabularModel, _create_temp, is_stream, load
 from .data import read_table
 from .data.preprocess import _category_strings
 from .data.schema import DATE_PARTS, as_float, date_parts
@@ -716,6 +716,9 @@ def _write_pair(path: Path, data: bytes, meta: dict[str, Any]) -> None:
     (disk full, no permission) leaves neither half-written.
     """
     side = sidecar_path(path)
+    if is_stream(path):  # a rename would replace the device itself (/dev/null)
+        raise ConfigError(f"{path} is a device or pipe, not a file; the export writes a file "
+                          "and its JSON beside it - choose a file path")
     path.parent.mkdir(parents=True, exist_ok=True)  # as fit's and predict's outputs do
     temps: list[str] = []
     try:

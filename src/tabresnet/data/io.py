@@ -188,7 +188,8 @@ def table_bytes(frame: pd.DataFrame, path: str | Path) -> bytes:
     Parquet for ``.parquet`` and ``.pq``; otherwise text: tab-separated for
     ``.tsv`` (also inside a compression), comma-separated for anything else,
     compressed when the name ends in one of :data:`COMPRESSIONS`. No index.
-    Another suffix (``.xlsx``, none) is a ``DataError``, as :func:`read_table`'s.
+    Another suffix (``.xlsx``, none) is a ``DataError``, as :func:`read_table`'s,
+    except for a device or pipe (``/dev/stdout``), which gets CSV.
 
     Examples
     --------
@@ -202,7 +203,8 @@ def table_bytes(frame: pd.DataFrame, path: str | Path) -> bytes:
     path = Path(path)
     suffix = _table_suffix(path)
     kind = SUFFIXES.get(suffix)
-    if kind is None or (kind == "parquet" and suffix != path.suffix.lower()):
+    stream = path.exists() and not path.is_file() and not path.is_dir()  # /dev/stdout: CSV
+    if not stream and (kind is None or (kind == "parquet" and suffix != path.suffix.lower())):
         what = "".join(path.suffixes[-2:]) if kind else suffix or "(no suffix)"
         raise DataError(
             f"cannot write {path.name}: unknown file type {what!r}; name it with one of "

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..artifact import TabularModel, atomic_write_text, dumps
+from ..artifact import TabularModel, atomic_write_text, dumps, dumps_standard
 from ..calibrate import REPORT_LEVEL, Calibration, interval_scores
 from ..data import kfold_indices, read_table
 from ..defaults import RunConfig, output_quantiles, point_quantile, refuse_unused
@@ -292,7 +292,7 @@ def write_run(
     directory.mkdir(parents=True, exist_ok=True)
     model.save(directory, overwrite=True)  # the caller checked ``out`` (and --overwrite)
     atomic_write_text(directory / "config.yaml", model.config.to_yaml())
-    atomic_write_text(directory / "metrics.json", dumps(metrics))
+    atomic_write_text(directory / "metrics.json", dumps_standard(metrics))
     atomic_write_text(directory / "data_summary.json", dumps(prepared.summary))
     atomic_write_text(directory / "history.csv", result.history.to_csv(index=False))
     if prepared.test is not None and len(prepared.test):
