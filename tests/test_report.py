@@ -441,3 +441,6 @@ def test_a_bag_without_test_rows_draws_its_out_of_fold_predictions(tmp_path, cap
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "300 out-of-fold rows (each by the member that did not train on it)" in html
     assert "kept no test rows (fit --test-size" not in html
+    # Where the score comes from, with its caveat, under the metrics table.
+    assert "<b>out-of-fold</b>: each row predicted by the bag member that did not train on " \
+           "it (but was early-stopped on it: slightly optimistic)" in html

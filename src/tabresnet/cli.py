@@ -171,15 +171,11 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
 # -- commands ------------------------------------------------------------------
 # What each score is computed on: printed beside the table, so no one reads a
 # validation score (the rows that picked the epoch) as a test score.
-SCORE_ROWS = {
-    "val": "validation rows (they chose the epoch: optimistic)",
-    "oof": "out-of-fold: each row by the bag member that did not train on it",
-    "test": "test rows (held out: never trained or stopped on)",
-    "data": "the rows given",
-}
 
 
 def _print_metrics(metrics: dict, out=None) -> None:
+    from .metrics import SCORE_ROWS
+
     out = out or sys.stdout
     # Scored rows only: "cv" holds one RMSE per fold, printed on its own line below.
     rows = [(split, m) for split, m in metrics.items()

@@ -13,7 +13,16 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn import metrics as skm
 
-__all__ = ["regression_metrics"]
+__all__ = ["SCORE_ROWS", "regression_metrics"]
+
+#: Where each score of a run comes from, as the command line and the report say it.
+SCORE_ROWS = {
+    "val": "validation rows (they chose the epoch: optimistic)",
+    "oof": "each row predicted by the bag member that did not train on it (but was "
+           "early-stopped on it: slightly optimistic)",
+    "test": "test rows (held out: never trained or stopped on)",
+    "data": "the rows given",
+}
 
 
 def regression_metrics(

@@ -141,7 +141,7 @@ th { background: #eef1f6; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 10px 0 20px; }
 figure img { max-width: 100%; height: auto; display: block; }
-figcaption { font-size: 13px; color: #5a6475; margin-top: 4px; }
+figcaption, .caption { font-size: 13px; color: #5a6475; margin-top: 4px; }
 .scroll { max-height: 720px; overflow: auto; border: 1px solid #dde1e8; padding: 6px; }
 .scroll img { max-width: none; }
 pre { background: #f6f8fa; border: 1px solid #dde1e8; padding: 10px; overflow: auto;

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..metrics import SCORE_ROWS
 from ..tuning.results import METRIC, PLOTS, plot_png, plotted_params
 from . import plots
 from .html import esc, fmt, image, not_available, table
@@ -420,6 +421,10 @@ def metrics_section(run: RunDir) -> str:
             rows.append([name, *(flat[s].get(key, "") for s in splits),
                          _metric_meaning(key[-1], target)])
         parts.append(table(["metric", *(_SPLIT_NAMES.get(s, s) for s in splits), "meaning"], rows))
+        where = [f"<b>{esc(_SPLIT_NAMES.get(s, s))}</b>: {esc(SCORE_ROWS[s])}"
+                 for s in splits if s in SCORE_ROWS]
+        if where:
+            parts.append(f"<p class='caption'>{'; '.join(where)}.</p>")
     others = [s for s in metrics if s not in splits]
     for name in others:
         value = metrics[name]

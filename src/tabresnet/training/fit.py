@@ -75,8 +75,10 @@ class Run:
         the row's 0-based number in ``data`` (``val_data``'s rows numbered on
         after them; rows dropped for a missing target or a weight of 0 have
         none), then ``y_true`` and ``y_pred`` (``_<target>`` with several
-        targets). Each row is predicted by the member that did not train on it,
-        the honest predictions to stack or to study errors with. None without a bag.
+        targets). Each row is predicted by the member that did not train on it
+        (though that member was early-stopped on its fold, so their RMSE is
+        slightly optimistic, as ``val``'s), the predictions to stack or to study
+        errors with. None without a bag.
     """
 
     model: TabularModel
