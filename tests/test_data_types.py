@@ -86,10 +86,44 @@ def test_missing_spelled_as_text_is_missing_not_a_bad_value():
     assert schema.numeric == ["n"] and messages == []
 
 
-def test_numbers_with_leading_zeros_are_codes():
+def test_numbers_with_leading_zeros_are_codes_and_say_so():
     df = pd.DataFrame({"zip": ["02134", "10001", "94105", "02139"] * 10, "y": np.arange(40.0)})
-    schema, _ = _infer(df)
+    schema, messages = _infer(df)
     assert schema.categorical == ["zip"]
+    assert messages == ["column 'zip' holds numbers written with leading zeros ('02134'): read "
+                        "as codes (categories) - list it in numeric to read them as numbers"]
+
+
+@pytest.mark.parametrize("junk", [False, True])
+def test_a_csv_of_zero_padded_codes_reads_as_text_with_or_without_a_junk_cell(tmp_path, junk):
+    codes = [f"{i % 7:05d}" for i in range(40)]
+    if junk:
+        codes[3] = "unknown"
+    path = tmp_path / "t.csv"
+    path.write_text("code,n,y\n" + "".join(f"{c},{i},{i}.5\n" for i, c in enumerate(codes)))
+    frame = read_table(path)
+    assert frame["code"].iloc[0] == "00000" and frame["n"].dtype.kind == "i"  # plain ints stay
+    schema, messages = _infer(frame)
+    assert schema.categorical == ["code"] and "leading zeros" in messages[0]
+
+
+def test_text_that_is_mostly_numbers_says_why_it_is_categories():
+    values = [str(v / 10) for v in range(40)]
+    values[::10] = ["abc"] * 4  # 10%: more than the 5% a numeric column may lose
+    schema, messages = _infer(pd.DataFrame({"rm": values, "y": np.arange(40.0)}))
+    assert schema.categorical == ["rm"]
+    assert messages == ["column 'rm' has 36 numbers among 40 values but also 4 that are not "
+                        "('abc'): read as text (categories) - clean or empty those cells to use "
+                        "it as numbers"]
+
+
+@pytest.mark.parametrize("cell", ["$46,900", "4.3%", "1 250", "€12"])
+def test_numbers_with_symbols_say_they_are_read_as_text(cell):
+    schema, messages = _infer(pd.DataFrame({"v": [cell] * 30, "y": np.arange(30.0)}))
+    assert schema.categorical == ["v"]
+    assert messages == [f"column 'v' holds numbers written with symbols or separators ({cell!r}): "
+                        "read as text (categories) - write them as plain numbers to use them as "
+                        "numbers"]
 
 
 def test_a_category_dtype_stays_categorical():

@@ -163,6 +163,7 @@ def _read_file(path: Path) -> pd.DataFrame:
             _decimal_commas_in_text(df)
         if index_col is not None:
             header = header[1:]
+        _codes_stay_text(df, path, sep, header)
     except DataError:
         raise
     except pd.errors.EmptyDataError:
@@ -180,6 +181,28 @@ def _read_file(path: Path) -> pd.DataFrame:
     # pandas renames a repeated header "a" to "a.1"; the raw header shows the truth.
     _check_unique(header, str(path))
     return df
+
+
+def _codes_stay_text(df: pd.DataFrame, path: Path, sep: str, header: list[str]) -> None:
+    """Give back their text to whole-number columns written with leading zeros.
+
+    pandas reads ``"02134"`` as the number 2134, so a column of postcodes or
+    product codes became numeric, while the same column with one text cell
+    stayed text (codes); the schema reads such text as categories either way
+    and says so (:func:`tabresnet.data.infer_schema`).
+    """
+    names = {h for h in header if header.count(h) == 1}  # as pandas names them
+    whole = [c for c in df.columns if c in names and (
+        pd.api.types.is_integer_dtype(df[c].dtype) or (
+            pd.api.types.is_float_dtype(df[c].dtype)
+            and bool(np.all(np.mod(df[c].dropna().to_numpy(), 1) == 0))))]
+    if not whole:
+        return
+    raw = pd.read_csv(path, sep=sep, usecols=whole, dtype=str)
+    for name in whole:
+        text = raw[name]
+        if text.str.match(r"^\s*[+-]?0\d").any():
+            df[name] = text.to_numpy(dtype=object)
 
 
 def table_bytes(frame: pd.DataFrame, path: str | Path) -> bytes:

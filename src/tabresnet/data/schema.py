@@ -665,7 +665,8 @@ def _text_role(name: str, series: pd.Series) -> str:
     values, bad = parse_numbers(series)
     numbers = int(np.isfinite(values).sum() + np.isinf(values).sum())
     present = numbers + int(bad.sum())
-    if numbers and numbers >= NUMERIC_TEXT_SHARE * present and not _has_leading_zeros(series):
+    codes = _has_leading_zeros(series)
+    if numbers and numbers >= NUMERIC_TEXT_SHARE * present and not codes:
         if bad.any():
             warnings.warn(
                 f"column {name!r}: {int(bad.sum())} of {present} values are not numbers "
@@ -682,7 +683,31 @@ def _text_role(name: str, series: pd.Series) -> str:
         if dates and dates >= DATE_TEXT_SHARE * (dates + int(not_dates.sum())):
             _note_dates(name, fmt, (series, not_dates) if not_dates.any() else None)
             return "dates"
+    _note_numbers_as_text(name, series, numbers, present, bad, codes)
     return "categorical"
+
+
+def _note_numbers_as_text(name: str, series: pd.Series, numbers: int, present: int,
+                          bad: np.ndarray, codes: bool) -> None:
+    """Say so when a text column that looks numeric is read as categories."""
+    if codes and numbers >= NUMERIC_TEXT_SHARE * present:
+        text = series[series.notna()].astype(str).str.strip()
+        example = text[text.str.match(r"^[+-]?0\d")].iloc[0]
+        why = (f"holds numbers written with leading zeros ({example!r}): read as codes "
+               "(categories) - list it in numeric to read them as numbers")
+    elif present and numbers >= 0.5 * present:
+        why = (f"has {numbers} numbers among {present} values but also "
+               f"{int(bad.sum())} that are not ({examples_of(series, bad)}): read as text "
+               "(categories) - clean or empty those cells to use it as numbers")
+    else:
+        text = series[series.notna()].astype(str).str.strip()
+        plain = text.str.replace(r"^[$€£¥]|[%$€£¥]$|(?<=\d)[,' ](?=\d{3}\b)", "", regex=True)
+        decorated = parse_numbers(plain)[1]
+        if not len(text) or decorated.sum() > (1 - NUMERIC_TEXT_SHARE) * len(text):
+            return
+        why = (f"holds numbers written with symbols or separators ({text.iloc[0]!r}): read as "
+               "text (categories) - write them as plain numbers to use them as numbers")
+    warnings.warn(f"column {name!r} {why}", TabResNetWarning, stacklevel=4)
 
 
 def _has_leading_zeros(series: pd.Series) -> bool:

@@ -336,15 +336,21 @@ def _write_importance(
         return
     scored_on = "test" if test else "oof" if bag else "val"
     try:
-        if bag:
-            table = importance_out_of_fold(model, [f.val.frame for f in folds],
-                                           repeats=FIT_REPEATS, max_rows=FIT_ROWS,
-                                           seed=model.config.seed)
-        else:
-            table = importance(model, (prepared.test if test else prepared.val).frame,
-                               repeats=FIT_REPEATS, max_rows=FIT_ROWS, seed=model.config.seed)
+        with warnings.catch_warnings():
+            # Unseen categories of held-out rows are normal; a separate table's were
+            # reported when it was read (prepare), so the scoring says nothing again.
+            warnings.filterwarnings("ignore", message=".* be used as trained and count as missing",
+                                    category=TabResNetWarning)
+            if bag:
+                table = importance_out_of_fold(model, [f.val.frame for f in folds],
+                                               repeats=FIT_REPEATS, max_rows=FIT_ROWS,
+                                               seed=model.config.seed)
+            else:
+                table = importance(model, (prepared.test if test else prepared.val).frame,
+                                   repeats=FIT_REPEATS, max_rows=FIT_ROWS,
+                                   seed=model.config.seed)
     except Exception as exc:  # the trained model matters more than its importance
-        warnings.warn(f"feature importance not computed: {exc}", stacklevel=3)
+        warnings.warn(f"feature importance not computed: {exc}", TabResNetWarning, stacklevel=3)
         return
     atomic_write_text(directory / "importance.json", dumps(importance_record(table, scored_on)))
 
