@@ -135,7 +135,7 @@ def test_config_bad_values_one_line(args, expected, capsys):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("model: [1, 2\n", "not valid YAML"),
+        ("model: [1, 2\n", "bad.yaml: config is not valid YAML (line 2, column 1): expected"),
         ("model:\n  nope: 1\n", "unknown model option(s) nope"),
         ("- 1\n- 2\n", "YAML mapping"),
         ("train:\n  lr: -3\n", "lr must be positive"),
@@ -144,7 +144,8 @@ def test_config_bad_values_one_line(args, expected, capsys):
 def test_config_bad_file_one_line(text, expected, tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    assert expected in error_line(capsys, "config", "--config", path)
+    line = error_line(capsys, "config", "--config", path)
+    assert expected in line and line.startswith(f"error: {path}: ")  # names the file
 
 
 # -- usage errors: short, and no abbreviations ---------------------------------------

@@ -408,7 +408,10 @@ class RunConfig:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ValueError(f"config is not valid YAML: {exc}".splitlines()[0]) from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ValueError(f"config is not valid YAML{where}: {what}") from None
         if data is not None and not isinstance(data, dict):
             raise ValueError("a config file must be a YAML mapping with model/data/train sections")
         return cls.from_dict(data)
@@ -419,7 +422,10 @@ class RunConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
-        return cls.from_yaml(path.read_text(encoding="utf-8"))
+        try:
+            return cls.from_yaml(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
 
     # -- flat names ---------------------------------------------------------------
     def to_flat(self) -> dict[str, Any]:

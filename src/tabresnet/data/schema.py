@@ -834,7 +834,8 @@ def clean_target(df: pd.DataFrame, targets: str | Sequence[str]) -> pd.DataFrame
         out[t] = values
     n_bad = int(bad.sum())
     if n_bad == len(df):
-        raise DataError(f"no row has a finite target in {', '.join(targets)}; nothing to train on")
+        raise DataError(f"no row has a finite target in {', '.join(targets)}; nothing to train or "
+                        "score on")
     if n_bad:
         warnings.warn(
             f"dropped {n_bad} of {len(df)} rows whose target is missing or infinite "

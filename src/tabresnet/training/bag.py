@@ -29,6 +29,7 @@ import pandas as pd
 from ..artifact import TabularModel
 from ..calibrate import Calibration
 from ..data import clean_target, clean_weight, kfold_indices, read_table, split_indices
+from ..data.schema import _check_targets_exist
 from ..defaults import RunConfig
 from ..metrics import regression_metrics
 from ..models import MeanEnsemble
@@ -58,6 +59,7 @@ def pool_and_test(
         number = "_" + number
 
     def cleaned(table: pd.DataFrame, first: int, what: str) -> pd.DataFrame:
+        _check_targets_exist(table, targets)  # naming the table's columns, not ours
         numbered = table.assign(**{number: first + np.arange(len(table))})
         return clean_weight(clean_target(numbered, targets), weight, what)
 
