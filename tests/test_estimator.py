@@ -371,3 +371,12 @@ def test_a_bags_out_of_fold_predictions_line_up_with_the_rows_of_X():
     assert not np.allclose(oof[kept], est.predict(X)[kept], rtol=1e-3)
     est.set_params(bag=0).fit(X, y)
     assert not hasattr(est, "oof_prediction_")  # no stale attribute from the bag's fit
+
+
+def test_predict_interval_without_held_out_rows_says_how_to_calibrate():
+    X, y = linear_data(n=20)  # 16% of 20: 3 validation rows, fewer than MIN_VAL_ROWS
+    est = ResNetRegressor(**FAST).fit(X, y)
+    with pytest.raises(ConfigError, match=r"fewer than 5 validation rows .*est\.calibrate"):
+        est.predict_interval(X)
+    est.calibrate(*linear_data(n=40, seed=1))
+    assert est.predict_interval(X).shape == (20, 2)

@@ -371,9 +371,9 @@ class TabularModel:
     def _calibration(self) -> Calibration:
         if self.calibration is None:
             raise ConfigError(
-                "this model has no interval calibration (saved by tune, or by a tabresnet "
-                "before intervals); re-run fit, or calibrate it on held-out rows with "
-                "model.calibrate(data)"
+                "this model has no interval calibration (it kept no held-out rows to "
+                "calibrate on, or a tabresnet before intervals saved it); calibrate it on rows "
+                "it did not train on: model.calibrate(data)"
             )
         return self.calibration
 

@@ -43,7 +43,7 @@ from sklearn.utils.validation import (
 
 from .data import check_weights, clean_weight
 from .defaults import RunConfig, flat_fields, ignored_options
-from .errors import DataError, TabResNetWarning
+from .errors import ConfigError, DataError, TabResNetWarning
 
 __all__ = ["EXCLUDED", "MIN_VAL_ROWS", "OVERRIDES", "ResNetRegressor", "TunedResNetRegressor"]
 
@@ -279,6 +279,12 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
             second form when ``fit`` got a 2-D ``y``.
         """
         check_is_fitted(self)
+        if self.model_.calibration is None:
+            raise ConfigError(
+                f"no interval calibration: with fewer than {MIN_VAL_ROWS} validation rows "
+                "fit trained on every row and kept none to calibrate on; call "
+                "est.calibrate(X_held_out, y_held_out) first"
+            )
         frame = self._frame(X)
         _, lower, upper = self.model_.predict_interval(frame, level, mode=mode)
         out = np.stack([lower.reshape(len(frame), -1), upper.reshape(len(frame), -1)], axis=1)
