@@ -191,7 +191,7 @@ def test_model_without_calibration_says_so(run, tmp_path):
     old = load(tmp_path / "m")
     df = hetero_frame(10, seed=7)
     assert old.predict(df).shape == (10,)
-    with pytest.raises(ConfigError, match="no interval calibration.*model.calibrate\(data\)"):
+    with pytest.raises(ConfigError, match=r"no interval calibration.*model.calibrate\(data\)"):
         old.predict(df, interval=0.9)
     # calibrate() on held-out rows adds one.
     old.calibrate(hetero_frame(200, seed=6))

@@ -353,3 +353,14 @@ def test_tune_leaves_the_callers_random_stream_alone(frame, tmp_path):
     np.random.seed(7)  # noqa: NPY002 (the global stream is the point)
     run_tune(frame, tmp_path / "run", trials=2)
     assert np.random.rand() == expected  # noqa: NPY002 (the global stream is the point)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"n_trials": 2}, "tune takes trials=, not n_trials="),
+    ({"search_space": SPACE}, "tune takes space=, not search_space="),
+    ({"trials": None, "timeout": 5}, r"trials must be a whole number >= 1 \(the most trials"),
+    ({"lrr": 0.1}, r"unknown option 'lrr' \(did you mean 'lr'\?\)"),
+])
+def test_tunes_arguments_are_named_when_misspelt(frame, kw, message):
+    with pytest.raises(ConfigError, match=message):
+        tune(frame, "y", **kw)

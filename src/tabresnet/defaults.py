@@ -442,7 +442,13 @@ class RunConfig:
         fields = flat_fields()
         for name, value in values.items():
             if name not in fields:
-                raise ValueError(f"unknown option {name!r}; valid: {', '.join(sorted(fields))}")
+                import difflib
+
+                near = difflib.get_close_matches(str(name), list(fields), n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ValueError(
+                    f"unknown option {name!r}{hint}; valid: {', '.join(sorted(fields))}"
+                )
             section, _ = fields[name]
             if section == "":
                 data[name] = value

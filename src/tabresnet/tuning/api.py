@@ -378,6 +378,14 @@ def tune(
         Interrupted before any trial completed.
     """
     start = time.perf_counter()
+    # The estimator's names for tune's own arguments (scikit-learn's habits).
+    for theirs, ours in (("n_trials", "trials"), ("search_space", "space"), ("n_jobs", "jobs"),
+                         ("overwrite", None)):
+        if theirs in overrides:
+            raise ConfigError(
+                f"tune takes {ours}=, not {theirs}= (TunedResNetRegressor's name)" if ours else
+                "tune has no overwrite: the same out resumes its study; choose another out "
+                "for a new one")
     # ``progress`` is both the live display and the run config option of that name.
     weight = overrides.get("weight")
     per_row = weight is not None and not isinstance(weight, str)  # one weight per row of data
@@ -395,7 +403,12 @@ def tune(
     space_obj = _load_space(space)
     space_obj.check(user_cfg)
     seconds = parse_duration(timeout)
-    trials, jobs = int(trials), int(jobs)
+    for name, value in (("trials", trials), ("jobs", jobs)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)) or \
+                not str(value).strip().lstrip("+").replace(".0", "", 1).isdigit():
+            hint = " (the most trials to run; with a timeout, e.g. 1000)" if name == "trials" else ""
+            raise ConfigError(f"{name} must be a whole number >= 1{hint}, however: {value!r}")
+    trials, jobs = int(float(trials)), int(float(jobs))
     if trials < 1:
         raise ConfigError(f"trials must be at least 1, however: {trials}")
     if jobs < 1:
