@@ -618,3 +618,18 @@ def test_the_benchmark_check_runs_on_a_suite_table(tmp_path, capsys):
     assert result["table"] == "diabetes" and result["rows_with_missing"] > 0
     assert max(result["onnx_max_rel"], result["torchscript_max_rel"]) <= export_check.TOLERANCE
     assert "diabetes" in capsys.readouterr().out
+
+
+def test_a_run_or_an_estimator_exports_as_its_model_does(df, tmp_path):
+    import tabresnet
+    from tabresnet import ResNetRegressor
+    from tabresnet.errors import ConfigError
+
+    run = tabresnet.fit(df, "y", max_epochs=2, num_blocks=[1], c_hidden=[8], progress="none",
+                        report=False)
+    assert_close(run_onnx(export_onnx(run, tmp_path / "run.onnx"), df), predict(run.model, df))
+    X = df.drop(columns="y").select_dtypes("number")
+    est = ResNetRegressor(max_epochs=2, num_blocks=(1,), c_hidden=(8,)).fit(X, df["y"])
+    assert export_torchscript(est, tmp_path / "est.pt").is_file()
+    with pytest.raises(ConfigError, match="export needs a trained model .* however: dict"):
+        export_onnx({}, tmp_path / "no.onnx")

@@ -675,6 +675,25 @@ class TabularModel:
         )
 
 
+def as_model(model: Any, needs: str = "this") -> TabularModel:
+    """The :class:`TabularModel` of a run directory, ``model.json``, ``Run`` or fitted estimator.
+
+    ``needs`` names the caller in the error (``"importance"``, ``"export"``).
+    """
+    if isinstance(model, TabularModel):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load(model)
+    for attr in ("model_", "model"):  # a fitted estimator, a Run
+        inner = getattr(model, attr, None)
+        if isinstance(inner, TabularModel):
+            return inner
+    raise ConfigError(
+        f"{needs} needs a trained model (a run directory, model.json, TabularModel, Run "
+        f"or fitted estimator), however: {type(model).__name__}"
+    )
+
+
 def resolve_model_path(path: str | Path) -> Path:
     """``RUN_DIR`` or ``RUN_DIR/model.json`` -> the ``model.json`` path."""
     if not isinstance(path, (str, os.PathLike)):

@@ -98,7 +98,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .artifact import TabularModel, _create_temp, is_stream, load
+from .artifact import TabularModel, _create_temp, as_model, is_stream
 from .data import read_table
 from .data.preprocess import _category_strings
 from .data.schema import DATE_PARTS, as_float, date_parts
@@ -691,8 +691,8 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
 
 
 # -- writing -----------------------------------------------------------------------------
-def _as_model(model: TabularModel | str | Path) -> TabularModel:
-    return model if isinstance(model, TabularModel) else load(model)
+def _as_model(model: Any) -> TabularModel:
+    return as_model(model, "export")
 
 
 def _check_target(path: str | Path, flag: str) -> Path:
@@ -838,7 +838,7 @@ def _verify_onnx(core: RawInputModel, data: bytes, names: list[str], dtype: torc
 
 
 def export_onnx(
-    model: TabularModel | str | Path, path: str | Path, *, float32: bool = False
+    model: TabularModel | str | Path | Any, path: str | Path, *, float32: bool = False
 ) -> Path:
     """Write a model as one ONNX graph, preprocessing included, and its JSON description.
 
@@ -854,8 +854,9 @@ def export_onnx(
 
     Parameters
     ----------
-    model : TabularModel or path
-        A trained model, or a run directory / ``model.json``.
+    model : TabularModel, path, Run or fitted estimator
+        A trained model, a run directory / ``model.json``, ``fit``'s result or a
+        fitted ``ResNetRegressor``.
     path : path
         The ``.onnx`` file to write; a missing folder is created. Written through a
         temporary name and a rename, like the JSON.
@@ -894,7 +895,7 @@ def export_onnx(
     return path
 
 
-def export_torchscript(model: TabularModel | str | Path, path: str | Path) -> Path:
+def export_torchscript(model: TabularModel | str | Path | Any, path: str | Path) -> Path:
     """Write a model as one TorchScript module, preprocessing included, and its JSON.
 
     Load it in Python with ``torch.jit.load(path)`` or in C++ with
@@ -908,8 +909,9 @@ def export_torchscript(model: TabularModel | str | Path, path: str | Path) -> Pa
 
     Parameters
     ----------
-    model : TabularModel or path
-        A trained model, or a run directory / ``model.json``.
+    model : TabularModel, path, Run or fitted estimator
+        A trained model, a run directory / ``model.json``, ``fit``'s result or a
+        fitted ``ResNetRegressor``.
     path : path
         The file to write (``.pt``); a missing folder is created.
 

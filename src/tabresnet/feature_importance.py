@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from .artifact import TabularModel, load
+from .artifact import TabularModel, as_model
 from .data import check_weights, clean_target, read_table
 from .errors import ConfigError, DataError, TabResNetWarning
 
@@ -80,18 +79,7 @@ class _RawTableModel(RegressorMixin, BaseEstimator):
 
 
 def _as_model(model: Any) -> TabularModel:
-    if isinstance(model, TabularModel):
-        return model
-    if isinstance(model, (str, Path)):
-        return load(model)
-    for attr in ("model_", "model"):  # a fitted estimator, a Run
-        inner = getattr(model, attr, None)
-        if isinstance(inner, TabularModel):
-            return inner
-    raise ConfigError(
-        f"importance needs a trained model (a run directory, model.json, TabularModel, Run "
-        f"or fitted estimator), however: {type(model).__name__}"
-    )
+    return as_model(model, "importance")
 
 
 def importance(
