@@ -45,7 +45,14 @@ from .data import check_weights, clean_weight
 from .defaults import RunConfig, flat_fields, ignored_options
 from .errors import ConfigError, DataError, TabResNetWarning
 
-__all__ = ["EXCLUDED", "MIN_VAL_ROWS", "OVERRIDES", "ResNetRegressor", "TunedResNetRegressor"]
+__all__ = [
+    "EXCLUDED",
+    "MIN_VAL_ROWS",
+    "OVERRIDES",
+    "TUNED_EXCLUDED",
+    "ResNetRegressor",
+    "TunedResNetRegressor",
+]
 
 #: Flat options of :mod:`tabresnet.defaults` an estimator does not take, and why.
 EXCLUDED: dict[str, str] = {
@@ -54,6 +61,13 @@ EXCLUDED: dict[str, str] = {
     "cv_folds": "cross-validate an estimator with sklearn's cross_val_score",
     "logger": "fit writes no run directory, so there is nothing to log into",
     "weight": "pass the weights to fit as sample_weight (scikit-learn's convention)",
+}
+
+#: Options :class:`TunedResNetRegressor` does not take besides :data:`EXCLUDED`, and why.
+TUNED_EXCLUDED: dict[str, str] = {
+    "bag": "tune keeps the best configuration's fold networks as a bag through cv=K",
+    "refit": "tune retrains its best configuration with early stopping; to refit it on "
+    "every row, pass best_params_ to ResNetRegressor(refit=True)",
 }
 
 #: Defaults that differ from the command line's, and why.
@@ -728,7 +742,7 @@ default="median"
         With ``pack``: keep the greedy ensemble selection (Caruana et al.,
         2004) of the finished trials, weighted, scored on the validation rows
         (out-of-fold with ``cv``); False keeps the single best trial.
-    arch, block, num_blocks, c_hidden, activation, norm, dropout, shortcut, zero_init, init, embedding_dim, num_embedding, num_embedding_dim, n_bins, n_frequencies, frequency_scale, ensemble_size, ensemble, categorical, numeric, ignore, int_as_categorical, numeric_transform, n_quantiles, onehot_max_cardinality, target_transform, val_size, bag, max_epochs, batch_size, optimizer, lr, weight_decay, loss, huber_delta, quantiles, scheduler, gradient_clip, patience, accelerator, devices, strategy, precision, num_nodes, num_threads, progress, deterministic, ema_decay, refit, seed : as for ResNetRegressor
+    arch, block, num_blocks, c_hidden, activation, norm, dropout, shortcut, zero_init, init, embedding_dim, num_embedding, num_embedding_dim, n_bins, n_frequencies, frequency_scale, ensemble_size, ensemble, categorical, numeric, ignore, int_as_categorical, numeric_transform, n_quantiles, onehot_max_cardinality, target_transform, val_size, max_epochs, batch_size, optimizer, lr, weight_decay, loss, huber_delta, quantiles, scheduler, gradient_clip, patience, accelerator, devices, strategy, precision, num_nodes, num_threads, progress, deterministic, ema_decay, seed : as for ResNetRegressor
         The run-config options, with the same defaults.
 
     Options the search space lists take the sampled values; the others keep
@@ -815,7 +829,6 @@ default="median"
         onehot_max_cardinality: int = 16,
         target_transform: str = "standard",
         val_size: float = 0.16,
-        bag: int = 0,
         max_epochs: int = 300,
         batch_size: int = 0,
         optimizer: str = "adamw",
@@ -836,7 +849,6 @@ default="median"
         progress: str = "none",
         deterministic: bool = True,
         ema_decay: float = 0.0,
-        refit: bool = False,
         seed: int = 0,
     ) -> None:
         _store(self, locals())
