@@ -365,7 +365,7 @@ def test_clean_target_nullable_int():
 
 def test_clean_target_none_left():
     df = pd.DataFrame({"x": [1, 2], "y": [np.nan, np.inf]})
-    with pytest.raises(DataError, match="no row has a finite target in y; nothing to train on"):
+    with pytest.raises(DataError, match="no row has a finite target in y; nothing to train or score on"):
         clean_target(df, "y")
 
 

@@ -307,3 +307,12 @@ def test_a_bag_does_not_warn_about_its_own_folds(ages):
         warnings.simplefilter("always")
         tabresnet.fit(ages, "y", bag=2, **TINY)
     assert not [m for m in _ours(record) if "cannot be used" in m]
+
+
+def test_a_column_of_lists_or_mappings_is_ignored_with_a_warning():
+    df = pd.DataFrame({"tags": [["a", "b"], ["c"]] * 20, "meta": [{"k": 1}] * 40,
+                       "x": np.arange(40) % 3, "y": np.arange(40.0)})
+    schema, messages = _infer(df)
+    assert schema.ignored == ["tags", "meta"] and schema.numeric == ["x"]
+    assert messages[0] == ("column 'tags' holds lists or mappings, not single values; ignoring "
+                           "it - spread them over columns of their own to use them")

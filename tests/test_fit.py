@@ -459,3 +459,22 @@ def test_metrics_json_is_standard_json_with_null_for_undefined_scores(regression
     text = (tmp_path / "run" / "metrics.json").read_text()
     metrics = json.loads(text, parse_constant=refuse)
     assert metrics["val"]["n"] == 1 and metrics["val"]["r2"] is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_an_accelerator_the_machine_lacks_is_a_config_error(regression_frame):
+    with pytest.raises(ConfigError, match="accelerator 'gpu': .* use accelerator 'auto'"):
+        tabresnet.fit(regression_frame, "y", accelerator="gpu", **TINY)
+
+
+def test_a_val_size_above_half_warns_that_it_is_the_held_out_share(regression_frame):
+    from tabresnet.errors import TabResNetWarning
+
+    with pytest.warns(TabResNetWarning, match=r"val_size 0.9 holds out more rows .* \(10% train\)"):
+        tabresnet.fit(regression_frame, "y", val_size=0.9, **TINY)
+
+
+def test_run_predict_passes_interval_through(regression_frame):
+    run = tabresnet.fit(regression_frame, "y", **TINY)
+    pred, lower, upper = run.predict(regression_frame, interval=0.8)
+    assert pred.shape == lower.shape == upper.shape == (len(regression_frame),)

@@ -495,8 +495,9 @@ class TabularModel:
         """
         if not self.quantiles:
             raise ConfigError(
-                "this model predicts a point, not quantiles; train with --loss quantile "
-                "--quantiles 0.1 0.5 0.9"
+                "this model predicts a point, not quantiles; train it with loss quantile "
+                "(command line: --loss quantile --quantiles 0.1 0.5 0.9; Python: "
+                "loss='quantile', quantiles=(0.1, 0.5, 0.9))"
             )
         q = self.predict_quantile_tensors(*self._tensors(data, strict))
         return q[:, 0] if q.shape[1] == 1 else q

@@ -217,6 +217,10 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
         """
         if sample_weight is None:
             return frame, cfg
+        if np.ndim(sample_weight) == 0:  # one number for every row, as scikit-learn allows
+            check_weights(np.atleast_1d(np.asarray(sample_weight, dtype=np.float64)),
+                          "sample_weight")
+            return frame, cfg
         sw = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
                          ensure_all_finite=False, input_name="sample_weight")
         if sw.ndim != 1:

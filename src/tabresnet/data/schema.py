@@ -396,6 +396,12 @@ def _non_numeric_examples(series: pd.Series, k: int = 3) -> list[str]:
     return [repr(v) for v in pd.unique(bad.astype(str))[:k]]
 
 
+def _holds_containers(series: pd.Series) -> bool:
+    """Whether an object column's cells are lists, tuples, sets, mappings or arrays."""
+    kinds = (list, tuple, set, frozenset, dict, np.ndarray)
+    return any(isinstance(v, kinds) for v in series.to_numpy())
+
+
 def _has_no_values(series: pd.Series) -> bool:
     if series.isna().all():
         return True
@@ -617,6 +623,14 @@ def infer_schema(
             warnings.warn(
                 f"column {name!r} holds dates or times ({dtype}); ignoring it - derive "
                 "numeric features (year, day of week, ...) to use it",
+                TabResNetWarning,
+                stacklevel=2,
+            )
+            schema.ignored.append(name)
+        elif pd.api.types.is_object_dtype(dtype) and _holds_containers(series):
+            warnings.warn(
+                f"column {name!r} holds lists or mappings, not single values; ignoring it - "
+                "spread them over columns of their own to use them",
                 TabResNetWarning,
                 stacklevel=2,
             )

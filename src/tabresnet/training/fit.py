@@ -90,8 +90,10 @@ class Run:
     summary: dict = field(default_factory=dict)
     oof: pd.DataFrame | None = None
 
-    def predict(self, data: Any) -> np.ndarray:
-        return self.model.predict(data)
+    def predict(self, data: Any, **options: Any) -> Any:
+        """Predict with the run's model; ``strict``, ``interval``, ``mode`` as in
+        :meth:`~tabresnet.artifact.TabularModel.predict`."""
+        return self.model.predict(data, **options)
 
 
 def resolve_config(config: RunConfig | str | Path | dict | None, overrides: dict) -> RunConfig:
@@ -108,6 +110,14 @@ def resolve_config(config: RunConfig | str | Path | dict | None, overrides: dict
         cfg = base.replace(**overrides) if overrides else base
     except (ValueError, TypeError) as exc:
         raise ConfigError(str(exc).splitlines()[0]) from None
+    if cfg.data.val_size > 0.5:  # the share held out, not the share trained on
+        warnings.warn(
+            f"val_size {cfg.data.val_size:g} holds out more rows to choose the epoch than it "
+            f"trains on ({1 - cfg.data.val_size - cfg.data.test_size:.0%} train); val_size is "
+            "the held-out share (default 0.16)",
+            TabResNetWarning,
+            stacklevel=3,
+        )
     levels = output_quantiles(cfg.train)
     if levels and 0.5 not in levels:
         point = levels[point_quantile(levels)]

@@ -432,24 +432,25 @@ def _train(
         prepared, batch_size, seed=config.seed, members=config.model.ensemble_size
     )
     with _quiet_lightning():
-        trainer = L.Trainer(
-            max_epochs=t.max_epochs if epochs is None else int(epochs),
-            limit_val_batches=None if epochs is None else 0,
-            accelerator=t.accelerator,
-            devices=_devices(t.devices),
-            strategy=t.strategy,
-            num_nodes=t.num_nodes,
-            precision=t.precision,
-            deterministic=t.deterministic,
-            logger=logger,
-            callbacks=cbs,
-            enable_progress_bar=progress,
-            enable_model_summary=False,
-            enable_checkpointing=False,
-            num_sanity_val_steps=0,
-            log_every_n_steps=1,
-            default_root_dir=str(out_dir) if out_dir is not None else None,
-        )
+        with _accelerator_errors(t.accelerator):
+            trainer = L.Trainer(
+                max_epochs=t.max_epochs if epochs is None else int(epochs),
+                limit_val_batches=None if epochs is None else 0,
+                accelerator=t.accelerator,
+                devices=_devices(t.devices),
+                strategy=t.strategy,
+                num_nodes=t.num_nodes,
+                precision=t.precision,
+                deterministic=t.deterministic,
+                logger=logger,
+                callbacks=cbs,
+                enable_progress_bar=progress,
+                enable_model_summary=False,
+                enable_checkpointing=False,
+                num_sanity_val_steps=0,
+                log_every_n_steps=1,
+                default_root_dir=str(out_dir) if out_dir is not None else None,
+            )
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
     seconds = time.perf_counter() - start
@@ -498,6 +499,21 @@ def format_seconds(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+@contextlib.contextmanager
+def _accelerator_errors(accelerator: str):
+    """Lightning's refusal of an accelerator this machine lacks, as a one-line ConfigError."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from ..errors import ConfigError
+
+    try:
+        yield
+    except MisconfigurationException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"accelerator {accelerator!r}: {first} - use accelerator 'auto' "
+                          "(what this machine has) or 'cpu'") from None
 
 
 class _quiet_lightning:
