@@ -382,3 +382,10 @@ def test_predict_interval_without_held_out_rows_says_how_to_calibrate():
         est.predict_interval(X)
     est.calibrate(*linear_data(n=40, seed=1))
     assert est.predict_interval(X).shape == (20, 2)
+
+
+def test_a_scalar_sample_weight_weighs_every_row_alike():
+    X, y = linear_data(n=60)
+    plain = ResNetRegressor(**FAST).fit(X, y).predict(X)
+    np.testing.assert_array_equal(ResNetRegressor(**FAST).fit(X, y, sample_weight=2.0).predict(X),
+                                  plain)

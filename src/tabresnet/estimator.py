@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from pathlib import Path
 from typing import Any
@@ -217,7 +218,7 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
         """
         if sample_weight is None:
             return frame, cfg
-        if np.ndim(sample_weight) == 0:  # one number for every row, as scikit-learn allows
+        if isinstance(sample_weight, numbers.Number):  # one for every row, as scikit-learn allows
             check_weights(np.atleast_1d(np.asarray(sample_weight, dtype=np.float64)),
                           "sample_weight")
             return frame, cfg
