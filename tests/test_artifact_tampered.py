@@ -104,6 +104,7 @@ _DELETE = object()
         ("config.model.num_blocks", "many", "inconsistent"),
         ("network.n_num", 3, "inconsistent: network widths"),
         ("network.cardinalities", [4], "inconsistent: network widths"),
+        ("schema.numeric", ["a", "zzz"], "the schema and the preprocessing disagree"),
     ],
 )
 def test_a_field_of_the_wrong_type_or_value_is_one_line(model_dir, field, value, match):

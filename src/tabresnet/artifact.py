@@ -1008,6 +1008,11 @@ def load(path: str | Path) -> TabularModel:
         config = RunConfig.from_dict(meta["config"])
         schema = Schema.from_dict(meta["schema"])
         pre = Preprocessor.from_dict(meta["preprocessor"])
+        if schema != pre.schema:  # two copies of one decision: a hand edit changed one
+            raise ValueError(
+                "the schema and the preprocessing disagree on the columns "
+                f"({schema.feature_columns[:8]} vs {pre.schema.feature_columns[:8]})"
+            )
         widths = (
             net_meta["n_num"],
             list(net_meta["cardinalities"]),
