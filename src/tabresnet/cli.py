@@ -184,12 +184,20 @@ def _print_metrics(metrics: dict, out=None) -> None:
         return
     keys = ["rmse", "mae", "r2", "mape"]
     print(f"{'scored on':<10}" + "".join(f"{k:>12}" for k in keys) + f"{'rows':>8}", file=out)
+    def cells(m: dict) -> str:
+        return "".join(f"{m[k]:>12.4g}" if k in m else f"{'-':>12}" for k in keys)
+
     for split, m in rows:
-        cells = "".join(f"{m[k]:>12.4g}" if k in m else f"{'-':>12}" for k in keys)
-        print(f"{split:<10}{cells}{m.get('n', ''):>8}", file=out)
+        print(f"{split:<10}{cells(m)}{m.get('n', ''):>8}", file=out)
+        for name, per in (m.get("per_target") or {}).items():  # several targets: each one
+            print(f"{'  ' + str(name):<10}{cells(per)}", file=out)
     for split, _ in rows:
         if split in SCORE_ROWS:
             print(f"  {split}: {SCORE_ROWS[split]}", file=out)
+    targets = max((len(m.get("per_target") or {}) for _, m in rows), default=0)
+    if targets:
+        print(f"  a split's first line is the mean over its {targets} targets (each in its own "
+              "units); the indented lines are the targets", file=out)
     refit = (metrics.get("training") or {}).get("refit")
     if isinstance(refit, dict):
         print(f"  the saved model was refit on all {refit['rows']} training and validation rows "

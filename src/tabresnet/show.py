@@ -237,7 +237,8 @@ def describe_trained(model: Any) -> str:
     """
     schema = model.schema
     head = [f"{type(model.network).__name__} trained on {len(schema.feature_columns)} columns, "
-            f"predicting {', '.join(schema.targets)}", *(f"  {line}" for line in schema.describe())]
+            f"predicting {', '.join(schema.targets)}",
+            *(f"  {line}" for line in schema.describe(max_names=None))]  # every column
     return _tree(model.network, head, model.config.model)
 
 

@@ -130,23 +130,26 @@ class Schema:
             "ignored": list(self.ignored),
         }
 
-    def describe(self, max_names: int = 8) -> list[str]:
+    def describe(self, max_names: int | None = 8) -> list[str]:
         """One compact line per role that has columns: ``"numeric (12): a, b, ... (4 more)"``.
 
-        What ``tabresnet fit`` prints so the user sees every decision.
+        What ``tabresnet fit`` prints so the user sees every decision: the
+        numeric columns (the plain case) up to ``max_names``, every column of
+        the other roles (categorical, date, ignored: the decisions to check).
 
         Parameters
         ----------
-        max_names : int
-            Names shown per line before ``... (N more)``.
+        max_names : int or None
+            Numeric names shown before ``... (N more)``; None shows them all.
         """
         lines = []
         for role, names in self.roles().items():
             if not names:
                 continue
-            shown = ", ".join(names[:max_names])
-            if len(names) > max_names:
-                shown += f", ... ({len(names) - max_names} more)"
+            limit = max_names if role == "numeric" and max_names is not None else len(names)
+            shown = ", ".join(names[:limit])
+            if len(names) > limit:
+                shown += f", ... ({len(names) - limit} more)"
             if role == "date":
                 shown += f" (as {', '.join(DATE_PARTS)})"
             lines.append(f"{role} ({len(names)}): {shown}")

@@ -96,6 +96,11 @@ class Run:
         return self.model.predict(data, **options)
 
 
+#: Fewer validation rows than this draw a warning from fit: a noisy epoch choice,
+#: and no finite 90% interval below 9 (the rank ceil((n + 1) 0.9) must be <= n).
+FEW_VAL_ROWS = 10
+
+
 def resolve_config(config: RunConfig | str | Path | dict | None, overrides: dict) -> RunConfig:
     """A RunConfig from a RunConfig, a YAML path, a nested dict or ``None``, plus flat overrides."""
     try:
@@ -438,6 +443,11 @@ def fit(
         _check_out(out_path, overwrite)
     start = time.perf_counter()
     frame = read_table(data)  # once, for the split and the folds alike
+    for t in as_targets(target):
+        if t in frame.columns and frame[t].nunique(dropna=True) == 1:
+            warnings.warn(f"target {t!r} holds one value ({frame[t].dropna().iloc[0]}) in "
+                          "every row: the model can only learn to predict it", TabResNetWarning,
+                          stacklevel=3)
     if per_row:
         frame, val_data, test_data, name = weight_column(frame, weight, val_data, test_data)
         cfg = cfg.replace(weight=name)
@@ -448,6 +458,14 @@ def fit(
         prepared = folds[0]
     else:
         prepared = prepare(frame, target, cfg, val_data=val_data, test_data=test_data)
+        if len(prepared.val) < FEW_VAL_ROWS:
+            warnings.warn(
+                f"only {len(prepared.val)} validation {'row' if len(prepared.val) == 1 else 'rows'}"
+                ": too few to choose the epoch well and to calibrate the intervals (90% bounds "
+                "need 9 to be finite); more rows, a larger val_size or a bag (bag=K) give more",
+                TabResNetWarning,
+                stacklevel=3,
+            )
     cv = cross_validate(frame, target, cfg) if cfg.data.cv_folds > 1 else None
 
     staging: Path | None = None
