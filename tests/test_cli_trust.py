@@ -447,3 +447,16 @@ def test_an_output_through_a_symlink_replaces_the_file_it_points_to(model_dir, d
     link.symlink_to(real)
     assert main(["predict", str(model_dir), str(data_csv), "-o", str(link)]) == 0
     assert link.is_symlink() and real.read_text().startswith("y_pred")
+
+
+def test_several_targets_print_one_line_each(data_csv, tmp_path, capsys):
+    frame = pd.read_csv(data_csv).assign(y2=lambda d: d.y * 3)
+    path = tmp_path / "two.csv"
+    frame.to_csv(path, index=False)
+    assert main(["fit", str(path), "-t", "y", "y2", "--ignore", "id", "--out",
+                 str(tmp_path / "run"), "--no-report", *TINY]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    val = next(i for i, line in enumerate(lines) if line.startswith("val "))
+    assert lines[val + 1].startswith("  y ") and lines[val + 2].startswith("  y2 ")
+    assert "the mean over its 2 targets" in out

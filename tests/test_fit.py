@@ -478,3 +478,13 @@ def test_run_predict_passes_interval_through(regression_frame):
     run = tabresnet.fit(regression_frame, "y", **TINY)
     pred, lower, upper = run.predict(regression_frame, interval=0.8)
     assert pred.shape == lower.shape == upper.shape == (len(regression_frame),)
+
+
+def test_few_validation_rows_and_a_constant_target_are_said(regression_frame):
+    from tabresnet.errors import TabResNetWarning
+
+    with pytest.warns(TabResNetWarning, match=r"only 6 validation rows: too few to choose"):
+        tabresnet.fit(regression_frame.head(40), "y", **TINY)
+    flat = regression_frame.assign(y=5.0)
+    with pytest.warns(TabResNetWarning, match=r"target 'y' holds one value \(5.0\) in every row"):
+        tabresnet.fit(flat, "y", **TINY)
