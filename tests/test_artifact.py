@@ -192,3 +192,13 @@ def test_prediction_runs_on_the_configured_threads(run_dir, regression_frame, mo
     finally:
         torch.set_num_threads(before)
     assert seen and set(seen) == {expected}
+
+
+def test_rows_with_every_feature_missing_are_said(run_dir, regression_frame):
+    from tabresnet.errors import TabResNetWarning
+
+    rows = regression_frame.head(5).copy()
+    rows.loc[rows.index[:2], ["a", "b", "color"]] = np.nan
+    with pytest.warns(TabResNetWarning, match="2 of 5 rows have every feature missing"):
+        pred = tabresnet.load(run_dir).predict(rows)
+    assert pred[0] == pred[1]

@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import secrets
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ from . import __version__
 from .calibrate import Calibration, check_level
 from .data import Preprocessor, Schema, check_columns, read_table
 from .defaults import RunConfig, output_quantiles, point_quantile, resolve_threads, torch_threads
-from .errors import ConfigError, DataError, ModelFileError
+from .errors import ConfigError, DataError, ModelFileError, TabResNetWarning
 from .metrics import regression_metrics
 from .models import MeanEnsemble, ModelConfig, TabularEnsemble
 
@@ -399,6 +400,14 @@ class TabularModel:
         frame = read_table(data)
         check_columns(frame, self.schema)
         self.preprocessor.check(frame, strict=strict)
+        empty = int(frame[self.schema.feature_columns].isna().all(axis=1).sum())
+        if empty:  # a row of nothing gets the prediction of the medians, silently otherwise
+            warnings.warn(
+                f"{empty} of {len(frame)} rows have every feature missing: nothing tells them "
+                "apart, so each gets the same prediction (from imputed values only)",
+                TabResNetWarning,
+                stacklevel=3,
+            )
         x_num, x_cat = self.preprocessor.transform(frame)
         return torch.as_tensor(x_num), torch.as_tensor(x_cat)
 
