@@ -316,3 +316,13 @@ def test_a_column_of_lists_or_mappings_is_ignored_with_a_warning():
     assert schema.ignored == ["tags", "meta"] and schema.numeric == ["x"]
     assert messages[0] == ("column 'tags' holds lists or mappings, not single values; ignoring "
                            "it - spread them over columns of their own to use them")
+
+
+def test_dates_that_read_day_first_and_month_first_alike_say_so():
+    days = [f"0{d}/0{m}/2000" for d in range(1, 10) for m in range(1, 4)]
+    schema, messages = _infer(pd.DataFrame({"d": days, "y": np.arange(27.0)}))
+    assert schema.dates == ["d"]
+    assert "no day in it is above 12, so it reads as %d/%m/%Y and as its day and month " \
+           "swapped" in messages[0]
+    clear = [f"{d}/01/2000" for d in range(10, 30)]  # 13 and above: day first for sure
+    assert "swapped" not in _infer(pd.DataFrame({"d": clear, "y": np.arange(20.0)}))[1][0]

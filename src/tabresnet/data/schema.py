@@ -698,7 +698,10 @@ def _text_role(name: str, series: pd.Series) -> str:
         parts, not_dates = date_parts(series, fmt)
         dates = int((~np.isnan(parts[:, 0])).sum())
         if dates and dates >= DATE_TEXT_SHARE * (dates + int(not_dates.sum())):
-            _note_dates(name, fmt, (series, not_dates) if not_dates.any() else None)
+            swapped = (fmt.replace("%d", "%D").replace("%m", "%d").replace("%D", "%m")
+                       if "%d" in fmt and "%m" in fmt else None)
+            either = swapped is not None and int(_to_datetime(series, swapped).notna().sum()) == dates
+            _note_dates(name, fmt, (series, not_dates) if not_dates.any() else None, either)
             return "dates"
     _note_numbers_as_text(name, series, numbers, present, bad, codes)
     return "categorical"
@@ -733,11 +736,15 @@ def _has_leading_zeros(series: pd.Series) -> bool:
     return bool(text.str.match(r"^[+-]?0\d").any())
 
 
-def _note_dates(name: str, what: str, bad: tuple[pd.Series, np.ndarray] | None) -> None:
+def _note_dates(name: str, what: str, bad: tuple[pd.Series, np.ndarray] | None,
+                either_way: bool = False) -> None:
     extra = ""
+    if either_way:  # 04/05/2020: no day above 12 tells day and month apart
+        extra = (f"; no day in it is above 12, so it reads as {what} and as its day and month "
+                 "swapped: check it, or write the dates as YYYY-MM-DD")
     if bad is not None:
         series, mask = bad
-        extra = (
+        extra += (
             f"; {int(mask.sum())} values are not dates ({examples_of(series, mask)}) "
             "and count as missing"
         )
