@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import training, tuning
+from .errors import TabResNetWarning
 from .report import write_report
 
 __all__ = ["fit", "tune"]
@@ -33,7 +34,7 @@ def _report(run_dir: Path | None) -> None:
     try:
         write_report(run_dir)
     except Exception as exc:  # a failed report must not lose a trained model
-        warnings.warn(f"report not written: {exc}", stacklevel=3)
+        warnings.warn(f"report not written: {exc}", TabResNetWarning, stacklevel=3)
 
 
 def fit(data: Any, target: str | Sequence[str], config: Any = None, out: str | Path | None = None,

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..artifact import TabularModel
 from ..defaults import RunConfig
+from ..errors import TabResNetWarning
 from ..training import Prepared, evaluate_splits, train_network
 from ..training.bag import bag_prepared, calibrate_bag, train_bag
 from ..training.fit import calibrate_split, interval_metrics, write_run
@@ -55,7 +56,7 @@ def retrain(
                 )
         if result.diverged:
             warnings.warn("the retrained best configuration diverged; its model is the best "
-                          "epoch before that", stacklevel=3)
+                          "epoch before that", TabResNetWarning, stacklevel=3)
         model = TabularModel(result.network, config, prepared.schema, prepared.preprocessor)
         # Conformal intervals as fit gives them: split conformal on the validation rows.
         model.calibration = calibrate_split(model, prepared.val)
@@ -87,8 +88,12 @@ def retrain_bag(
 
     Every fold holds the same preprocessing (fitted on all its rows) and the
     test split. The metrics are ``oof`` (each member on the fold it did not
-    train on: an honest validation score) and ``test`` (the average); Ctrl-C
-    keeps the members finished so far (the running one ends at its best epoch).
+    train on, though it was early-stopped there: slightly optimistic) and
+    ``test`` (the average); Ctrl-C keeps the members finished so far (the
+    running one ends at its best epoch). The trials scored each fold through
+    a preprocessing fitted on that fold's training rows alone, so ``oof``
+    differs somewhat from the best trial's fold mean (a model file holds one
+    preprocessing; its quantiles and PLE bins come from every row).
     """
     stop = StopFlag(message="interrupted: ending the retraining with the members so far "
                             "(press Ctrl-C again to abort)")
@@ -98,7 +103,7 @@ def retrain_bag(
     training = bag.training_summary()
     if training["diverged"]:
         warnings.warn("a member of the retrained bag diverged; it keeps its best epoch before "
-                      "that", stacklevel=3)
+                      "that", TabResNetWarning, stacklevel=3)
     prepared = bag_prepared(folds)
     model = TabularModel(bag.network, config, prepared.schema, prepared.preprocessor)
     model.calibration = calibrate_bag(model, folds)  # CV+ on the out-of-fold rows, as fit
