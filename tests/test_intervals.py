@@ -50,6 +50,10 @@ def test_split_rank_has_the_finite_sample_correction():
     assert cal.interval(np.zeros((1, 1)), None, 0.9)[1][0, 0] == 9.0
     with pytest.warns(TabResNetWarning, match="needs at least 19 calibration rows"):
         assert np.isinf(cal.interval(np.zeros((1, 1)), None, 0.95)[1]).all()
+    eight = Calibration.fit_split(scores[:8], np.zeros((8, 1)), None, ["y"])
+    with pytest.warns(TabResNetWarning, match="a 0.9 interval needs at least 9 calibration rows, "
+                      "the model has 8"):  # 9 suffice (above), whatever 0.9 / 0.1 rounds to
+        eight.interval(np.zeros((1, 1)), None, 0.9)
 
 
 def test_split_coverage_is_close_to_nominal_on_fresh_draws():

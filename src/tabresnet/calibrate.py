@@ -419,7 +419,9 @@ class Calibration:
         return self.constant, np.ones(shape)
 
     def _warn_infinite(self, level: float) -> None:
-        need = math.ceil(level / (1 - level))
+        # The fewest rows n with rank ceil((n + 1) level) <= n, with _rank's tolerance:
+        # 0.9 / 0.1 is 9.000000000000002 in floating point, and 9 rows do suffice.
+        need = math.ceil(level / (1 - level) - 1e-9)
         warnings.warn(
             f"a {level:g} interval needs at least {need} calibration rows, the model has "
             f"{self.n}: its bounds are infinite; ask for a lower level or calibrate on more rows",
