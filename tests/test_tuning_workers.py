@@ -92,3 +92,16 @@ def test_a_trial_that_ends_while_the_worker_counts_is_not_replaced(monkeypatch):
     objective = objective_mod.Objective([], RunConfig(), SearchSpace.from_yaml(SPACE))
     assert workers_mod.run_worker(spec, objective, study) == 0  # it started no trial
     assert len(study.trials) == 2
+
+
+def test_commands_sharing_a_named_storage_draw_different_trials(monkeypatch):
+    from tabresnet.tuning import workers as w
+
+    # Two commands on two machines: both rank 0, one --seed, the same trial count.
+    alone = {w._sampler_seed(0, 0, 5, shared=False) for _ in range(2)}
+    assert len(alone) == 1  # a run directory's own study stays reproducible
+    seeds = set()
+    for pid in (101, 202):
+        monkeypatch.setattr(w.os, "getpid", lambda pid=pid: pid)
+        seeds.add(w._sampler_seed(0, 0, 5, shared=True))
+    assert len(seeds) == 2

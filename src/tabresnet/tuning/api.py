@@ -443,7 +443,7 @@ def tune(
         return _tune_pack(
             pack, data, targets, user_cfg, space_obj, table, val_table, test_table, rows, url,
             name, run_dir, trials, seconds, sampler, pruner, jobs, cv, bag, progress,
-            defaults_first, ensemble, start, tmp,
+            defaults_first, ensemble, start, tmp, storage is not None,
         )
     k = _resolve_cv(cv, user_cfg, rows, url, name)
 
@@ -460,7 +460,7 @@ def tune(
         space_source=space_obj.source, storage=url, study_name=name, sampler=sampler,
         pruner=pruner, n_trials=trials,
         deadline=(time.time() + seconds) if seconds is not None else None,
-        cv=k, val_data=val_data, test_data=test_data,
+        cv=k, val_data=val_data, test_data=test_data, shared=storage is not None,
     )
 
     # -- the search ------------------------------------------------------------------------
@@ -637,7 +637,7 @@ def _tune_pack(
     table: Any, val_table: Any, test_table: Any, rows: int, url: str | None, name: str,
     run_dir: Path | None, trials: int, seconds: float | None, sampler: Any, pruner: Any,
     jobs: int, cv: Any, bag: bool | None, progress: str, defaults_first: bool, ensemble: bool,
-    start: float, tmp: Any,
+    start: float, tmp: Any, shared: bool = False,
 ) -> TuneResult:
     """``tune(..., pack=P)``: the study's trials trained P at a time (see ``tune``)."""
     from .population import greedy_selection, member_space, oof_targets, oof_weights, run_population
@@ -676,7 +676,7 @@ def _tune_pack(
     else:
         folds = [prepare(table, targets, base, val_data=val_table, test_data=test_table)]
     study = _open(url, name, targets, k, mspace, base, defaults_first)
-    attach_search(study, sampler, pruner, base)
+    attach_search(study, sampler, pruner, base, shared=shared)
     deadline = (time.time() + seconds) if seconds is not None else None
     stop = StopFlag(message="interrupted: stopping the running members; finishing with the "
                             "best trial so far (press Ctrl-C again to abort)")

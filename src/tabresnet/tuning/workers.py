@@ -15,7 +15,9 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +63,7 @@ class WorkerSpec:
     cv: int = 0
     val_data: Any = None
     test_data: Any = None
+    shared: bool = False  # a storage the user named: other processes may join the study
 
 
 class _CreationLock:
@@ -87,18 +90,29 @@ class _CreationLock:
             self._file.close()
 
 
-def _sampler_seed(seed: int, rank: int, existing: int) -> int:
+def _sampler_seed(seed: int, rank: int, existing: int, shared: bool = False) -> int:
     # Distinct per worker and per resumed session: workers with one seed would
-    # propose the same random start-up points.
-    return (int(seed) * 1_000_003 + rank * 7_919 + existing) % (2**31 - 1)
+    # propose the same random start-up points. On a storage other commands may
+    # share (--storage: other machines, other terminals, each rank 0 with the same
+    # --seed, started together so seeing the same trial count) the host and the
+    # process tell them apart; such a study is not reproducible trial by trial anyway.
+    mixed = int(seed) * 1_000_003 + rank * 7_919 + existing
+    if shared:
+        mixed += zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode())
+    return mixed % (2**31 - 1)
 
 
 def attach_search(
-    study: optuna.Study, sampler: Any, pruner: Any, base: RunConfig, rank: int = 0
+    study: optuna.Study, sampler: Any, pruner: Any, base: RunConfig, rank: int = 0,
+    shared: bool = False,
 ) -> None:
-    """Give ``study`` this worker's sampler (seeded per worker and session) and pruner."""
+    """Give ``study`` this worker's sampler (seeded per worker and session) and pruner.
+
+    ``shared``: the study's storage was named by the user, so other commands
+    may draw from the same study at the same time (see :func:`_sampler_seed`).
+    """
     existing = len(study.get_trials(deepcopy=False))
-    study.sampler = make_sampler(sampler, _sampler_seed(base.seed, rank, existing))
+    study.sampler = make_sampler(sampler, _sampler_seed(base.seed, rank, existing, shared))
     study.pruner = make_pruner(pruner, base.train.max_epochs)
 
 
@@ -112,7 +126,7 @@ def run_worker(
     trial is failed as lost), so that every worker ends on the same study.
     """
     base, stop = objective.base, objective.stop
-    attach_search(study, spec.sampler, spec.pruner, base, rank)
+    attach_search(study, spec.sampler, spec.pruner, base, rank, spec.shared)
     lock = _CreationLock(spec.storage)
     objective.on_start = lock.release
     ran = failures = 0
