@@ -253,7 +253,7 @@ def test_counts_and_rates_become_their_fields_type(flat, field, expected):
     ({"max_epochs": 2.5}, "max_epochs must be a whole number, however: max_epochs=2.5"),
     ({"max_epochs": True}, "max_epochs must be a whole number, however: max_epochs=True"),
     ({"seed": None}, "seed must be a whole number, however: seed=None"),
-    ({"lr": "fast"}, "lr must be a number, however: lr='fast'"),
+    ({"lr": "fast"}, "lr must be a finite number, however: lr='fast'"),
     ({"refit": "false"}, "refit must be true or false, however: refit='false'"),
     ({"zero_init": 1}, "zero_init must be true or false, however: zero_init=1"),
 ])

@@ -56,6 +56,15 @@ def test_space_conditional_parameters():
          "optimizer: [adam, sgd]", r"list optimizer before gradient_clip"),
         ("lr: {type: normal}", r"type must be one of"),
         ("[1, 2]", r"must be a non-empty YAML mapping"),
+        ("lr: {type: float, low: 1.0e-4, high: .inf}", r"low, high and step must be finite"),
+        ("lr: {type: float, low: .nan, high: 0.01}", r"low, high and step must be finite"),
+        ("width: {type: pow2, low: 32, high: .inf}", r"low, high and step must be finite"),
+        ("n_groups: {type: int, low: 1, high: 3, step: 0}", r"step must be positive"),
+        ("optimizer: [adamw, sgd]\n"
+         "gradient_clip: {type: float, low: 0.5, high: 5.0, when: {optimizer: sgdd}}",
+         r"gradient_clip is searched when optimizer is 'sgdd', which optimizer never is here"),
+        ("gradient_clip: {type: float, low: 0.5, high: 5.0, when: {optimizer: sgdd}}",
+         r"which optimizer never is here"),  # a fixed option: its choices
     ],
 )
 def test_space_errors_are_one_line(text, match):
@@ -80,3 +89,10 @@ def test_params_for_gives_back_the_config_it_came_from():
     # A width outside the space is left to the sampler, the rest is kept.
     odd = space.params_for(RunConfig().replace(num_blocks=[2, 2], c_hidden=[100, 128]))
     assert "log2_width_1" not in odd and odd["log2_width_2"] == 7
+
+
+def test_numbers_yaml_reads_as_text_are_numbers_in_the_study():
+    # PyYAML 1.1 reads 1e-3 (no dot) as a string: best_params would hold "1e-3".
+    space = SearchSpace.from_yaml("lr: [1e-3, 1e-2]\nweight_decay: {type: float, low: 1e-5, high: 1e-3}")
+    lr = next(e for e in space.entries if e.name == "lr")
+    assert lr.dist.choices == (0.001, 0.01)

@@ -14,6 +14,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import typing
 from dataclasses import dataclass, field
@@ -344,8 +345,9 @@ def coerce_scalars(config: Any) -> None:
             setattr(config, f.name, bool(value))
         elif kind in (int, float):
             number = _as_number(value)
-            if number is None or (kind is int and not float(number).is_integer()):
-                what = "a whole number" if kind is int else "a number"
+            if number is None or not math.isfinite(number) or (
+                    kind is int and not float(number).is_integer()):
+                what = "a whole number" if kind is int else "a finite number"
                 raise ValueError(f"{f.name} must be {what}, however: {f.name}={value!r}")
             setattr(config, f.name, kind(number))
 

@@ -52,7 +52,7 @@ from optuna.distributions import (
     distribution_to_json,
 )
 
-from ..defaults import RunConfig, flat_fields
+from ..defaults import RunConfig, choices, flat_fields
 from ..errors import ConfigError
 
 __all__ = ["DERIVED", "Entry", "SearchSpace", "default_space_text"]
@@ -204,6 +204,12 @@ class SearchSpace:
                 if key in entries and entries[key].per_group:
                     raise ConfigError(
                         f"search space {source}: {name} cannot depend on the per-group {key}"
+                    )
+                never = [v for v in entry.when[key] if not _can_take(key, v, entries, fields)]
+                if never:  # a typo would switch the entry off for good, silently
+                    raise ConfigError(
+                        f"search space {source}: {name} is searched when {key} is "
+                        f"{', '.join(map(repr, never))}, which {key} never is here"
                     )
             _check_values(entry, f"search space {source}, entry {name}")
             entries[name] = entry
@@ -413,10 +419,21 @@ def _parse_entry(name: str, spec: Any, where: str) -> Entry:
             if any(isinstance(c, (list, dict)) for c in choices):
                 raise ConfigError(f"{where}: choices must be single values; search list "
                                   "options with n_groups, blocks and width")
+            kind_of = getattr(flat_fields().get(name, ("", None))[1], "type", None)
+            if kind_of in ("float", "int") and all(
+                    isinstance(c, str) and _is_finite_number(c) for c in choices):
+                # PyYAML reads 1e-3 as text: the study would store (and report) strings.
+                choices = [float(c) if kind_of == "float" else int(float(c)) for c in choices]
             entry = Entry(name, CategoricalDistribution(choices), **common)
         else:
             low, high = spec.pop("low"), spec.pop("high")
             log, step = bool(spec.pop("log", False)), spec.pop("step", None)
+            ends = [low, high] + ([step] if step is not None else [])
+            if not all(_is_finite_number(v) for v in ends):
+                raise ConfigError(f"{where}: low, high and step must be finite numbers, however: "
+                                  f"{', '.join(map(repr, ends))}")
+            if step is not None and float(step) <= 0:
+                raise ConfigError(f"{where}: step must be positive, however: {step!r}")
             if kind == "float":
                 dist = FloatDistribution(float(low), float(high), log=log, step=step)
             elif kind == "int":
@@ -436,6 +453,28 @@ def _parse_entry(name: str, spec: Any, where: str) -> Entry:
     if spec:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, spec))}")
     return entry
+
+
+def _is_finite_number(value: Any) -> bool:
+    """A finite number, or text that reads as one (PyYAML reads ``1e-4`` as text)."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _can_take(key: str, value: Any, entries: dict[str, Entry], fields: dict) -> bool:
+    """Whether option ``key`` can hold ``value`` in this space (its entry, or its choices)."""
+    if key in entries:
+        entry = entries[key]
+        if entry.dist is None:
+            return value == entry.value
+        return entry.encode(value) is not _OUTSIDE
+    section = fields[key][0] if key in fields else ""
+    allowed = choices(section, key) if section else None
+    return allowed is None or value in allowed
 
 
 def _whole(value: Any) -> int:
