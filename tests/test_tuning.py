@@ -364,3 +364,15 @@ def test_tune_leaves_the_callers_random_stream_alone(frame, tmp_path):
 def test_tunes_arguments_are_named_when_misspelt(frame, kw, message):
     with pytest.raises(ConfigError, match=message):
         tune(frame, "y", **kw)
+
+
+def test_the_study_file_alone_holds_every_trial(frame, tmp_path):
+    import shutil
+    import sqlite3
+
+    out = tmp_path / "run"
+    run_tune(frame, out, trials=2)
+    copy = tmp_path / "copy.db"
+    shutil.copy(out / "tuning" / "study.db", copy)  # without its -wal file
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("select count(*) from trials").fetchone()[0] == 2

@@ -57,6 +57,7 @@ from .retrain import retrain, retrain_bag
 from .space import SearchSpace
 from .study import (
     FINISHED,
+    checkpoint,
     count_trials,
     display_url,
     fail_lost_trials,
@@ -523,6 +524,7 @@ def _finish(
     """Write the tuning files beside the saved model and sum the search up."""
     if run_dir is not None:
         _write_tuning(run_dir, study, best, best_params, url, folds)
+    checkpoint(url)  # study.db alone then holds every trial
     return TuneResult(
         best_params=best_params,
         best_value=float(best.value),
