@@ -382,3 +382,19 @@ def test_the_estimator_docs_mapie_block_runs():
     namespace: dict = {}
     exec(compile(code, "docs/estimator.md", "exec"), namespace)  # noqa: S102 - our own docs
     assert namespace["ours"].shape == (100, 2)
+
+
+def test_infinite_intervals_are_called_so_not_full_coverage(tmp_path, capsys):
+    from tabresnet.cli import main
+    from tabresnet.report import write_report
+
+    path = tmp_path / "small.csv"
+    hetero_frame(40, seed=3).to_csv(path, index=False)  # 5 calibration rows: 90% is infinite
+    out = tmp_path / "run"
+    assert main(["fit", str(path), "-t", "target", "--test-size", "0.3", "--out", str(out),
+                 "--max-epochs", "2", "--progress", "none", "--no-report"]) == 0
+    printed = capsys.readouterr().out
+    assert "90% intervals (" in printed and "infinite, too few calibration rows" in printed
+    assert "test coverage" not in printed
+    html = write_report(out).read_text(encoding="utf-8")
+    assert "infinite bounds: too few calibration rows" in html and "ValueError" not in html

@@ -120,20 +120,27 @@ def interval_scores(
     dict
         ``coverage`` (share of cells inside their bounds, both ends included),
         ``mean_width`` (a number for one target, a list of one per target for
-        several) and ``n`` (rows).
+        several), ``n`` (rows) and ``finite`` (False when some bound is
+        infinite: too few calibration rows, and a coverage of 1 that says
+        nothing); with several targets also ``coverage_per_target`` (one
+        target's under-coverage would hide in the pooled share).
 
     >>> interval_scores(np.array([[1.0], [5.0]]), np.zeros((2, 1)), np.full((2, 1), 2.0))
-    {'coverage': 0.5, 'mean_width': 2.0, 'n': 2}
+    {'coverage': 0.5, 'mean_width': 2.0, 'n': 2, 'finite': True}
     """
     y, lower, upper = (np.asarray(a, dtype=np.float64).reshape(len(y), -1)
                        for a in (y, lower, upper))
     inside = (y >= lower) & (y <= upper)
     widths = (upper - lower).mean(axis=0)
-    return {
+    out: dict[str, Any] = {
         "coverage": float(inside.mean()) if inside.size else math.nan,
         "mean_width": float(widths[0]) if widths.size == 1 else [float(w) for w in widths],
         "n": int(len(y)),
+        "finite": bool(np.isfinite(lower).all() and np.isfinite(upper).all()),
     }
+    if y.shape[1] > 1:
+        out["coverage_per_target"] = [float(c) for c in inside.mean(axis=0)]
+    return out
 
 
 def _rank(n: int, level: float) -> int:

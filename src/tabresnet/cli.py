@@ -213,8 +213,15 @@ def _print_metrics(metrics: dict, out=None) -> None:
     if isinstance(iv, dict) and isinstance(iv.get(f"test_{iv.get('mode')}"), dict):
         t = iv[f"test_{iv['mode']}"]
         width = t["mean_width"] if isinstance(t["mean_width"], float) else t["mean_width"][0]
-        print(f"{iv['level']:.0%} intervals ({iv['mode']}, {iv['calibration']}): test coverage "
-              f"{t['coverage']:.1%}, mean width {width:.4g}", file=out)
+        if t.get("finite") is False:
+            print(f"{iv['level']:.0%} intervals ({iv['mode']}, {iv['calibration']}): infinite, "
+                  f"too few calibration rows ({iv.get('calibration_rows')}) for that level",
+                  file=out)
+        else:
+            per = t.get("coverage_per_target")
+            each = f" (per target {', '.join(f'{c:.1%}' for c in per)})" if per else ""
+            print(f"{iv['level']:.0%} intervals ({iv['mode']}, {iv['calibration']}): test "
+                  f"coverage {t['coverage']:.1%}{each}, mean width {width:.4g}", file=out)
     cv = metrics.get("cv")
     if cv:
         print(f"cv: {cv['folds']}-fold RMSE {cv['rmse_mean']:.4g} ± {cv['rmse_std']:.4g}", file=out)

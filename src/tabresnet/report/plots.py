@@ -202,13 +202,19 @@ def learning_curves(
         return figure_png(fig)
 
 
-def predictions(y_true: Sequence[float], y_pred: Sequence[float], target: str = "target") -> bytes:
+def predictions(y_true: Sequence[float], y_pred: Sequence[float], target: str = "target",
+                rows: str = "test rows", weighted: bool = False) -> bytes:
     """Predicted against actual, residuals against predicted, and the residual histogram.
 
     Parameters
     ----------
     y_true, y_pred : array-like
-        Test-split values in target units.
+        Held-out values in target units (test rows, or a bag's out-of-fold rows).
+    rows : str
+        What the rows are, for the legend and the axis (``"out-of-fold rows"``).
+    weighted : bool
+        The run weighs its rows: the legend's scores, computed without the
+        weights, say so (the run's own metrics are weighted).
     target : str
         Target name, for the axis labels.
 
@@ -242,7 +248,8 @@ def predictions(y_true: Sequence[float], y_pred: Sequence[float], target: str = 
         lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
         pad = 0.03 * (hi - lo or 1.0)
         ax1.scatter(t, p, s=12, alpha=alpha, edgecolors="none", rasterized=True,
-                    label=f"test rows: RMSE {rmse:.4g}, R² {r2:.3f}")
+                    label=f"{rows}: RMSE {rmse:.4g}, R² {r2:.3f}"
+                          + (" (rows unweighted)" if weighted else ""))
         ax1.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="black", lw=1, ls="--",
                  label="perfect prediction")
         ax1.set_xlim(lo - pad, hi + pad)
@@ -265,7 +272,7 @@ def predictions(y_true: Sequence[float], y_pred: Sequence[float], target: str = 
         ax3.axvline(0.0, color="black", lw=1, ls="--")
         ax3.set_title("Residual distribution")
         ax3.set_xlabel(f"actual − predicted ({target} units)")
-        ax3.set_ylabel(f"test rows (of {r.size})")
+        ax3.set_ylabel(f"{rows} (of {r.size})")
         ax3.yaxis.get_major_locator().set_params(integer=True)
         return figure_png(fig)
 

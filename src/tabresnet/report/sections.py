@@ -10,6 +10,7 @@ import math
 import shlex
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..metrics import SCORE_ROWS
@@ -23,7 +24,7 @@ SECTIONS = [
     ("data", "Data"),
     ("model", "Model"),
     ("training", "Training"),
-    ("predictions", "Test predictions"),
+    ("predictions", "Held-out predictions"),
     ("intervals", "Prediction intervals"),
     ("metrics", "Metrics"),
     ("importance", "Feature importance"),
@@ -54,7 +55,10 @@ def key_numbers(run: RunDir) -> str:
     iv = metrics.get("intervals") if isinstance(metrics, dict) else None
     if isinstance(iv, dict) and isinstance(iv.get(f"test_{iv.get('mode')}"), dict):
         coverage = iv[f"test_{iv['mode']}"].get("coverage")
-        if isinstance(coverage, (int, float)):
+        if iv[f"test_{iv['mode']}"].get("finite") is False:  # coverage 100 % by infinity
+            cards.append(("infinite", f"{float(iv.get('level', 0.9)):.0%} intervals (too few "
+                          "calibration rows)"))
+        elif isinstance(coverage, (int, float)):
             cards.append((f"{100 * coverage:.1f} %",
                           f"test coverage of {float(iv.get('level', 0.9)):.0%} intervals"))
     try:
@@ -268,13 +272,14 @@ def _kept_no_test_rows(run: RunDir) -> bool:
 
 
 def predictions_section(run: RunDir) -> str:
-    name, rows = "predictions_test.csv", "test rows"
+    name, rows, short = "predictions_test.csv", "test rows", "test rows"
     df = run.csv(name)
     if df is None and _kept_no_test_rows(run):
         oof = run.csv("predictions_oof.csv")
         if oof is not None:  # a bag without test rows: its honest predictions
             name, rows, df = "predictions_oof.csv", "out-of-fold rows (each by the member " \
                 "that did not train on it)", oof
+            short = "out-of-fold rows"
         else:  # fit keeps no test rows unless asked: say so, not "missing".
             raise Unavailable("this run kept no test rows (fit --test-size 0.2 or --test-data "
                               "FILE holds some out, and their predictions are drawn here)")
@@ -286,10 +291,14 @@ def predictions_section(run: RunDir) -> str:
             f"columns; it has: {', '.join(map(str, df.columns))}"
         )
     targets = run.targets()
+    metrics = run.quiet_json("metrics.json")
+    weighted = isinstance(metrics, dict) and any(
+        isinstance(m, dict) and "weighted_by" in m for m in metrics.values())
     parts = []
     for name, true_col, pred_col in pairs:
         target = name or (targets[0] if len(targets) == 1 else "target")
-        png = plots.predictions(df[true_col], df[pred_col], target=target)
+        png = plots.predictions(df[true_col], df[pred_col], target=target, rows=short,
+                                weighted=weighted)
         head = f"<h3>{esc(target)}</h3>" if len(pairs) > 1 else ""
         parts.append(
             head
@@ -346,8 +355,14 @@ def intervals_section(run: RunDir) -> str:
         if isinstance(t, dict):
             width = t.get("mean_width")
             width = ", ".join(fmt(w) for w in width) if isinstance(width, list) else fmt(width)
+            coverage = f"{100 * float(t['coverage']):.1f} %"
+            if t.get("finite") is False:
+                coverage += " (infinite bounds: too few calibration rows)"
+            elif t.get("coverage_per_target"):
+                coverage += " (" + ", ".join(f"{100 * c:.1f} %"
+                                             for c in t["coverage_per_target"]) + " per target)"
             rows.append([mode + (" (default)" if mode == iv.get("mode") else ""),
-                         f"{100 * float(t['coverage']):.1f} %", width, t.get("n", "")])
+                         coverage, width, t.get("n", "")])
     if not rows and bounds:  # metrics.json without the entry: count from the CSV
         for target, true_col, _, lo, hi in bounds:
             inside = ((df[true_col] >= df[lo]) & (df[true_col] <= df[hi])).mean()
@@ -359,6 +374,10 @@ def intervals_section(run: RunDir) -> str:
     parts.append(table(["mode", f"test coverage (nominal {level:.0%})", "mean width",
                         "test rows"], rows))
     for target, true_col, pred_col, lo, hi in bounds:
+        if not np.isfinite(df[[lo, hi]].to_numpy(dtype=float)).any():
+            parts.append(not_available(f"{target}: every bound is infinite (too few calibration "
+                                       "rows for this level), so there is nothing to draw"))
+            continue
         png = plots.intervals(df[true_col], df[pred_col], df[lo], df[hi], target=target,
                               level=level)
         parts.append(image(png, f"{level:.0%} prediction intervals against actual {target}",
