@@ -284,3 +284,14 @@ def test_multiindex_columns():
     df = pd.DataFrame([[1, 2]], columns=pd.MultiIndex.from_tuples([("a", "x"), ("a", "y")]))
     with pytest.raises(DataError, match="multi-level column names"):
         read_table(df)
+
+
+def test_an_infinite_cell_reads_without_a_numpy_warning(tmp_path):
+    import warnings
+
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,y\n190,7.4,67\ninf,8,72\n3,2.5,1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frame = read_table(path)
+    assert frame["a"].dtype.kind == "f" and frame["a"].iloc[1] == float("inf")

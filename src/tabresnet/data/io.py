@@ -191,11 +191,14 @@ def _codes_stay_text(df: pd.DataFrame, path: Path, sep: str, header: list[str]) 
     stayed text (codes); the schema reads such text as categories either way
     and says so (:func:`tabresnet.data.infer_schema`).
     """
+    def integral(values: np.ndarray) -> bool:
+        values = values[np.isfinite(values)]  # NaN and inf cells say nothing either way
+        return bool(np.all(values == np.floor(values)))
+
     names = {h for h in header if header.count(h) == 1}  # as pandas names them
     whole = [c for c in df.columns if c in names and (
         pd.api.types.is_integer_dtype(df[c].dtype) or (
-            pd.api.types.is_float_dtype(df[c].dtype)
-            and bool(np.all(np.mod(df[c].dropna().to_numpy(), 1) == 0))))]
+            pd.api.types.is_float_dtype(df[c].dtype) and integral(df[c].to_numpy())))]
     if not whole:
         return
     raw = pd.read_csv(path, sep=sep, usecols=whole, dtype=str)
