@@ -49,9 +49,11 @@ def key_numbers(run: RunDir) -> str:
     metrics = run.quiet_json("metrics.json") or {}
     test = metrics.get("test") if isinstance(metrics, dict) else None
     if isinstance(test, dict):
+        several = len(test.get("per_target") or {})
+        mean = f" (mean over {several} targets)" if several else ""
         for key, label in (("rmse", "test RMSE"), ("mae", "test MAE"), ("r2", "test R²")):
             if isinstance(test.get(key), (int, float)):
-                cards.append((fmt(float(test[key])), label))
+                cards.append((fmt(float(test[key])), label + mean))
     iv = metrics.get("intervals") if isinstance(metrics, dict) else None
     if isinstance(iv, dict) and isinstance(iv.get(f"test_{iv.get('mode')}"), dict):
         coverage = iv[f"test_{iv['mode']}"].get("coverage")
@@ -474,8 +476,10 @@ def importance_section(run: RunDir) -> str:
     if not feats:
         raise Unavailable("importance.json lists no features")
     scoring = str(record.get("scoring", "rmse"))
-    target = (run.targets() or ["target"])[0]
-    drop = {"rmse": f"RMSE increase ({target} units)", "mae": f"MAE increase ({target} units)",
+    targets = run.targets() or ["target"]
+    units = (f"{targets[0]} units" if len(targets) == 1 else
+             f"mean over {len(targets)} targets, each in its own units")
+    drop = {"rmse": f"RMSE increase ({units})", "mae": f"MAE increase ({units})",
             "r2": "R² decrease"}.get(scoring, f"{scoring} drop")
     shown = feats[:_IMPORTANCE_BARS]
     png = plots.feature_importance(
