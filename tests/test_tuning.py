@@ -376,3 +376,13 @@ def test_the_study_file_alone_holds_every_trial(frame, tmp_path):
     shutil.copy(out / "tuning" / "study.db", copy)  # without its -wal file
     with sqlite3.connect(copy) as conn:
         assert conn.execute("select count(*) from trials").fetchone()[0] == 2
+
+
+def test_a_resume_on_other_rows_or_another_split_is_refused(frame, tmp_path):
+    out = tmp_path / "run"
+    run_tune(frame, out, trials=1)
+    with pytest.raises(ConfigError, match=r"was run with data='100 rows x \d+ columns"):
+        run_tune(frame.assign(y=frame.y * 1000), out, trials=2)  # same name, other values
+    with pytest.raises(ConfigError, match=r"was run with split='seed 0, .*not 'seed 7"):
+        run_tune(frame, out, trials=2, seed=7)
+    assert run_tune(frame, out, trials=2).n_trials == 2  # the same rows resume

@@ -26,6 +26,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 from optuna.trial import TrialState
 
 from ..artifact import TabularModel
@@ -455,7 +457,8 @@ def tune(
         trial_cfg = trial_cfg.replace(num_threads=threads)
     # Prepared here first: a data problem is reported before any worker starts.
     folds = make_folds(table, targets, trial_cfg, val_table, test_table, k)
-    study = _open(url, name, targets, k, space_obj, trial_cfg, defaults_first)
+    study = _open(url, name, targets, k, space_obj, trial_cfg, defaults_first,
+                  _data_attrs(table, val_table, test_table, trial_cfg))
     spec = WorkerSpec(
         data=data, target=targets, base=trial_cfg.to_dict(), space_text=space_obj.text,
         space_source=space_obj.source, storage=url, study_name=name, sampler=sampler,
@@ -542,13 +545,44 @@ def _finish(
     )
 
 
+def _data_attrs(table: Any, val_table: Any, test_table: Any, cfg: RunConfig) -> dict[str, str]:
+    """What a resumed study must see again: the same rows, split the same way.
+
+    A resume with another table (a file of the same name, or the same file
+    edited), another seed or other split sizes would rank trials scored on
+    other rows against the old ones, and retrain the old best on the new rows.
+    """
+    digest = hashlib.sha256()
+    for t in (table, val_table, test_table):
+        if t is None:
+            digest.update(b"-")
+            continue
+        digest.update("\x1f".join(map(str, t.columns)).encode())
+        try:
+            digest.update(pd.util.hash_pandas_object(t, index=False).to_numpy().tobytes())
+        except TypeError:  # cells pandas cannot hash (lists): the shape has to do
+            digest.update(str(t.shape).encode())
+    d = cfg.data
+    return {
+        "data": f"{len(table)} rows x {table.shape[1]} columns (sha256 {digest.hexdigest()[:12]})",
+        "split": f"seed {cfg.seed}, val_size {d.val_size:g}, test_size {d.test_size:g}, "
+                 f"weight {d.weight}",
+    }
+
+
 def _open(
     url: str | None, name: str, targets: list[str], folds: int, space: SearchSpace,
-    cfg: RunConfig, defaults_first: bool,
+    cfg: RunConfig, defaults_first: bool, data: dict[str, str] | None = None,
+    fingerprint: str | None = None,
 ) -> optuna.Study:
-    """The study, its lost trials failed; a new one starts with ``cfg``'s own configuration."""
+    """The study, its lost trials failed; a new one starts with ``cfg``'s own configuration.
+
+    ``data``: :func:`_data_attrs`, refused on a resume when they differ;
+    ``fingerprint``: the space's, where the study samples a reduced one (``--pack``).
+    """
     study = open_study(url, name, attrs={"target": targets, "cv": folds,
-                                         "space": space.fingerprint()})
+                                         "space": fingerprint or space.fingerprint(),
+                                         **(data or {})})
     fail_lost_trials(study)
     if defaults_first and not study.get_trials(deepcopy=False):
         params = space.params_for(cfg)
@@ -677,7 +711,8 @@ def _tune_pack(
                        "scored on the rows its fold networks did not train on")
     else:
         folds = [prepare(table, targets, base, val_data=val_table, test_data=test_table)]
-    study = _open(url, name, targets, k, mspace, base, defaults_first)
+    study = _open(url, name, targets, k, mspace, base, defaults_first,
+                  _data_attrs(table, val_table, test_table, base), space_obj.fingerprint())
     attach_search(study, sampler, pruner, base, shared=shared)
     deadline = (time.time() + seconds) if seconds is not None else None
     stop = StopFlag(message="interrupted: stopping the running members; finishing with the "
