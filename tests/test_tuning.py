@@ -386,3 +386,10 @@ def test_a_resume_on_other_rows_or_another_split_is_refused(frame, tmp_path):
     with pytest.raises(ConfigError, match=r"was run with split='seed 0, .*not 'seed 7"):
         run_tune(frame, out, trials=2, seed=7)
     assert run_tune(frame, out, trials=2).n_trials == 2  # the same rows resume
+
+
+def test_the_model_option_ensemble_reaches_a_sequential_tune(frame, tmp_path):
+    # tune's own choice among a population's members is pack_ensemble, so the
+    # model option of that name is free to mean the kind of in-network ensemble.
+    result = run_tune(frame, tmp_path / "run", trials=1, ensemble="batch")
+    assert result.best_config.model.ensemble == "batch"

@@ -290,7 +290,7 @@ def test_tune_pack_saves_a_model_that_loads_and_predicts(tmp_path, table, ensemb
     out = tmp_path / "run"
     result = tabresnet.tuning.tune(
         table, "y", trials=5, pack=3, space=SPACE, out=out, max_epochs=4, patience=2,
-        progress="none", ensemble=ensemble, sampler="random", n_bins=8, test_size=0.2,
+        progress="none", pack_ensemble=ensemble, sampler="random", n_bins=8, test_size=0.2,
         cv=0)
     assert result.metrics["tuning"]["pack"] == 3
     chosen = result.metrics["tuning"]["ensemble"]

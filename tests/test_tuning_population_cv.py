@@ -206,7 +206,7 @@ def _space_file(tmp_path):
 
 
 def test_no_ensemble_saves_the_best_trials_bag_and_cv_auto_picks_folds(table):
-    result = tabresnet.tuning.tune(table, "y", trials=2, pack=2, space=SPACE, ensemble=False,
+    result = tabresnet.tuning.tune(table, "y", trials=2, pack=2, space=SPACE, pack_ensemble=False,
                                    **TINY)
     info = result.metrics["tuning"]
     assert info["cv_folds"] == AUTO_CV_FOLDS  # a small table: cv="auto" cross-validates

@@ -513,7 +513,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         report=not args.no_report,
         defaults_first=not args.no_defaults_first,
         bag=False if args.no_bag else None,
-        **({"pack": args.pack, "ensemble": not args.no_ensemble} if args.pack else {}),
+        **({"pack": args.pack, "pack_ensemble": not args.no_ensemble} if args.pack else {}),
         **overrides,
     )
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts.items()))

@@ -896,7 +896,7 @@ default="median"
             sampler=self.sampler,
             pruner=self.pruner,
             cv=self.cv,
-            **({"pack": self.pack, "ensemble": bool(self.pack_ensemble)} if self.pack else {}),
+            **({"pack": self.pack, "pack_ensemble": bool(self.pack_ensemble)} if self.pack else {}),
             val_data=val_frame,
             # NOTE: the estimator makes no test split; the validation rows stand
             # in for one, so that tune cuts none off the training rows.

@@ -46,7 +46,7 @@ from optuna.trial import TrialState
 from ..artifact import TabularModel
 from ..data import read_table
 from ..defaults import RunConfig, refuse_unused
-from ..errors import ConfigError, TabResNetError
+from ..errors import ConfigError, TabResNetError, TabResNetWarning
 from ..training import prepare, resolve_config
 from ..training.bag import make_folds
 from ..training.fit import weight_column
@@ -267,7 +267,7 @@ def tune(
     defaults_first: bool = True,
     bag: bool | None = None,
     pack: int | str | None = None,
-    ensemble: bool = True,
+    pack_ensemble: bool = True,
     **overrides: Any,
 ) -> TuneResult:
     """Tune a residual network's hyperparameters with Optuna.
@@ -346,7 +346,7 @@ def tune(
         speed requires for the trials started to finish in time, a trial
         costing ``K`` member-epochs an epoch
         (:func:`~tabresnet.tuning.population.budget_pack`).
-    ensemble : bool
+    pack_ensemble : bool
         With ``pack``: save the greedy ensemble selection (Caruana et al.,
         2004) of the best finished trials, weighted (the default), or the
         single best trial (``False``). The selection scores the validation
@@ -443,10 +443,15 @@ def tune(
     test_table = read_table(test_data) if test_data is not None else None
     rows = len(table) + (len(val_table) if val_table is not None else 0)
     if pack is not None:
+        given = [o for o in ("ensemble", "ensemble_size") if o in overrides]
+        if given:
+            warnings.warn(f"--pack trains each member as one network: {' and '.join(given)} "
+                          "left aside (the population's ensemble is chosen at the end)",
+                          TabResNetWarning, stacklevel=2)
         return _tune_pack(
             pack, data, targets, user_cfg, space_obj, table, val_table, test_table, rows, url,
             name, run_dir, trials, seconds, sampler, pruner, jobs, cv, bag, progress,
-            defaults_first, ensemble, start, tmp, storage is not None,
+            defaults_first, pack_ensemble, start, tmp, storage is not None,
         )
     k = _resolve_cv(cv, user_cfg, rows, url, name)
 
@@ -672,7 +677,7 @@ def _tune_pack(
     pack: int | str, data: Any, targets: list[str], user_cfg: RunConfig, space_obj: SearchSpace,
     table: Any, val_table: Any, test_table: Any, rows: int, url: str | None, name: str,
     run_dir: Path | None, trials: int, seconds: float | None, sampler: Any, pruner: Any,
-    jobs: int, cv: Any, bag: bool | None, progress: str, defaults_first: bool, ensemble: bool,
+    jobs: int, cv: Any, bag: bool | None, progress: str, defaults_first: bool, pack_ensemble: bool,
     start: float, tmp: Any, shared: bool = False,
 ) -> TuneResult:
     """``tune(..., pack=P)``: the study's trials trained P at a time (see ``tune``)."""
@@ -752,7 +757,7 @@ def _tune_pack(
             model, metrics = retrain(folds[0], best_cfg, run_dir, {"tuning": tuning_info})
         return _finish(run_dir, study, best, best_params, best_cfg, url, k, model, metrics,
                        counts, stop, start, tmp)
-    if ensemble and len(cands) > 1:  # one split's validation rows, or every fold's held-out ones
+    if pack_ensemble and len(cands) > 1:  # one split's validation rows, or every fold's held-out ones
         weights, ens_rmse = greedy_selection([c.val_pred for c in cands], oof_targets(folds),
                                              weights=oof_weights(folds))
     else:

@@ -29,7 +29,7 @@ The saved model
     ensemble seen. The chosen members and their weights (how often each was
     added, over the rounds) are saved as one model file
     (:class:`~tabresnet.models.MeanEnsemble` with weights).
-    ``ensemble=False`` keeps the single best member.
+    ``pack_ensemble=False`` keeps the single best member.
 
 With cross-validation (``tune --pack P --cv K``)
     Each trial is ``K`` members, one per fold (``make_folds(...,
