@@ -385,3 +385,16 @@ def test_auto_pack_under_a_time_limit_runs_as_many_as_finish_in_time(tmp_path, t
     # Sized waves finish members (refilling freed slots); the full pack of 8 members
     # (8 s an epoch) reaches the limit at its fifth epoch, after finishing its first wave only.
     assert len(finished) > (8 if sized else 0)
+
+
+def test_a_packed_worker_saves_the_studys_best_when_another_worker_found_it(tmp_path, table):
+    common = dict(space=SPACE, progress="none", sampler="random", n_bins=8, cv=0)
+    first = tabresnet.tuning.tune(table, "y", trials=2, out=tmp_path / "seq", max_epochs=8,
+                                  **common)
+    # A worker on the same study whose own members train one epoch: worse than the best.
+    joined = tabresnet.tuning.tune(
+        table, "y", trials=4, pack=2, storage=str(tmp_path / "seq" / "tuning" / "study.db"),
+        study_name=first.study.study_name, out=tmp_path / "pack", max_epochs=1, **common)
+    info = joined.metrics["tuning"]
+    assert joined.best_value == first.best_value and info["best_trial"] == first.study.best_trial.number
+    assert info["retrained"] is True and "ensemble" not in info  # the study's best, retrained

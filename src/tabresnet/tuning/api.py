@@ -746,7 +746,12 @@ def _tune_pack(
         "interrupted": stop.requested,
     }
     cands = run.candidates
-    if not cands:  # every complete trial ran elsewhere (a resumed or shared study)
+    # Every complete trial ran elsewhere (a resumed or shared study), or the study's
+    # best did and beats this worker's own: the study's best is what is saved, as
+    # best_params.json and the summary say (not a far worse member of this worker).
+    elsewhere = bool(cands) and best.number not in {c.number for c in cands} and \
+        best.value < min(c.value for c in cands)
+    if not cands or elsewhere:
         tuning_info["retrained"] = True
         if k >= 2:
             _say(progress, f"retraining the best configuration (trial {best.number}) "
