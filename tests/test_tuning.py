@@ -242,6 +242,27 @@ def test_the_first_trial_of_a_new_study_is_the_fit_configuration(frame, tmp_path
     assert "enqueued" not in plain.study.trials[0].user_attrs
 
 
+def test_a_defaults_trial_lost_to_a_kill_runs_again_on_resume(frame, tmp_path, monkeypatch):
+    real = objective_mod.train_network
+    calls = []
+
+    def killed_first(prepared, config, callbacks=(), out_dir=None):
+        calls.append(1)
+        if len(calls) == 1:  # the defaults trial fails, as a killed process's is failed as lost
+            raise RuntimeError("lost")
+        return real(prepared, config, callbacks=callbacks, out_dir=out_dir)
+
+    monkeypatch.setattr(objective_mod, "train_network", killed_first)
+    out = tmp_path / "run"
+    first = run_tune(frame, out, trials=1)
+    assert first.study.trials[0].state == TrialState.FAIL
+    assert first.study.trials[0].user_attrs["enqueued"] == "defaults"
+    again = run_tune(frame, out, trials=3)
+    rerun = [t for t in again.study.trials if t.user_attrs.get("enqueued") == "defaults"
+             and t.state == TrialState.COMPLETE]
+    assert len(rerun) == 1 and rerun[0].params == first.study.trials[0].params
+
+
 def test_with_cross_validation_the_saved_model_is_a_bag_of_the_fold_networks(frame, tmp_path):
     out = tmp_path / "run"
     result = run_tune(frame, out, trials=1, cv=3, test_size=0.2)

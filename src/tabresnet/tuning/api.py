@@ -589,10 +589,16 @@ def _open(
                                          "space": fingerprint or space.fingerprint(),
                                          **(data or {})})
     fail_lost_trials(study)
-    if defaults_first and not study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    defaults = [t for t in trials if t.user_attrs.get("enqueued") == "defaults"]
+    # A new study starts with fit's configuration; so does a resumed one whose
+    # defaults trial failed (a killed process) before it ever finished.
+    again = bool(defaults) and all(t.state == TrialState.FAIL for t in defaults)
+    if defaults_first and (not trials or again):
         params = space.params_for(cfg)
         if params:
-            study.enqueue_trial(params, user_attrs={"enqueued": "defaults"}, skip_if_exists=True)
+            study.enqueue_trial(params, user_attrs={"enqueued": "defaults"},
+                                skip_if_exists=not again)
     return study
 
 
