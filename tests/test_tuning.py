@@ -414,3 +414,13 @@ def test_the_model_option_ensemble_reaches_a_sequential_tune(frame, tmp_path):
     # model option of that name is free to mean the kind of in-network ensemble.
     result = run_tune(frame, tmp_path / "run", trials=1, ensemble="batch")
     assert result.best_config.model.ensemble == "batch"
+
+
+def test_a_second_command_on_the_same_out_is_refused_while_the_first_runs(frame, tmp_path):
+    from tabresnet.rundir_lock import RunDirLock
+
+    out = tmp_path / "run"
+    with RunDirLock(out):  # as another tabresnet process writing it
+        with pytest.raises(ConfigError, match="being written by another tabresnet process"):
+            run_tune(frame, out, trials=1)
+    assert run_tune(frame, out, trials=1).n_trials == 1  # released: it runs

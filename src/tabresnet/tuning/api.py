@@ -47,6 +47,7 @@ from ..artifact import TabularModel
 from ..data import read_table
 from ..defaults import RunConfig, refuse_unused
 from ..errors import ConfigError, TabResNetError, TabResNetWarning
+from ..rundir_lock import RunDirLock
 from ..training import prepare, resolve_config
 from ..training.bag import make_folds
 from ..training.fit import weight_column
@@ -429,99 +430,106 @@ def tune(
     run_dir = Path(out) if out is not None else None
     if run_dir is not None:
         _check_run_dir(run_dir)
-    # Parallel workers without a run directory share a study in a temporary one.
-    tmp = tempfile.TemporaryDirectory(prefix="tabresnet-tune-") if (
-        storage is None and run_dir is None and jobs > 1) else None
-    url = storage_url(storage, run_dir if run_dir is not None else (Path(tmp.name) if tmp else None))
-    name = study_name or _default_study_name(data, targets)
-    if run_dir is not None:
-        _check_same_study(run_dir, url if storage is None else None, name)
-    # Each table is read once here: the folds, the bag and the retraining start
-    # from these frames (worker processes get the sources and read them themselves).
-    table = read_table(data)
-    val_table = read_table(val_data) if val_data is not None else None
-    test_table = read_table(test_data) if test_data is not None else None
-    rows = len(table) + (len(val_table) if val_table is not None else 0)
-    if pack is not None:
-        given = [o for o in ("ensemble", "ensemble_size") if o in overrides]
-        if given:
-            warnings.warn(f"--pack trains each member as one network: {' and '.join(given)} "
-                          "left aside (the population's ensemble is chosen at the end)",
-                          TabResNetWarning, stacklevel=2)
-        return _tune_pack(
-            pack, data, targets, user_cfg, space_obj, table, val_table, test_table, rows, url,
-            name, run_dir, trials, seconds, sampler, pruner, jobs, cv, bag, progress,
-            defaults_first, pack_ensemble, start, tmp, storage is not None,
+    # One writer per --out, as fit: a second command on it would write the same files and
+    # draw the same trials (a run directory's study is seeded to be reproducible).
+    lock = RunDirLock(run_dir).acquire() if run_dir is not None else None
+    try:
+        # Parallel workers without a run directory share a study in a temporary one.
+        tmp = tempfile.TemporaryDirectory(prefix="tabresnet-tune-") if (
+            storage is None and run_dir is None and jobs > 1) else None
+        url = storage_url(storage, run_dir if run_dir is not None else (Path(tmp.name) if tmp else None))
+        name = study_name or _default_study_name(data, targets)
+        if run_dir is not None:
+            _check_same_study(run_dir, url if storage is None else None, name)
+        # Each table is read once here: the folds, the bag and the retraining start
+        # from these frames (worker processes get the sources and read them themselves).
+        table = read_table(data)
+        val_table = read_table(val_data) if val_data is not None else None
+        test_table = read_table(test_data) if test_data is not None else None
+        rows = len(table) + (len(val_table) if val_table is not None else 0)
+        if pack is not None:
+            given = [o for o in ("ensemble", "ensemble_size") if o in overrides]
+            if given:
+                warnings.warn(f"--pack trains each member as one network: {' and '.join(given)} "
+                              "left aside (the population's ensemble is chosen at the end)",
+                              TabResNetWarning, stacklevel=2)
+            return _tune_pack(
+                pack, data, targets, user_cfg, space_obj, table, val_table, test_table, rows, url,
+                name, run_dir, trials, seconds, sampler, pruner, jobs, cv, bag, progress,
+                defaults_first, pack_ensemble, start, tmp, storage is not None,
+            )
+        k = _resolve_cv(cv, user_cfg, rows, url, name)
+
+        # Trials train quietly; parallel workers split the cores between them.
+        trial_cfg = user_cfg.replace(progress="none", logger="none")
+        threads = max(1, available_cores() // jobs)
+        if jobs > 1 and user_cfg.train.num_threads == 0:
+            trial_cfg = trial_cfg.replace(num_threads=threads)
+        # Prepared here first: a data problem is reported before any worker starts.
+        folds = make_folds(table, targets, trial_cfg, val_table, test_table, k)
+        study = _open(url, name, targets, k, space_obj, trial_cfg, defaults_first,
+                      _data_attrs(table, val_table, test_table, trial_cfg))
+        spec = WorkerSpec(
+            data=data, target=targets, base=trial_cfg.to_dict(), space_text=space_obj.text,
+            space_source=space_obj.source, storage=url, study_name=name, sampler=sampler,
+            pruner=pruner, n_trials=trials,
+            deadline=(time.time() + seconds) if seconds is not None else None,
+            cv=k, val_data=val_data, test_data=test_data, shared=storage is not None,
         )
-    k = _resolve_cv(cv, user_cfg, rows, url, name)
 
-    # Trials train quietly; parallel workers split the cores between them.
-    trial_cfg = user_cfg.replace(progress="none", logger="none")
-    threads = max(1, available_cores() // jobs)
-    if jobs > 1 and user_cfg.train.num_threads == 0:
-        trial_cfg = trial_cfg.replace(num_threads=threads)
-    # Prepared here first: a data problem is reported before any worker starts.
-    folds = make_folds(table, targets, trial_cfg, val_table, test_table, k)
-    study = _open(url, name, targets, k, space_obj, trial_cfg, defaults_first,
-                  _data_attrs(table, val_table, test_table, trial_cfg))
-    spec = WorkerSpec(
-        data=data, target=targets, base=trial_cfg.to_dict(), space_text=space_obj.text,
-        space_source=space_obj.source, storage=url, study_name=name, sampler=sampler,
-        pruner=pruner, n_trials=trials,
-        deadline=(time.time() + seconds) if seconds is not None else None,
-        cv=k, val_data=val_data, test_data=test_data, shared=storage is not None,
-    )
+        # -- the search ------------------------------------------------------------------------
+        stop = StopFlag(message="interrupted: stopping the running trial(s); finishing with the "
+                                "best trial so far (press Ctrl-C again to abort)")
+        objective = Objective(folds, trial_cfg, space_obj, stop, deadline=spec.deadline)
+        display = TuneProgress(study, trials, progress_enabled(progress), log=log_enabled(progress),
+                               deadline=spec.deadline)
+        with stop, display:
+            if jobs == 1:
+                run_worker(spec, objective, study)
+            else:
+                run_parallel(spec, jobs, stop, threads)
+        with quiet_optuna():
+            fail_lost_trials(study)
+            counts = count_trials(study)
+        best = _best_trial(study, counts, stop.requested)
+        best_params = dict(best.user_attrs.get(CONFIG) or {})
+        if not best_params:  # a trial from another tool: replay its parameters
+            _, best_params = space_obj.sample(optuna.trial.FixedTrial(best.params), user_cfg)
+        best_cfg = user_cfg.replace(**best_params)
 
-    # -- the search ------------------------------------------------------------------------
-    stop = StopFlag(message="interrupted: stopping the running trial(s); finishing with the "
-                            "best trial so far (press Ctrl-C again to abort)")
-    objective = Objective(folds, trial_cfg, space_obj, stop, deadline=spec.deadline)
-    display = TuneProgress(study, trials, progress_enabled(progress), log=log_enabled(progress),
-                           deadline=spec.deadline)
-    with stop, display:
-        if jobs == 1:
-            run_worker(spec, objective, study)
+        # -- the retraining --------------------------------------------------------------------
+        tuning_info = {
+            "study_name": name,
+            "best_trial": best.number,
+            "best_val_rmse": float(best.value),
+            "cv_folds": k,
+            "trials": {s.name: int(n) for s, n in counts.items()},
+            "interrupted": stop.requested,
+        }
+        threads = trial_cfg.train.num_threads
+        if k >= 2 and (bag is None or bool(bag)):
+            _say(progress, f"retraining the best configuration (trial {best.number}) "
+                           f"on each of the {k} folds")
+            bag_folds = make_folds(table, targets, trial_cfg, val_table, test_table, k, shared=True)
+            model, metrics = retrain_bag(bag_folds, best_cfg, run_dir, {"tuning": tuning_info},
+                                         threads)
         else:
-            run_parallel(spec, jobs, stop, threads)
-    with quiet_optuna():
-        fail_lost_trials(study)
-        counts = count_trials(study)
-    best = _best_trial(study, counts, stop.requested)
-    best_params = dict(best.user_attrs.get(CONFIG) or {})
-    if not best_params:  # a trial from another tool: replay its parameters
-        _, best_params = space_obj.sample(optuna.trial.FixedTrial(best.params), user_cfg)
-    best_cfg = user_cfg.replace(**best_params)
-
-    # -- the retraining --------------------------------------------------------------------
-    tuning_info = {
-        "study_name": name,
-        "best_trial": best.number,
-        "best_val_rmse": float(best.value),
-        "cv_folds": k,
-        "trials": {s.name: int(n) for s, n in counts.items()},
-        "interrupted": stop.requested,
-    }
-    threads = trial_cfg.train.num_threads
-    if k >= 2 and (bag is None or bool(bag)):
-        _say(progress, f"retraining the best configuration (trial {best.number}) "
-                       f"on each of the {k} folds")
-        bag_folds = make_folds(table, targets, trial_cfg, val_table, test_table, k, shared=True)
-        model, metrics = retrain_bag(bag_folds, best_cfg, run_dir, {"tuning": tuning_info},
-                                     threads)
-    else:
-        prepared = folds[0] if k == 0 else prepare(
-            table, targets, trial_cfg, val_data=val_table, test_data=test_table)
-        # Without cv the best trial, if it ran in this process, trained on this very
-        # split: its network is kept (the same seed would train the same one again).
-        own = objective.best
-        reuse = own.result if own is not None and own.number == best.number else None
-        tuning_info["retrained"] = reuse is None
-        _say(progress, f"saving the network of the best trial ({best.number})" if reuse
-             else f"retraining the best configuration (trial {best.number}) once")
-        model, metrics = retrain(prepared, best_cfg, run_dir, {"tuning": tuning_info}, threads,
-                                 result=reuse)
-    return _finish(run_dir, study, best, best_params, best_cfg, url, k, model, metrics, counts,
-                   stop, start, tmp)
+            prepared = folds[0] if k == 0 else prepare(
+                table, targets, trial_cfg, val_data=val_table, test_data=test_table)
+            # Without cv the best trial, if it ran in this process, trained on this very
+            # split: its network is kept (the same seed would train the same one again).
+            own = objective.best
+            reuse = own.result if own is not None and own.number == best.number else None
+            tuning_info["retrained"] = reuse is None
+            _say(progress, f"saving the network of the best trial ({best.number})" if reuse
+                 else f"retraining the best configuration (trial {best.number}) once")
+            model, metrics = retrain(prepared, best_cfg, run_dir, {"tuning": tuning_info}, threads,
+                                     result=reuse)
+        return _finish(run_dir, study, best, best_params, best_cfg, url, k, model, metrics, counts,
+                       stop, start, tmp)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _finish(
