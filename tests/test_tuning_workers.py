@@ -105,3 +105,26 @@ def test_commands_sharing_a_named_storage_draw_different_trials(monkeypatch):
         monkeypatch.setattr(w.os, "getpid", lambda pid=pid: pid)
         seeds.add(w._sampler_seed(0, 0, 5, shared=True))
     assert len(seeds) == 2
+
+
+def test_stop_flag_takes_one_ctrl_c_delivered_twice_as_one(monkeypatch):
+    import os
+    import signal
+
+    clock = iter([100.0, 100.01, 105.0])  # the second signal 10 ms after the first
+    monkeypatch.setattr(objective_mod.time, "monotonic", lambda: next(clock))
+    flag = objective_mod.StopFlag()
+    with flag:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # timeout -s INT: to the process and its group
+        assert flag.requested
+        with pytest.raises(KeyboardInterrupt):  # a real second press, seconds later
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_stop_flag_after_an_interrupt_aborts_on_the_next_signal():
+    import os
+    import signal
+
+    with objective_mod.StopFlag(abort=True), pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)

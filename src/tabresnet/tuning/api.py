@@ -512,7 +512,7 @@ def tune(
                            f"on each of the {k} folds")
             bag_folds = make_folds(table, targets, trial_cfg, val_table, test_table, k, shared=True)
             model, metrics = retrain_bag(bag_folds, best_cfg, run_dir, {"tuning": tuning_info},
-                                         threads)
+                                         threads, abort_on_signal=stop.requested)
         else:
             prepared = folds[0] if k == 0 else prepare(
                 table, targets, trial_cfg, val_data=val_table, test_data=test_table)
@@ -524,7 +524,7 @@ def tune(
             _say(progress, f"saving the network of the best trial ({best.number})" if reuse
                  else f"retraining the best configuration (trial {best.number}) once")
             model, metrics = retrain(prepared, best_cfg, run_dir, {"tuning": tuning_info}, threads,
-                                     result=reuse)
+                                     result=reuse, abort_on_signal=stop.requested)
         return _finish(run_dir, study, best, best_params, best_cfg, url, k, model, metrics, counts,
                        stop, start, tmp)
     finally:
@@ -770,10 +770,12 @@ def _tune_pack(
         if k >= 2:
             _say(progress, f"retraining the best configuration (trial {best.number}) "
                            f"on each of the {k} folds")
-            model, metrics = retrain_bag(folds, best_cfg, run_dir, {"tuning": tuning_info})
+            model, metrics = retrain_bag(folds, best_cfg, run_dir, {"tuning": tuning_info},
+                                         abort_on_signal=stop.requested)
         else:
             _say(progress, f"retraining the best configuration (trial {best.number}) once")
-            model, metrics = retrain(folds[0], best_cfg, run_dir, {"tuning": tuning_info})
+            model, metrics = retrain(folds[0], best_cfg, run_dir, {"tuning": tuning_info},
+                                     abort_on_signal=stop.requested)
         return _finish(run_dir, study, best, best_params, best_cfg, url, k, model, metrics,
                        counts, stop, start, tmp)
     if pack_ensemble and len(cands) > 1:  # one split's validation rows, or every fold's held-out ones

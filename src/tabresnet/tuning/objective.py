@@ -83,18 +83,30 @@ class StopFlag:
     and ``tune`` finishes with the best trial so far. A second signal restores
     the default handlers and raises ``KeyboardInterrupt``.
 
+    A second signal within :data:`DEBOUNCE` seconds of the first is the same
+    request: ``timeout -s INT`` delivers its signal to the process and to its
+    group, twice within milliseconds.
+
     Parameters
     ----------
     message : str, optional
         Printed (to stderr) on the first signal.
+    abort : bool
+        Abort on the first signal: the user pressed Ctrl-C once already (the
+        search stopped) and was told that the next one aborts.
     """
 
-    def __init__(self, message: str = ""):
+    #: Seconds within which a repeated signal counts as the first one.
+    DEBOUNCE = 0.5
+
+    def __init__(self, message: str = "", abort: bool = False):
         self.requested = False
         self.reason = ""
         self.message = message
+        self.abort = abort
         self.on_request: list[Callable[[], None]] = []
         self._old: dict[int, Any] = {}
+        self._first = 0.0
 
     def request(self, reason: str = "stop requested") -> None:
         if not self.requested:
@@ -116,9 +128,12 @@ class StopFlag:
         self._old.clear()
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
+        if self.requested and time.monotonic() - self._first < self.DEBOUNCE:
+            return  # one Ctrl-C delivered twice (to the process and to its group)
+        if self.requested or self.abort:
             self.restore()
             raise KeyboardInterrupt
+        self._first = time.monotonic()
         # SIGUSR1 is what tune's parent process sends its workers on Ctrl-C.
         name = "stop sent by tune" if signum == signal.SIGUSR1 else signal.Signals(signum).name
         if self.message:

@@ -30,6 +30,7 @@ def retrain(
     extra: dict,
     threads: int = 0,
     result: Any = None,
+    abort_on_signal: bool = False,
 ) -> tuple[TabularModel, dict]:
     """Train ``config`` once more (same seed and split as its trial) and evaluate it.
 
@@ -39,8 +40,9 @@ def retrain(
     best trial's own training) is saved as it is, without training.
     """
     # Ctrl-C now ends the retraining early with the best weights so far.
+    # (After a Ctrl-C that stopped the search, the next one aborts, as it promised.)
     stop = StopFlag(message="interrupted: ending the retraining with its best epoch so far "
-                            "(press Ctrl-C again to abort)")
+                            "(press Ctrl-C again to abort)", abort=abort_on_signal)
     staging = None
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -83,6 +85,7 @@ def retrain_bag(
     run_dir: Path | None,
     extra: dict,
     threads: int = 0,
+    abort_on_signal: bool = False,
 ) -> tuple[TabularModel, dict]:
     """Train ``config`` on each fold and average the networks (a k-fold bag).
 
@@ -96,7 +99,7 @@ def retrain_bag(
     preprocessing; its quantiles and PLE bins come from every row).
     """
     stop = StopFlag(message="interrupted: ending the retraining with the members so far "
-                            "(press Ctrl-C again to abort)")
+                            "(press Ctrl-C again to abort)", abort=abort_on_signal)
     cfg = config.replace(num_threads=threads) if threads else config
     with stop:
         bag = train_bag(folds, cfg, callbacks=[PruningCallback(None, stop)], stop=stop)
