@@ -760,11 +760,20 @@ def _tune_pack(
         "interrupted": stop.requested,
     }
     cands = run.candidates
+    if cands:
+        if pack_ensemble and len(cands) > 1:  # one split's validation rows, or every fold's
+            weights, ens_rmse = greedy_selection([c.val_pred for c in cands],
+                                                 oof_targets(folds), weights=oof_weights(folds))
+        else:
+            lead = cands[0]
+            weights, ens_rmse = [1.0] + [0.0] * (len(cands) - 1), (
+                lead.oof_rmse if k >= 2 else lead.value)
     # Every complete trial ran elsewhere (a resumed or shared study), or the study's
-    # best did and beats this worker's own: the study's best is what is saved, as
-    # best_params.json and the summary say (not a far worse member of this worker).
+    # best did and scores better than what this worker would save: the study's best
+    # is saved, as best_params.json and the summary say (not a worse ensemble of
+    # this worker's members).
     elsewhere = bool(cands) and best.number not in {c.number for c in cands} and \
-        best.value < min(c.value for c in cands)
+        best.value < ens_rmse
     if not cands or elsewhere:
         tuning_info["retrained"] = True
         if k >= 2:
@@ -778,13 +787,6 @@ def _tune_pack(
                                      abort_on_signal=stop.requested)
         return _finish(run_dir, study, best, best_params, best_cfg, url, k, model, metrics,
                        counts, stop, start, tmp)
-    if pack_ensemble and len(cands) > 1:  # one split's validation rows, or every fold's held-out ones
-        weights, ens_rmse = greedy_selection([c.val_pred for c in cands], oof_targets(folds),
-                                             weights=oof_weights(folds))
-    else:
-        lead = cands[0]
-        weights, ens_rmse = [1.0] + [0.0] * (len(cands) - 1), (
-            lead.oof_rmse if k >= 2 else lead.value)
     chosen = [(c, w) for c, w in zip(cands, weights) if w > 0]
     tuning_info["retrained"] = False
     rows_are = "out-of-fold" if k >= 2 else "validation"
