@@ -46,17 +46,19 @@ def test_trial_log_lines_name_trial_state_value_best_and_time_left():
     assert first == ["tune 20s: trial 1 complete, value 2.5; best 2.5 (trial 1); "
                      "2/5 done, about 1m00s left"]
     _add(study, state=TrialState.PRUNED, steps={0: 4.0, 1: 3.5})
-    _add(study, state=TrialState.FAIL)
+    _add(study, state=TrialState.FAIL, attrs={"fail_reason": "interrupted (SIGINT)"})
     _add(study, 3.0)
     now[0] = 1060.0
     lines = log.poll()
     assert [line.split(": ", 1)[1].split(";")[0] for line in lines] == [
-        "trial 2 pruned at epoch 2 (value 3.5)", "trial 3 failed", "trial 4 complete, value 3"]
+        "trial 2 pruned at epoch 2 (value 3.5)", "trial 3 failed: interrupted (SIGINT)",
+        "trial 4 complete, value 3"]
     # Each line as things stood when its trial finished; a failed trial is not a
-    # finished one; the best stays trial 1's. The pace: 60 s over the 2, 3, 4 trials
-    # finished since the start, times the 2, 2, 1 trials still to go.
+    # finished one, nor does it set the pace; the best stays trial 1's. The pace:
+    # 60 s over the 2, 2, 3 trials that ran through since the start, times the 2,
+    # 2, 1 trials still to go.
     assert [line.split("; ", 2)[2] for line in lines] == [
-        "3/5 done, about 1m00s left", "3/5 done, about 40s left", "4/5 done, about 15s left"]
+        "3/5 done, about 1m00s left", "3/5 done, about 1m00s left", "4/5 done, about 20s left"]
     assert all("best 2.5 (trial 1)" in line for line in lines)
     assert out.getvalue().splitlines() == first + lines
 

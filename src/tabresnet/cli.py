@@ -499,7 +499,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         config=args.config,
         trials=args.trials,
         timeout=args.timeout,
-        space=args.space,
+        space=Path(args.space) if args.space else None,  # a file, even one not there
         sampler=args.sampler,
         pruner=args.pruner,
         storage=args.storage,
@@ -760,8 +760,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", "-t", nargs="+", help="target column(s)")
     p.add_argument("--config", "-c", help="YAML run config for the options not searched")
     p.add_argument("--trials", type=int, default=20,
-                   help="finished trials the study should hold in total, earlier runs and "
-                        "other workers included (default: 20)")
+                   help="finished trials (complete, pruned, or stopped at the time limit) "
+                        "the study should hold in total, earlier runs and other workers "
+                        "included (default: 20)")
     p.add_argument("--timeout", metavar="DURATION",
                    help="time limit of the search: 90, 90s, 30m, 1h; a trial still running "
                         "then is stopped (the best configuration is retrained afterwards)")

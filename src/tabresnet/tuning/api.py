@@ -459,6 +459,9 @@ def tune(
                 defaults_first, pack_ensemble, start, tmp, storage is not None,
             )
         k = _resolve_cv(cv, user_cfg, rows, url, name)
+        if k >= 2 and val_table is not None:
+            _say(progress, f"the --val-data rows join the {k} cross-validation folds (with "
+                           "--cv 0 the trials are scored on them alone)")
 
         # Trials train quietly; parallel workers split the cores between them.
         trial_cfg = user_cfg.replace(progress="none", logger="none")
@@ -712,6 +715,9 @@ def _tune_pack(
                           f"{user_cfg.train.accelerator} (or --pack: trials one at a time "
                           "train on it)")
     k = _resolve_cv(cv, user_cfg, rows, url, name)
+    if k >= 2 and val_table is not None:
+        _say(progress, f"the --val-data rows join the {k} cross-validation folds (with "
+                       "--cv 0 the trials are scored on them alone)")
     if k >= 2 and bag is not None and not bag:
         raise ConfigError("--pack with --cv saves the chosen trials' fold networks; drop "
                           "--no-bag (or use --cv 0: members scored on the validation split)")

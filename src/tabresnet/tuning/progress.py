@@ -84,7 +84,7 @@ class TrialLog:
         self._best: tuple[float, int] | None = None
         self._start = 0.0
         self._done = 0  # finished (complete or pruned) trials, earlier runs' included
-        self._done_here = 0  # trials (failed ones too) finished since start()
+        self._done_here = 0  # trials finished (complete or pruned) since start()
 
     def _trials(self) -> list[Any]:
         return self.study.get_trials(deepcopy=False, states=_FINISHED)
@@ -109,7 +109,7 @@ class TrialLog:
         lines = []
         for t in new:  # each line as things stood when its trial finished
             self._seen.add(t.number)
-            self._done_here += 1
+            self._done_here += t.state != TrialState.FAIL  # the pace: trials that ran through
             self._done += t.state != TrialState.FAIL
             self._note_best(t)
             lines.append(self._line(t, self._done))
@@ -129,7 +129,8 @@ class TrialLog:
                 last = max(steps)
                 what += f" at epoch {last + 1} (value {steps[last]:.5g})"
         else:
-            what = "failed"
+            reason = t.user_attrs.get("fail_reason")
+            what = f"failed: {reason}" if reason else "failed"
         best = (f"best {self._best[0]:.5g} (trial {self._best[1]})" if self._best
                 else "no complete trial yet")
         line = f"tune {format_seconds(elapsed)}: trial {t.number} {what}; {best}; " \
