@@ -105,6 +105,11 @@ class RunDirLock:
 
     def acquire(self) -> RunDirLock:
         """Take the lock or raise :class:`ConfigError` naming the holder."""
+        blocker = next((p for p in [self.out.parent, *self.out.parent.parents]
+                        if p.exists() and not p.is_dir()), None)
+        if blocker is not None:  # mkdir would say "File exists", which explains nothing
+            raise ConfigError(f"cannot write {self.out}: {blocker} is a file, not a directory; "
+                              "choose another --out")
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
