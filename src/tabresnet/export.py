@@ -935,6 +935,8 @@ def export_torchscript(model: TabularModel | str | Path | Any, path: str | Path)
     path = _check_target(path, "--torchscript")
     model = _as_model(model)
     core = RawInputModel.from_model(model)
+    # Saved for inference: outputs that need no gradient (.numpy() without no_grad()).
+    core.requires_grad_(False)
     import io
 
     buffer = io.BytesIO()
