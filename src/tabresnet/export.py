@@ -28,9 +28,13 @@ category -> code mapping of every categorical column, the target names, the
 outputs (name, dtype, shape), the quantile levels (``"quantiles": [0.1, 0.5,
 0.9]``, ``[]`` for a point model), the ONNX opset and the tabresnet version.
 Categories are matched as text, the way :class:`tabresnet.data.Preprocessor`
-reads them (an integral float ``3.0`` is ``"3"``). A date column enters as its
-numeric parts (``<col>__days`` since 1970, ``__year``, ``__month``, ``__day``,
-``__weekday``), listed among the numeric inputs.
+reads them (an integral float ``3.0`` is ``"3"``: a client that reads such a
+column as a double must format 4.0 as ``"4"``, or every row gets code 0). A date
+column enters as its numeric parts, listed among the numeric inputs:
+``<col>__days`` (days since 1970-01-01, the time of day as a fraction, the
+clock time as written, no time zone applied), ``__year``, ``__month`` (1-12),
+``__day`` (1-31) and ``__weekday`` (Monday 0 to Sunday 6, as pandas counts:
+not C's ``tm_wday`` or JavaScript's ``getDay``, where Sunday is 0).
 
 The preprocessing is computed in float64 inside the graph, as ``predict``
 computes it, and the network in float32; the only approximation is the normal
