@@ -31,8 +31,8 @@ Categories are matched as text, the way :class:`tabresnet.data.Preprocessor`
 reads them (an integral float ``3.0`` is ``"3"``: a client that reads such a
 column as a double must format 4.0 as ``"4"``, or every row gets code 0). A date
 column enters as its numeric parts, listed among the numeric inputs:
-``<col>__days`` (days since 1970-01-01, the time of day as a fraction, the
-clock time as written, no time zone applied), ``__year``, ``__month`` (1-12),
+``<col>__days`` (days since 1970-01-01, the time of day as a fraction; text
+dates as written, datetimes with a time zone in UTC), ``__year``, ``__month`` (1-12),
 ``__day`` (1-31) and ``__weekday`` (Monday 0 to Sunday 6, as pandas counts:
 not C's ``tm_wday`` or JavaScript's ``getDay``, where Sunday is 0).
 
