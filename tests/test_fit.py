@@ -488,3 +488,18 @@ def test_few_validation_rows_and_a_constant_target_are_said(regression_frame):
     flat = regression_frame.assign(y=5.0)
     with pytest.warns(TabResNetWarning, match=r"target 'y' holds one value \(5.0\) in every row"):
         tabresnet.fit(flat, "y", **TINY)
+
+
+def test_a_quantile_model_is_scored_level_by_level(regression_frame):
+    from sklearn.metrics import mean_pinball_loss
+
+    run = tabresnet.fit(regression_frame, "y", loss="quantile", quantiles=[0.2, 0.5, 0.8],
+                        test_size=0.3, **TINY)
+    levels = run.metrics["test"]["quantiles"]
+    assert list(levels) == ["0.2", "0.5", "0.8"]
+    assert levels["0.2"]["below"] < levels["0.5"]["below"] < levels["0.8"]["below"]
+    evaluated = run.model.evaluate(regression_frame)["quantiles"]
+    q = run.model.predict_quantiles(regression_frame)
+    y = regression_frame["y"].to_numpy()
+    assert evaluated["0.8"]["below"] == pytest.approx(np.mean(y < q[:, 2]))
+    assert evaluated["0.2"]["pinball"] == pytest.approx(mean_pinball_loss(y, q[:, 0], alpha=0.2))

@@ -56,7 +56,7 @@ from .calibrate import Calibration, check_level
 from .data import Preprocessor, Schema, check_columns, read_table
 from .defaults import RunConfig, output_quantiles, point_quantile, resolve_threads, torch_threads
 from .errors import ConfigError, DataError, ModelFileError, TabResNetWarning
-from .metrics import regression_metrics
+from .metrics import quantile_metrics, regression_metrics
 from .models import MeanEnsemble, ModelConfig, TabularEnsemble
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "TabularModel", "load"]
@@ -599,10 +599,12 @@ class TabularModel:
         weight = weight if weight in frame.columns else None
         frame = clean_weight(frame, weight)
         pred = self.predict(frame, strict=strict)
-        metrics = regression_metrics(
-            frame[self.targets].to_numpy(dtype=np.float64), pred, self.targets,
-            sample_weight=None if weight is None else frame[weight].to_numpy(dtype=np.float64),
-        )
+        y = frame[self.targets].to_numpy(dtype=np.float64)
+        w = None if weight is None else frame[weight].to_numpy(dtype=np.float64)
+        metrics = regression_metrics(y, pred, self.targets, sample_weight=w)
+        if self.quantiles:  # each level against its share of values below it
+            q = self.predict_quantile_tensors(*self._tensors(frame, strict=False))
+            metrics["quantiles"] = quantile_metrics(y, q, self.quantiles, sample_weight=w)
         if weight is not None:
             metrics["weighted_by"] = weight
         return metrics

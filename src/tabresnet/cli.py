@@ -191,6 +191,11 @@ def _print_metrics(metrics: dict, out=None) -> None:
         print(f"{split:<10}{cells(m)}{m.get('n', ''):>8}", file=out)
         for name, per in (m.get("per_target") or {}).items():  # several targets: each one
             print(f"{'  ' + str(name):<10}{cells(per)}", file=out)
+        levels = m.get("quantiles") or {}
+        if levels:  # a quantile model: does each level hold its share below it?
+            print("  quantiles: " + "; ".join(
+                f"{q}: {v['below']:.1%} below (pinball {v['pinball']:.4g})"
+                for q, v in levels.items()), file=out)
     for split, _ in rows:
         if split in SCORE_ROWS:
             print(f"  {split}: {SCORE_ROWS[split]}", file=out)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn import metrics as skm
 
-__all__ = ["SCORE_ROWS", "regression_metrics"]
+__all__ = ["SCORE_ROWS", "quantile_metrics", "regression_metrics"]
 
 #: Where each score of a run comes from, as the command line and the report say it.
 SCORE_ROWS = {
@@ -91,4 +91,50 @@ def regression_metrics(
             for j, name in enumerate(names)
         }
     out["n"] = int(y.shape[0])
+    return out
+
+
+def quantile_metrics(
+    y_true: np.ndarray,
+    quantiles: np.ndarray,
+    levels: Sequence[float],
+    sample_weight: np.ndarray | None = None,
+) -> dict:
+    """How a quantile model's levels fit: the share of values below each, and its pinball loss.
+
+    A level ``q`` should have a share ``q`` of the true values below it; the
+    pinball loss (Koenker & Bassett 1978) scores the level as a whole (lower
+    is better).
+
+    Parameters
+    ----------
+    y_true : ndarray of shape (n,) or (n, n_targets)
+    quantiles : ndarray of shape (n, n_targets, Q)
+        The predicted levels, in ``levels`` order.
+    levels : sequence of float
+    sample_weight : ndarray of shape (n,), optional
+
+    Returns
+    -------
+    dict
+        ``{"<level>": {"below": share, "pinball": loss}}``; with several
+        targets both are means over the targets.
+
+    Examples
+    --------
+    >>> y = np.arange(10.0)
+    >>> q = np.stack([np.full(10, 1.5), np.full(10, 8.5)], axis=-1)[:, None, :]
+    >>> m = quantile_metrics(y, q, [0.2, 0.9])
+    >>> m["0.2"]["below"], m["0.9"]["below"]
+    (0.2, 0.9)
+    """
+    y = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
+    q = np.asarray(quantiles, dtype=np.float64).reshape(len(y), y.shape[1], -1)
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    out: dict = {}
+    for i, level in enumerate(levels):
+        below = [np.average(y[:, t] < q[:, t, i], weights=w) for t in range(y.shape[1])]
+        loss = [skm.mean_pinball_loss(y[:, t], q[:, t, i], alpha=level, sample_weight=w)
+                for t in range(y.shape[1])]
+        out[f"{level:g}"] = {"below": float(np.mean(below)), "pinball": float(np.mean(loss))}
     return out

@@ -404,6 +404,8 @@ def _metric_meaning(key: str, target: str) -> str:
         "mape": "fraction of |actual| (0.1 = 10 %)",
         "n": "rows scored",
         "weighted_by": "the column of row weights (the metrics above are weighted means)",
+        "below": "share of actual values below this quantile level (ideally the level)",
+        "pinball": "pinball loss of this quantile level; lower is better",
     }.get(key, "")
 
 

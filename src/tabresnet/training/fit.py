@@ -31,7 +31,7 @@ from ..calibrate import REPORT_LEVEL, Calibration, interval_scores
 from ..data import kfold_indices, read_table
 from ..defaults import RunConfig, output_quantiles, point_quantile, refuse_unused
 from ..errors import ConfigError, TabResNetWarning
-from ..metrics import regression_metrics
+from ..metrics import quantile_metrics, regression_metrics
 from ..rundir_lock import RunDirLock, open_run
 from ..rundir_lock import probe as probe_run_lock
 from .bag import bag_prepared, calibrate_bag, make_folds, prediction_table, train_bag
@@ -183,6 +183,10 @@ def evaluate_splits(
                 split.y_raw, _predict_split(model, split), prepared.targets,
                 sample_weight=split.weight,
             )
+            if model.quantiles:  # each level against its share of values below it
+                q = model.predict_quantile_tensors(split.x_num, split.x_cat)
+                out[name]["quantiles"] = quantile_metrics(split.y_raw, q, model.quantiles,
+                                                          sample_weight=split.weight)
             if prepared.weight is not None:
                 out[name]["weighted_by"] = prepared.weight
     return out
