@@ -439,6 +439,7 @@ def test_a_bag_without_test_rows_draws_its_out_of_fold_predictions(tmp_path, cap
                  "--progress", "none"]) == 0
     assert f"out-of-fold predictions: {out / 'predictions_oof.csv'}" in capsys.readouterr().out
     html = (out / "report.html").read_text(encoding="utf-8")
+    assert "out-of-fold RMSE" in html  # the headline's score, with no test rows
     assert "300 out-of-fold rows (each by the member that did not train on it)" in html
     assert "kept no test rows (fit --test-size" not in html
     # Where the score comes from, with its caveat, under the metrics table.

@@ -47,13 +47,18 @@ def key_numbers(run: RunDir) -> str:
     """Cards at the top of the page: test RMSE and R², rows, parameters, epochs."""
     cards: list[tuple[str, str]] = []
     metrics = run.quiet_json("metrics.json") or {}
-    test = metrics.get("test") if isinstance(metrics, dict) else None
+    # The most honest score the run has: test rows, else out-of-fold, else validation.
+    split, rows = next(((s, w) for s, w in (("test", "test"), ("oof", "out-of-fold"),
+                                             ("val", "validation (optimistic)"))
+                        if isinstance(metrics, dict) and isinstance(metrics.get(s), dict)),
+                       (None, ""))
+    test = metrics.get(split) if split else None
     if isinstance(test, dict):
         several = len(test.get("per_target") or {})
         mean = f" (mean over {several} targets)" if several else ""
-        for key, label in (("rmse", "test RMSE"), ("mae", "test MAE"), ("r2", "test R²")):
+        for key, label in (("rmse", "RMSE"), ("mae", "MAE"), ("r2", "R²")):
             if isinstance(test.get(key), (int, float)):
-                cards.append((fmt(float(test[key])), label + mean))
+                cards.append((fmt(float(test[key])), f"{rows} {label}{mean}"))
     iv = metrics.get("intervals") if isinstance(metrics, dict) else None
     if isinstance(iv, dict) and isinstance(iv.get(f"test_{iv.get('mode')}"), dict):
         coverage = iv[f"test_{iv['mode']}"].get("coverage")
