@@ -90,3 +90,19 @@ def test_heartbeat_on_an_in_memory_study_does_nothing():
         heart.add(trial.number)
         heart.beat()
     assert study.trials[0].state == TrialState.RUNNING
+
+
+def test_trials_table_says_which_pruned_trials_the_time_limit_stopped():
+    import optuna
+    from optuna.trial import TrialState
+
+    from tabresnet.tuning.results import trials_frame
+
+    study = optuna.create_study()
+    for attrs in ({"stopped": "time limit"}, {}):
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.PRUNED, intermediate_values={0: 1.0}, user_attrs=attrs,
+            distributions={}, params={}))
+    frame = trials_frame(study)
+    assert list(frame["stopped"]) == ["time limit", ""]
+    assert list(frame.columns)[-4:] == ["epochs", "stopped", "fail_reason", "worker"]

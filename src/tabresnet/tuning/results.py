@@ -51,7 +51,12 @@ def fail_reason(trial: optuna.trial.FrozenTrial, study_attrs: dict[str, Any]) ->
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: ``number, state, value, duration, params_*, epochs, fail_reason, worker``."""
+    """One row per trial: ``number, state, value, duration, params_*, epochs, stopped,
+    fail_reason, worker``.
+
+    ``stopped`` says why a PRUNED trial ended: ``"time limit"`` (the study's
+    ``--timeout``, not the pruner), else empty.
+    """
     trials = study.get_trials(deepcopy=False)
     attrs = study.user_attrs
     rows = []
@@ -70,6 +75,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         for name, value in t.params.items():
             row[f"params_{name}"] = value
         row["epochs"] = t.user_attrs.get("epochs")
+        row["stopped"] = t.user_attrs.get("stopped", "")
         row["fail_reason"] = fail_reason(t, attrs)
         row["worker"] = t.user_attrs.get(WORKER, "")
         rows.append(row)
@@ -77,7 +83,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     if len(frame):
         params = sorted(c for c in frame.columns if c.startswith("params_"))
         first = ["number", "state", "value", "duration"]
-        last = ["epochs", "fail_reason", "worker"]
+        last = ["epochs", "stopped", "fail_reason", "worker"]
         frame = frame[first + params + last]
         for col in [*params, "epochs"]:
             values = frame[col].dropna()
