@@ -316,6 +316,11 @@ def test_a_column_of_lists_or_mappings_is_ignored_with_a_warning():
     assert schema.ignored == ["tags", "meta"] and schema.numeric == ["x"]
     assert messages[0] == ("column 'tags' holds lists or mappings, not single values; ignoring "
                            "it - spread them over columns of their own to use them")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TabResNetWarning)
+        run = tabresnet.fit(df, "y", max_epochs=1, num_blocks=[1], c_hidden=[8],
+                            progress="none", report=False)  # end to end, the summary included
+    assert run.predict(df).shape == (40,)
 
 
 def test_dates_that_read_day_first_and_month_first_alike_say_so():

@@ -233,6 +233,14 @@ def prepare(
     return Prepared(schema=schema, preprocessor=pre, summary=summary, weight=weight, **splits)
 
 
+def _distinct(col: pd.Series) -> int | None:
+    """Distinct values of ``col``; None for cells pandas cannot hash (lists, mappings)."""
+    try:
+        return int(col.nunique(dropna=True))
+    except TypeError:
+        return None
+
+
 def data_summary(
     frame: pd.DataFrame, schema: Schema, rows: dict[str, int], weight: str | None = None
 ) -> dict[str, Any]:
@@ -256,7 +264,7 @@ def data_summary(
                 "role": roles.get(name, "ignored"),
                 "dtype": str(col.dtype),
                 "missing": int(col.isna().sum()),
-                "distinct": int(col.nunique(dropna=True)),
+                "distinct": _distinct(col),
             }
         )
     return {
