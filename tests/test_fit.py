@@ -503,3 +503,27 @@ def test_a_quantile_model_is_scored_level_by_level(regression_frame):
     y = regression_frame["y"].to_numpy()
     assert evaluated["0.8"]["below"] == pytest.approx(np.mean(y < q[:, 2]))
     assert evaluated["0.2"]["pinball"] == pytest.approx(mean_pinball_loss(y, q[:, 0], alpha=0.2))
+
+
+@pytest.mark.parametrize("bag", [0, 2])
+def test_test_predictions_name_the_rows_they_score(regression_frame, tmp_path, bag):
+    data = regression_frame.copy()
+    data.loc[[3, 10], "y"] = np.nan  # dropped: the numbers after them must not shift
+    out = tmp_path / "run"
+    tabresnet.fit(data, "y", out=out, test_size=0.2, bag=bag, **TINY)
+    table = pd.read_csv(out / "predictions_test.csv")
+    assert list(table.columns[:3]) == ["row", "y_true", "y_pred"]
+    np.testing.assert_allclose(data["y"].to_numpy()[table["row"]], table["y_true"])
+    assert not set(table["row"]) & {3, 10}
+
+
+def test_a_separate_test_tables_rows_are_numbered_in_that_table(regression_frame, tmp_path):
+    test = regression_frame.iloc[200:].reset_index(drop=True)
+    test.loc[0, "y"] = np.nan
+    path = tmp_path / "test.csv"
+    test.to_csv(path, index=False)
+    out = tmp_path / "run"
+    tabresnet.fit(regression_frame.iloc[:200], "y", out=out, test_data=path, **TINY)
+    table = pd.read_csv(out / "predictions_test.csv")
+    assert table["row"].tolist() == list(range(1, len(test)))
+    np.testing.assert_allclose(test["y"].to_numpy()[table["row"]], table["y_true"])

@@ -49,7 +49,8 @@ def pool_and_test(
     ``test_size`` is 0), or ``test_data`` when given, with a fresh index;
     ``pool``'s index is each row's 0-based number in ``data`` (``val_data``'s
     rows numbered on after them), the rows dropped for their target or a
-    weight of 0 left out.
+    weight of 0 left out; ``test``'s is each row's number in ``data``, or in
+    ``test_data`` when given.
     """
     targets = as_targets(target)
     weight = config.data.weight
@@ -68,14 +69,16 @@ def pool_and_test(
         tr, va, te = split_indices(
             len(frame), config.data.val_size, config.data.test_size, config.seed
         )
-        test = frame.iloc[te].drop(columns=number)
+        test = frame.iloc[te]
         frame = frame.iloc[np.sort(np.concatenate([tr, va]))]
-    else:
-        test = clean_weight(clean_target(read_table(test_data), targets), weight, "test data")
+    else:  # numbered as the test table's own rows
+        test = cleaned(read_table(test_data), 0, "test data")
     if val_data is not None:
         frame = pd.concat([frame, cleaned(read_table(val_data), len(raw), "validation data")])
     rows = frame[number].to_numpy()
-    return frame.drop(columns=number).set_axis(rows), test.reset_index(drop=True)
+    test_rows = test[number].to_numpy()
+    return (frame.drop(columns=number).set_axis(rows),
+            test.drop(columns=number).set_axis(test_rows))
 
 
 def make_folds(
@@ -109,7 +112,10 @@ def make_folds(
         fold = prepare(pool, targets, config, train_index=train_idx, val_index=val_idx,
                        test_data=test if shared and len(test) else None, fit_index=every)
         held_out = replace(fold.val, frame=fold.val.frame.set_axis(pool.index[val_idx]))
-        folds.append(replace(fold, val=held_out))
+        fold = replace(fold, val=held_out)
+        if fold.test is not None:  # prepare numbered them as a table of their own
+            fold = replace(fold, test=replace(fold.test, rows=test.index.to_numpy()))
+        folds.append(fold)
     return folds
 
 

@@ -323,7 +323,8 @@ def write_run(
             pred, *bounds = model.interval_tensors(test.x_num, test.x_cat, REPORT_LEVEL)
         else:
             pred = _predict_split(model, test)
-        table = prediction_table(prepared.targets, test.y_raw, pred, bounds or None)
+        table = prediction_table(prepared.targets, test.y_raw, pred, bounds or None,
+                                 rows=test.rows)  # to join them back to the rows they score
         atomic_write_text(directory / "predictions_test.csv", table.to_csv(index=False))
     oof = getattr(result, "oof", None)  # a bag's
     if oof is not None:

@@ -44,6 +44,9 @@ class Split:
     frame : DataFrame -- the raw rows
     weight : ndarray, float64, shape (n,), or None -- the rows' weights (``weight``
         column); None: every row counts once
+    rows : ndarray, int64, shape (n,), or None -- each row's 0-based number in the
+        table it came from (the data, or a separate test table), where known: what
+        ``predictions_test.csv``'s ``row`` column says, to join predictions back
     """
 
     x_num: torch.Tensor
@@ -52,6 +55,7 @@ class Split:
     y_raw: np.ndarray
     frame: pd.DataFrame
     weight: np.ndarray | None = None
+    rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -149,6 +153,14 @@ def _read(source: Any, what: str, targets: list[str], weight: str | None = None)
     return clean_weight(clean_target(frame, targets), weight, f"{what} data")
 
 
+def _numbered(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """``frame`` with a column of its rows' 0-based numbers, and that column's name."""
+    number = "row"
+    while number in frame.columns:  # a name the table does not use
+        number = "_" + number
+    return frame.assign(**{number: np.arange(len(frame))}), number
+
+
 def prepare(
     data: Any,
     target: str | Sequence[str],
@@ -189,9 +201,15 @@ def prepare(
     frame = read_table(data)
     schema = infer_schema(frame, targets, cfg.data)
     weight = cfg.data.weight
-    frame = clean_weight(clean_target(frame, targets).reset_index(drop=True), weight)
+    numbered, number = _numbered(frame)  # the rows keep their numbers through the cleaning
+    frame = clean_weight(clean_target(numbered, targets).reset_index(drop=True), weight)
+    rows = frame.pop(number).to_numpy()
 
-    test_frame = _read(test_data, "test", targets, weight) if test_data is not None else None
+    test_frame = test_rows = None
+    if test_data is not None:  # numbered as the test table's own rows
+        raw_test, test_number = _numbered(read_table(test_data))
+        test_frame = _read(raw_test, "test", targets, weight)
+        test_rows = test_frame.pop(test_number).to_numpy()
     val_frame = _read(val_data, "validation", targets, weight) if val_data is not None else None
     separate = {"validation": val_frame, "test": test_frame}
     if train_index is not None:
@@ -202,10 +220,12 @@ def prepare(
         tr, va, te = split_indices(len(frame), cfg.data.val_size, cfg.data.test_size, cfg.seed)
         if val_frame is None and test_frame is None:
             train_frame, val_frame, test_frame = frame.iloc[tr], frame.iloc[va], frame.iloc[te]
+            test_rows = rows[te]
         elif val_frame is None:
             train_frame, val_frame = frame.iloc[np.sort(np.concatenate([tr, te]))], frame.iloc[va]
         elif test_frame is None:
             train_frame, test_frame = frame.iloc[np.sort(np.concatenate([tr, va]))], frame.iloc[te]
+            test_rows = rows[te]
         else:
             train_frame = frame
     if val_frame is None or len(val_frame) == 0:
@@ -228,6 +248,8 @@ def prepare(
         "val": tensors_for(pre, val_frame, targets, weight),
         "test": tensors_for(pre, test_frame, targets, weight) if test_frame is not None else None,
     }
+    if splits["test"] is not None and test_rows is not None:
+        splits["test"] = replace(splits["test"], rows=test_rows)
     summary = data_summary(frame, schema, {k: (len(v) if v else 0) for k, v in splits.items()},
                            weight=weight)
     return Prepared(schema=schema, preprocessor=pre, summary=summary, weight=weight, **splits)
