@@ -343,6 +343,9 @@ def intervals_section(run: RunDir) -> str:
             target = name or (targets[0] if len(targets) == 1 else "target")
             bounds.append((target, true_col, pred_col, lo, hi))
     if not iv and not bounds:
+        if not isinstance(run.quiet_json("metrics.json"), dict):
+            raise Unavailable("metrics.json is missing or unreadable, and predictions_test.csv "
+                              "holds no interval bounds")
         raise Unavailable("this run has no interval calibration (a model of a "
                           "tabresnet before intervals; model.calibrate(rows) adds one)")
     level = float(iv.get("level", 0.9))
