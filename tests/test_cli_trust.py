@@ -139,6 +139,7 @@ def test_config_bad_values_one_line(args, expected, capsys):
         ("model:\n  nope: 1\n", "unknown model option(s) nope"),
         ("- 1\n- 2\n", "YAML mapping"),
         ("train:\n  lr: -3\n", "lr must be positive"),
+        ("train:\n  lr: 0.1\n  lr: 0.01\n", "key 'lr' is given twice"),
     ],
 )
 def test_config_bad_file_one_line(text, expected, tmp_path, capsys):

@@ -65,6 +65,8 @@ def test_space_conditional_parameters():
          r"gradient_clip is searched when optimizer is 'sgdd', which optimizer never is here"),
         ("gradient_clip: {type: float, low: 0.5, high: 5.0, when: {optimizer: sgdd}}",
          r"which optimizer never is here"),  # a fixed option: its choices
+        ("lr: [0.1]\nlr: {type: float, low: 1.0e-3, high: 0.1}",
+         r"not valid YAML \(line 2\): key 'lr' is given twice"),  # PyYAML keeps the last
     ],
 )
 def test_space_errors_are_one_line(text, match):

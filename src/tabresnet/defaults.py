@@ -52,6 +52,7 @@ __all__ = [
     "ignored_options",
     "flat_defaults",
     "flat_fields",
+    "load_yaml",
     "output_quantiles",
     "point_quantile",
     "refuse_unused",
@@ -406,7 +407,7 @@ class RunConfig:
         import yaml
 
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -459,6 +460,36 @@ class RunConfig:
     def replace(self, **flat: Any) -> RunConfig:
         """A copy with flat-named values replaced."""
         return RunConfig.from_flat(flat, base=self)
+
+
+def load_yaml(text: str) -> Any:
+    r"""``yaml.safe_load``, refusing a key given twice in one mapping.
+
+    PyYAML keeps the last of two equal keys without a word, so ``lr: 0.1`` on
+    one line and ``lr: 0.01`` further down would silently be 0.01. The error
+    is a ``yaml.YAMLError`` naming the line, as PyYAML's own are.
+
+    >>> load_yaml("a: 1\nb: 2")
+    {'a': 1, 'b': 2}
+    >>> load_yaml("a: 1\na: 2")
+    Traceback (most recent call last):
+    ...
+    yaml.constructor.ConstructorError: ...key 'a' is given twice...
+    """
+    import yaml
+
+    class _Strict(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+            seen: set = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return yaml.load(text, Loader=_Strict)  # noqa: S506 - a SafeLoader subclass
 
 
 def flat_fields() -> dict[str, tuple[str, dataclasses.Field]]:

@@ -52,7 +52,7 @@ from optuna.distributions import (
     distribution_to_json,
 )
 
-from ..defaults import RunConfig, choices, flat_fields
+from ..defaults import RunConfig, choices, flat_fields, load_yaml
 from ..errors import ConfigError
 
 __all__ = ["DERIVED", "Entry", "SearchSpace", "default_space_text"]
@@ -179,10 +179,12 @@ class SearchSpace:
         import yaml
 
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as exc:
-            first = str(exc).splitlines()[0]
-            raise ConfigError(f"search space {source} is not valid YAML: {first}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark else ""
+            what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"search space {source} is not valid YAML{where}: {what}") from None
         if not isinstance(data, dict) or not data:
             raise ConfigError(
                 f"search space {source} must be a non-empty YAML mapping of option: range"
