@@ -202,3 +202,14 @@ def test_rows_with_every_feature_missing_are_said(run_dir, regression_frame):
     with pytest.warns(TabResNetWarning, match="2 of 5 rows have every feature missing"):
         pred = tabresnet.load(run_dir).predict(rows)
     assert pred[0] == pred[1]
+
+
+def test_a_predict_warning_names_the_callers_line(run_dir, regression_frame):
+    import warnings
+
+    model = tabresnet.load(run_dir)
+    rows = regression_frame.head(5).assign(color="violet")  # an unseen category
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.predict(rows)
+    assert [w.filename for w in caught] == [__file__]  # this test, not tabresnet's code

@@ -55,7 +55,7 @@ from . import __version__
 from .calibrate import Calibration, check_level
 from .data import Preprocessor, Schema, check_columns, read_table
 from .defaults import RunConfig, output_quantiles, point_quantile, resolve_threads, torch_threads
-from .errors import ConfigError, DataError, ModelFileError, TabResNetWarning
+from .errors import ConfigError, DataError, ModelFileError, TabResNetWarning, user_stacklevel
 from .metrics import quantile_metrics, regression_metrics
 from .models import MeanEnsemble, ModelConfig, TabularEnsemble
 
@@ -406,7 +406,7 @@ class TabularModel:
                 f"{empty} of {len(frame)} rows have every feature missing: nothing tells them "
                 "apart, so each gets the same prediction (from imputed values only)",
                 TabResNetWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         x_num, x_cat = self.preprocessor.transform(frame)
         return torch.as_tensor(x_num), torch.as_tensor(x_cat)

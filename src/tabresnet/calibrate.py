@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, ModelFileError, TabResNetWarning
+from .errors import ConfigError, ModelFileError, TabResNetWarning, user_stacklevel
 
 __all__ = ["KINDS", "MODES", "REPORT_LEVEL", "Calibration", "check_level", "interval_scores"]
 
@@ -433,7 +433,7 @@ class Calibration:
             f"a {level:g} interval needs at least {need} calibration rows, the model has "
             f"{self.n}: its bounds are infinite; ask for a lower level or calibrate on more rows",
             TabResNetWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
 
     # -- the model file -------------------------------------------------------------------

@@ -11,6 +11,9 @@ tabresnet.errors.DataError: target column 'price' not found; columns are: a, b
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -19,6 +22,7 @@ __all__ = [
     "TabResNetError",
     "TabResNetWarning",
     "TrainingError",
+    "user_stacklevel",
 ]
 
 
@@ -56,3 +60,25 @@ class TabResNetWarning(UserWarning):
 
         warnings.filterwarnings("ignore", category=TabResNetWarning)
     """
+
+
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the first caller outside tabresnet.
+
+    A warning about the user's data (an unseen category at ``predict``) then
+    names the line of the user's code that asked, however deep in tabresnet
+    it was raised, and Python's once-per-line filter counts it there.
+
+    >>> user_stacklevel() >= 1
+    True
+    """
+    frame = inspect.currentframe()
+    frame = frame.f_back if frame is not None else None  # the function that warns
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    return level

@@ -37,7 +37,7 @@ import pandas as pd
 from sklearn.preprocessing import QuantileTransformer
 
 from ..defaults import DataConfig, choices
-from ..errors import ConfigError, DataError, ModelFileError, TabResNetWarning
+from ..errors import ConfigError, DataError, ModelFileError, TabResNetWarning, user_stacklevel
 from .schema import (
     DATE_PARTS,
     Schema,
@@ -412,7 +412,7 @@ class Preprocessor:
             warnings.warn(
                 f"{total} {noun} be used as trained and count as missing: {detail}",
                 TabResNetWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         return found
 
