@@ -331,3 +331,15 @@ def test_dates_that_read_day_first_and_month_first_alike_say_so():
            "swapped" in messages[0]
     clear = [f"{d}/01/2000" for d in range(10, 30)]  # 13 and above: day first for sure
     assert "swapped" not in _infer(pd.DataFrame({"d": clear, "y": np.arange(20.0)}))[1][0]
+
+
+def test_iso_dates_on_the_first_of_each_month_read_as_months_without_a_doubt():
+    # Every day is 1: year-day-month would fit as well; no one writes it.
+    dates = pd.date_range("2020-01-01", periods=24, freq="MS").strftime("%Y-%m-%d")
+    frame = pd.DataFrame({"d": dates, "y": np.arange(24.0)})
+    schema, messages = _infer(frame)
+    assert "swapped" not in messages[0] and "(%Y-%m-%d)" in messages[0]
+    from tabresnet.data.schema import date_format, date_parts
+
+    months = date_parts(frame["d"], date_format(frame["d"]))[0][:, 2]
+    assert months.tolist() == [float(m) for m in list(range(1, 13)) * 2]

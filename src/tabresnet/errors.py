@@ -12,6 +12,7 @@ tabresnet.errors.DataError: target column 'price' not found; columns are: a, b
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 
 __all__ = [
@@ -62,7 +63,7 @@ class TabResNetWarning(UserWarning):
     """
 
 
-_PACKAGE = str(Path(__file__).resolve().parent)
+_PACKAGE = str(Path(__file__).resolve().parent) + os.sep
 
 
 def user_stacklevel() -> int:

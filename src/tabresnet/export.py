@@ -90,6 +90,7 @@ True
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
@@ -938,9 +939,9 @@ def export_torchscript(model: TabularModel | str | Path | Any, path: str | Path)
     """
     path = _check_target(path, "--torchscript")
     model = _as_model(model)
-    core = RawInputModel.from_model(model)
-    # Saved for inference: outputs that need no gradient (.numpy() without no_grad()).
-    core.requires_grad_(False)
+    # Saved for inference: outputs that need no gradient (.numpy() without no_grad());
+    # frozen on a copy, since the core shares the caller's network.
+    core = copy.deepcopy(RawInputModel.from_model(model)).requires_grad_(False)
     import io
 
     buffer = io.BytesIO()

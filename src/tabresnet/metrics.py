@@ -133,8 +133,10 @@ def quantile_metrics(
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     out: dict = {}
     for i, level in enumerate(levels):
-        below = [np.average(y[:, t] < q[:, t, i], weights=w) for t in range(y.shape[1])]
+        ok = [bool(np.isfinite(q[:, t, i]).all()) for t in range(y.shape[1])]  # a diverged net
+        below = [np.average(y[:, t] < q[:, t, i], weights=w) if ok[t] else np.nan
+                 for t in range(y.shape[1])]
         loss = [skm.mean_pinball_loss(y[:, t], q[:, t, i], alpha=level, sample_weight=w)
-                for t in range(y.shape[1])]
+                if ok[t] else np.nan for t in range(y.shape[1])]
         out[f"{level:g}"] = {"below": float(np.mean(below)), "pinball": float(np.mean(loss))}
     return out

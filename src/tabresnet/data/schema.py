@@ -328,8 +328,15 @@ def date_format(series: pd.Series) -> str | None:
     ]
     if not formats:
         return None
-    # "04/01/2020" reads month-first or day-first: keep the one more cells fit.
-    return max(formats, key=lambda f: int(_to_datetime(sample, f).notna().sum()))
+    # "04/01/2020" reads month-first or day-first: keep the one more cells fit; on
+    # a tie, year first means ISO's year-month-day (no one writes year-day-month),
+    # and otherwise day first.
+    def fit(f: str) -> tuple[int, bool]:
+        iso = f.index("%m") < f.index("%d") if f.startswith(("%Y", "%y")) and "%d" in f and \
+            "%m" in f else f.startswith(("%d", "%e"))
+        return int(_to_datetime(sample, f).notna().sum()), iso
+
+    return max(formats, key=fit)
 
 
 def _to_datetime(series: pd.Series, fmt: str | None) -> pd.Series:
@@ -698,8 +705,10 @@ def _text_role(name: str, series: pd.Series) -> str:
         parts, not_dates = date_parts(series, fmt)
         dates = int((~np.isnan(parts[:, 0])).sum())
         if dates and dates >= DATE_TEXT_SHARE * (dates + int(not_dates.sum())):
+            # Year first is ISO's year-month-day: not ambiguous in practice.
             swapped = (fmt.replace("%d", "%D").replace("%m", "%d").replace("%D", "%m")
-                       if "%d" in fmt and "%m" in fmt else None)
+                       if "%d" in fmt and "%m" in fmt and not fmt.startswith(("%Y", "%y"))
+                       else None)
             either = swapped is not None and int(_to_datetime(series, swapped).notna().sum()) == dates
             _note_dates(name, fmt, (series, not_dates) if not_dates.any() else None, either)
             return "dates"

@@ -89,7 +89,10 @@ def keep_global_state():
     )
     env = {k: os.environ.get(k) for k in _ENV_KEYS}
     try:
-        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+        # CUDA's generators only where CUDA is already up: asking for them would
+        # start it, and a fork-based multiprocessing pool could not use CUDA after.
+        cuda = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
+        with torch.random.fork_rng(devices=cuda):
             yield
     finally:
         random.setstate(state[0])
