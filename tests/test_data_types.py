@@ -343,3 +343,16 @@ def test_iso_dates_on_the_first_of_each_month_read_as_months_without_a_doubt():
 
     months = date_parts(frame["d"], date_format(frame["d"]))[0][:, 2]
     assert months.tolist() == [float(m) for m in list(range(1, 13)) * 2]
+
+
+def test_unique_prices_as_text_are_numbers_as_text_not_an_identifier():
+    prices = [f"${1000 + 1.5 * i:,.2f}" for i in range(30)]  # a different one in every row
+    schema, messages = _infer(pd.DataFrame({"p": prices, "y": np.arange(30.0)}))
+    assert schema.categorical == ["p"] and len(messages) == 1
+    assert "numbers written with symbols" in messages[0]
+
+
+def test_cells_that_spell_missing_draw_no_numbers_warning():
+    frame = pd.DataFrame({"m": ["n/a"] * 15 + [""] * 15, "x": np.arange(30) % 3,
+                          "y": np.arange(30.0)})
+    assert not any("numbers" in m for m in _infer(frame)[1])

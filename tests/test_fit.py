@@ -527,3 +527,11 @@ def test_a_separate_test_tables_rows_are_numbered_in_that_table(regression_frame
     table = pd.read_csv(out / "predictions_test.csv")
     assert table["row"].tolist() == list(range(1, len(test)))
     np.testing.assert_allclose(test["y"].to_numpy()[table["row"]], table["y_true"])
+
+
+def test_a_saved_row_index_is_left_out_of_a_bag_too(regression_frame):
+    # The bag's pool lacks the test rows: the index is no longer 1..n in a row.
+    data = regression_frame.assign(rownames=np.arange(1, len(regression_frame) + 1))
+    with pytest.warns(UserWarning, match="'rownames' only numbers the rows"):
+        run = tabresnet.fit(data, "y", bag=2, test_size=0.2, **TINY)
+    assert "rownames" in run.model.schema.ignored

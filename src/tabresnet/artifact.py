@@ -98,8 +98,13 @@ def is_stream(path: Path) -> bool:
     """Whether ``path`` is a device, pipe or socket (``/dev/null``, ``/dev/stdout``, a FIFO).
 
     Such a path is written in place: a rename over it would replace the
-    device, for every program on the machine, with a regular file.
+    device, for every program on the machine, with a regular file. Anything
+    under ``/dev`` counts (``/dev/stdout`` redirected to a file is a link to
+    that regular file, and still the command's output).
     """
+    path = Path(path)
+    if os.name == "posix" and path.absolute().parts[:2] == ("/", "dev"):
+        return True
     return path.exists() and not path.is_file() and not path.is_dir()
 
 

@@ -16,6 +16,7 @@ import csv
 import gzip
 import io
 import lzma
+import os
 import re
 import zipfile
 from collections.abc import Mapping
@@ -229,7 +230,9 @@ def table_bytes(frame: pd.DataFrame, path: str | Path) -> bytes:
     path = Path(path)
     suffix = _table_suffix(path)
     kind = SUFFIXES.get(suffix)
-    stream = path.exists() and not path.is_file() and not path.is_dir()  # /dev/stdout: CSV
+    # A device or pipe (/dev/stdout, redirected or not): CSV, whatever the name.
+    stream = (os.name == "posix" and path.absolute().parts[:2] == ("/", "dev")) or (
+        path.exists() and not path.is_file() and not path.is_dir())
     if not stream and (kind is None or (kind == "parquet" and suffix != path.suffix.lower())):
         what = "".join(path.suffixes[-2:]) if kind else suffix or "(no suffix)"
         raise DataError(

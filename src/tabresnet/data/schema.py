@@ -432,14 +432,20 @@ def _row_number(name: Any, series: pd.Series) -> int | None:
     if n < MIN_ID_ROWS or not _is_real_numeric(series.dtype) or series.isna().any():
         return None
     values = as_float(series)
+    # The rows' numbers: their positions, or (a bag's or a CV pool: rows of the
+    # table with the test rows taken out) the row numbers the index keeps.
+    numbers = [np.arange(n, dtype=float)]
+    if pd.api.types.is_integer_dtype(series.index.dtype):
+        numbers.append(series.index.to_numpy(dtype=float))
     for start in (0, 1):
-        if np.array_equal(values, np.arange(start, start + n, dtype=float)):
+        if any(np.array_equal(values, rows + start) for rows in numbers):
             return start
     return None
 
 
 def _is_identifier_text(series: pd.Series) -> bool:
-    """Whether a text column read as categories holds a different value in every row."""
+    """Whether a text column read as categories holds a different value in every row
+    (and is no column of numbers written as text: those get their own warning)."""
     n = len(series)
     return (
         n >= MIN_ID_ROWS
@@ -447,6 +453,7 @@ def _is_identifier_text(series: pd.Series) -> bool:
         and not pd.api.types.is_bool_dtype(series.dtype)
         and not series.isna().any()
         and series.nunique() == n
+        and _numbers_as_text(series) is None
     )
 
 
@@ -712,31 +719,43 @@ def _text_role(name: str, series: pd.Series) -> str:
             either = swapped is not None and int(_to_datetime(series, swapped).notna().sum()) == dates
             _note_dates(name, fmt, (series, not_dates) if not_dates.any() else None, either)
             return "dates"
-    _note_numbers_as_text(name, series, numbers, present, bad, codes)
+    _note_numbers_as_text(name, series)
     return "categorical"
 
 
-def _note_numbers_as_text(name: str, series: pd.Series, numbers: int, present: int,
-                          bad: np.ndarray, codes: bool) -> None:
-    """Say so when a text column that looks numeric is read as categories."""
-    if codes and numbers >= NUMERIC_TEXT_SHARE * present:
-        text = series[series.notna()].astype(str).str.strip()
+def _numbers_as_text(series: pd.Series) -> str | None:
+    """Why a text column read as categories looks numeric, or None.
+
+    Codes written with leading zeros; mostly numbers with some text; numbers
+    written with currency, percent or thousands separators.
+    """
+    values, bad = parse_numbers(series)
+    numbers = int(np.isfinite(values).sum() + np.isinf(values).sum())
+    present = numbers + int(bad.sum())
+    text = series[series.notna()].astype(str).str.strip()
+    text = text[~text.str.lower().isin(_NA_TEXT)]
+    if not len(text):
+        return None
+    if _has_leading_zeros(series) and numbers >= NUMERIC_TEXT_SHARE * present:
         example = text[text.str.match(r"^[+-]?0\d")].iloc[0]
-        why = (f"holds numbers written with leading zeros ({example!r}): read as codes "
-               "(categories) - list it in numeric to read them as numbers")
-    elif present and numbers >= 0.5 * present:
-        why = (f"has {numbers} numbers among {present} values but also "
-               f"{int(bad.sum())} that are not ({examples_of(series, bad)}): read as text "
-               "(categories) - clean or empty those cells to use it as numbers")
-    else:
-        text = series[series.notna()].astype(str).str.strip()
-        plain = text.str.replace(r"^[$€£¥]|[%$€£¥]$|(?<=\d)[,' ](?=\d{3}\b)", "", regex=True)
-        decorated = parse_numbers(plain)[1]
-        if not len(text) or decorated.sum() > (1 - NUMERIC_TEXT_SHARE) * len(text):
-            return
-        why = (f"holds numbers written with symbols or separators ({text.iloc[0]!r}): read as "
-               "text (categories) - write them as plain numbers to use them as numbers")
-    warnings.warn(f"column {name!r} {why}", TabResNetWarning, stacklevel=4)
+        return (f"holds numbers written with leading zeros ({example!r}): read as codes "
+                "(categories) - list it in numeric to read them as numbers")
+    if present and numbers >= 0.5 * present:
+        return (f"has {numbers} numbers among {present} values but also "
+                f"{int(bad.sum())} that are not ({examples_of(series, bad)}): read as text "
+                "(categories) - clean or empty those cells to use it as numbers")
+    plain = text.str.replace(r"^[$€£¥]|[%$€£¥]$|(?<=\d)[,' ](?=\d{3}\b)", "", regex=True)
+    if int(np.isfinite(parse_numbers(plain)[0]).sum()) >= NUMERIC_TEXT_SHARE * len(text):
+        return (f"holds numbers written with symbols or separators ({text.iloc[0]!r}): read "
+                "as text (categories) - write them as plain numbers to use them as numbers")
+    return None
+
+
+def _note_numbers_as_text(name: str, series: pd.Series) -> None:
+    """Say so when a text column that looks numeric is read as categories."""
+    why = _numbers_as_text(series)
+    if why is not None:
+        warnings.warn(f"column {name!r} {why}", TabResNetWarning, stacklevel=4)
 
 
 def _has_leading_zeros(series: pd.Series) -> bool:
