@@ -391,3 +391,12 @@ def test_clean_target_bool_and_dates():
 def test_clean_target_unknown_column():
     with pytest.raises(DataError, match="target column 'q' not found; columns are: y"):
         clean_target(pd.DataFrame({"y": [1.0]}), "q")
+
+
+def test_targets_may_be_named_by_any_list_of_names():
+    from tabresnet.data.schema import _as_targets
+
+    for names in (pd.Index(["y"]), np.array(["y"]), ("y",), ["y"]):
+        assert _as_targets(names) == ["y"]
+    with pytest.raises(DataError, match="however it is a ndarray of 3 values"):
+        _as_targets(np.arange(3.0))

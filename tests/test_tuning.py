@@ -242,25 +242,38 @@ def test_the_first_trial_of_a_new_study_is_the_fit_configuration(frame, tmp_path
     assert "enqueued" not in plain.study.trials[0].user_attrs
 
 
-def test_a_defaults_trial_lost_to_a_kill_runs_again_on_resume(frame, tmp_path, monkeypatch):
+def test_a_defaults_trial_lost_to_a_kill_runs_again_on_resume(frame, tmp_path):
+    from tabresnet.tuning.study import open_study, storage_url
+
+    out = tmp_path / "run"
+    # The study a killed process leaves: its defaults trial failed as lost.
+    study = open_study(storage_url(None, out), "data-y")
+    lost = study.ask()
+    lost.set_user_attr("enqueued", "defaults")
+    study.tell(lost, state=TrialState.FAIL)
+    study.set_user_attr(f"fail_reason:{lost.number}", "lost: worker process x ended")
+    again = run_tune(frame, out, trials=2)
+    rerun = [t for t in again.study.trials if t.user_attrs.get("enqueued") == "defaults"
+             and t.state == TrialState.COMPLETE]
+    assert len(rerun) == 1 and rerun[0].params == {"lr": RunConfig().train.lr,
+                                                   "optimizer": "adamw"}
+
+
+def test_a_defaults_trial_that_failed_on_its_own_is_not_run_again(frame, tmp_path, monkeypatch):
     real = objective_mod.train_network
     calls = []
 
-    def killed_first(prepared, config, callbacks=(), out_dir=None):
+    def broken_first(prepared, config, callbacks=(), out_dir=None):
         calls.append(1)
-        if len(calls) == 1:  # the defaults trial fails, as a killed process's is failed as lost
-            raise RuntimeError("lost")
+        if len(calls) == 1:
+            raise RuntimeError("boom")
         return real(prepared, config, callbacks=callbacks, out_dir=out_dir)
 
-    monkeypatch.setattr(objective_mod, "train_network", killed_first)
+    monkeypatch.setattr(objective_mod, "train_network", broken_first)
     out = tmp_path / "run"
-    first = run_tune(frame, out, trials=1)
-    assert first.study.trials[0].state == TrialState.FAIL
-    assert first.study.trials[0].user_attrs["enqueued"] == "defaults"
+    run_tune(frame, out, trials=2)
     again = run_tune(frame, out, trials=3)
-    rerun = [t for t in again.study.trials if t.user_attrs.get("enqueued") == "defaults"
-             and t.state == TrialState.COMPLETE]
-    assert len(rerun) == 1 and rerun[0].params == first.study.trials[0].params
+    assert [t.user_attrs.get("enqueued") for t in again.study.trials].count("defaults") == 1
 
 
 def test_with_cross_validation_the_saved_model_is_a_bag_of_the_fold_networks(frame, tmp_path):

@@ -98,3 +98,15 @@ def test_numbers_yaml_reads_as_text_are_numbers_in_the_study():
     space = SearchSpace.from_yaml("lr: [1e-3, 1e-2]\nweight_decay: {type: float, low: 1e-5, high: 1e-3}")
     lr = next(e for e in space.entries if e.name == "lr")
     assert lr.dist.choices == (0.001, 0.01)
+
+
+def test_choices_mixing_numbers_and_yaml_text_numbers_are_all_numbers():
+    space = SearchSpace.from_yaml("lr: {choices: [1e-3, 0.01]}")  # '1e-3' is text to PyYAML
+    assert next(e for e in space.entries if e.name == "lr").dist.choices == (0.001, 0.01)
+
+
+def test_yaml_merge_keys_still_work_with_duplicate_keys_refused():
+    from tabresnet.defaults import load_yaml
+
+    text = "base: &b {lr: 0.1}\ntrain:\n  <<: *b\n  max_epochs: 3\n"
+    assert load_yaml(text)["train"] == {"lr": 0.1, "max_epochs": 3}

@@ -19,6 +19,7 @@ import lzma
 import os
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Mapping
 from functools import partial
 from os import PathLike
@@ -184,6 +185,10 @@ def _read_file(path: Path) -> pd.DataFrame:
     return df
 
 
+#: Rows read as text to look for codes written with leading zeros (see _codes_stay_text).
+_CODES_SAMPLE = 5000
+
+
 def _codes_stay_text(df: pd.DataFrame, path: Path, sep: str, header: list[str]) -> None:
     """Give back their text to whole-number columns written with leading zeros.
 
@@ -196,17 +201,23 @@ def _codes_stay_text(df: pd.DataFrame, path: Path, sep: str, header: list[str]) 
         values = values[np.isfinite(values)]  # NaN and inf cells say nothing either way
         return bool(np.all(values == np.floor(values)))
 
-    names = {h for h in header if header.count(h) == 1}  # as pandas names them
+    counts = Counter(header)
+    names = {h for h in header if counts[h] == 1}  # as pandas names them
     whole = [c for c in df.columns if c in names and (
         pd.api.types.is_integer_dtype(df[c].dtype) or (
             pd.api.types.is_float_dtype(df[c].dtype) and integral(df[c].to_numpy())))]
     if not whole:
         return
-    raw = pd.read_csv(path, sep=sep, usecols=whole, dtype=str)
-    for name in whole:
-        text = raw[name]
-        if text.str.match(r"^\s*[+-]?0\d").any():
-            df[name] = text.to_numpy(dtype=object)
+    # Codes show their zeros in any sample of rows: a first look at a few thousand
+    # keeps a large table from being read twice; only the columns found are.
+    sample = pd.read_csv(path, sep=sep, usecols=whole, dtype=str, nrows=_CODES_SAMPLE)
+    found = [c for c in whole if sample[c].str.match(r"^\s*[+-]?0\d").any()]
+    if not found:
+        return
+    raw = sample if len(sample) < _CODES_SAMPLE else pd.read_csv(
+        path, sep=sep, usecols=found, dtype=str)
+    for name in found:
+        df[name] = raw[name].to_numpy(dtype=object)
 
 
 def table_bytes(frame: pd.DataFrame, path: str | Path) -> bytes:

@@ -191,9 +191,14 @@ def _listing(names: Sequence[str]) -> str:
 def _as_targets(targets: str | Sequence[str]) -> list[str]:
     if isinstance(targets, str):
         return [targets]
-    if not isinstance(targets, (list, tuple)) or not all(
-        isinstance(t, (str, int)) and not isinstance(t, bool) for t in targets
-    ):
+    names = list(targets) if hasattr(targets, "__iter__") and not isinstance(targets, dict) \
+        else None
+    # Names (a list, tuple, pandas Index or array of them) or values (a Series of numbers)?
+    named = names is not None and (
+        isinstance(targets, (list, tuple)) and all(
+            isinstance(t, (str, int)) and not isinstance(t, bool) for t in names)
+        or not isinstance(targets, (list, tuple)) and all(isinstance(t, str) for t in names))
+    if not named:
         what = type(targets).__name__
         if hasattr(targets, "__len__"):
             what += f" of {len(targets)} values"
@@ -203,7 +208,7 @@ def _as_targets(targets: str | Sequence[str]) -> list[str]:
             f"target must name the column(s) to predict, however it is a {what}; put the "
             f"values in a column of the data and pass its name ({hint})"
         )
-    out = [str(t) for t in targets]
+    out = [str(t) for t in names]
     if not out:
         raise DataError("no target column given; name the column(s) to predict")
     dups = sorted({t for t in out if out.count(t) > 1})

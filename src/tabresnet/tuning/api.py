@@ -167,6 +167,15 @@ def _check_run_dir(out: Path) -> None:
         )
 
 
+def _whole_number(value: Any) -> int | None:
+    """``value`` as an int if it is a whole number (3, 3.0, "3", numpy's 3), else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if math.isfinite(number) and number.is_integer() else None
+
+
 def _check_same_study(out: Path, own_url: str | None, name: str) -> None:
     """Refuse to let study ``name`` replace the model of another study saved in ``out``.
 
@@ -408,11 +417,11 @@ def tune(
     space_obj.check(user_cfg)
     seconds = parse_duration(timeout)
     for name, value in (("trials", trials), ("jobs", jobs)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)) or \
-                not str(value).strip().lstrip("+").replace(".0", "", 1).isdigit():
+        number = None if isinstance(value, bool) else _whole_number(value)
+        if number is None:
             hint = " (the most trials to run; with a timeout, e.g. 1000)" if name == "trials" else ""
             raise ConfigError(f"{name} must be a whole number >= 1{hint}, however: {value!r}")
-    trials, jobs = int(float(trials)), int(float(jobs))
+    trials, jobs = _whole_number(trials), _whole_number(jobs)
     if trials < 1:
         raise ConfigError(f"trials must be at least 1, however: {trials}")
     if jobs < 1:
@@ -603,8 +612,13 @@ def _open(
     trials = study.get_trials(deepcopy=False)
     defaults = [t for t in trials if t.user_attrs.get("enqueued") == "defaults"]
     # A new study starts with fit's configuration; so does a resumed one whose
-    # defaults trial failed (a killed process) before it ever finished.
-    again = bool(defaults) and all(t.state == TrialState.FAIL for t in defaults)
+    # defaults trial was lost (a killed process) or interrupted before it finished
+    # (not one that failed on its own: it would fail again on every resume).
+    attrs = study.user_attrs
+    again = bool(defaults) and all(
+        t.state == TrialState.FAIL
+        and results.fail_reason(t, attrs).startswith(("lost", "interrupted"))
+        for t in defaults)
     if defaults_first and (not trials or again):
         params = space.params_for(cfg)
         if params:

@@ -422,8 +422,7 @@ def _parse_entry(name: str, spec: Any, where: str) -> Entry:
                 raise ConfigError(f"{where}: choices must be single values; search list "
                                   "options with n_groups, blocks and width")
             kind_of = getattr(flat_fields().get(name, ("", None))[1], "type", None)
-            if kind_of in ("float", "int") and all(
-                    isinstance(c, str) and _is_finite_number(c) for c in choices):
+            if kind_of in ("float", "int") and all(_is_finite_number(c) for c in choices):
                 # PyYAML reads 1e-3 as text: the study would store (and report) strings.
                 choices = [float(c) if kind_of == "float" else int(float(c)) for c in choices]
             entry = Entry(name, CategoricalDistribution(choices), **common)
