@@ -316,6 +316,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .data.io import table_bytes
     from .errors import DataError
 
+    if args.output not in (None, "-"):  # before any work: what it would overwrite
+        _refuse_to_destroy(args.output, args.data, args.model)
     model = load(args.model)
     data = read_table(args.data)
     keep = list(dict.fromkeys(args.keep or []))  # in the order given, once each

@@ -194,8 +194,8 @@ def _check_same_study(out: Path, own_url: str | None, name: str) -> None:
         others = optuna.get_all_study_names(storage=own_url)
     if others and name not in others:
         raise ConfigError(
-            f"{out} holds the tuning run of study {others[0]!r}, not {name!r} (other data or "
-            "target); choose another --out, or resume that study with its data and target"
+            f"{out} holds the tuning run of study {others[0]!r}, not {name!r} (another data "
+            "file, target or --study name); choose another --out, or resume that study"
         )
 
 
