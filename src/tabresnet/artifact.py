@@ -54,6 +54,7 @@ from safetensors.torch import save as save_safetensors
 from . import __version__
 from .calibrate import Calibration, check_level
 from .data import Preprocessor, Schema, check_columns, read_table
+from .data.io import is_stream
 from .defaults import RunConfig, output_quantiles, point_quantile, resolve_threads, torch_threads
 from .errors import ConfigError, DataError, ModelFileError, TabResNetWarning, user_stacklevel
 from .metrics import quantile_metrics, regression_metrics
@@ -92,20 +93,6 @@ def _create_temp(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666), tmp
         except FileExistsError:  # pragma: no cover - 48 random bits collided
             continue
-
-
-def is_stream(path: Path) -> bool:
-    """Whether ``path`` is a device, pipe or socket (``/dev/null``, ``/dev/stdout``, a FIFO).
-
-    Such a path is written in place: a rename over it would replace the
-    device, for every program on the machine, with a regular file. Anything
-    under ``/dev`` counts (``/dev/stdout`` redirected to a file is a link to
-    that regular file, and still the command's output).
-    """
-    path = Path(path)
-    if os.name == "posix" and path.absolute().parts[:2] == ("/", "dev"):
-        return True
-    return path.exists() and not path.is_file() and not path.is_dir()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -103,8 +103,9 @@ import torch
 from torch import nn
 
 from . import __version__
-from .artifact import TabularModel, _create_temp, as_model, is_stream
+from .artifact import TabularModel, _create_temp, as_model
 from .data import read_table
+from .data.io import is_stream
 from .data.preprocess import _category_strings
 from .data.schema import DATE_PARTS, as_float, date_parts
 from .defaults import point_quantile

@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..errors import DataError
 
-__all__ = ["COMPRESSIONS", "SUFFIXES", "read_table", "table_bytes"]
+__all__ = ["COMPRESSIONS", "SUFFIXES", "is_stream", "read_table", "table_bytes"]
 
 #: File suffixes :func:`read_table` understands, and the reader each one uses.
 SUFFIXES: dict[str, str] = {
@@ -143,15 +143,7 @@ def _read_file(path: Path) -> pd.DataFrame:
         raise DataError(f"file not found: {path}")
     if not path.is_file():
         raise DataError(f"not a file: {path}; pass the path of a table file")
-    suffix = _table_suffix(path)
-    kind = SUFFIXES.get(suffix)
-    if kind is None or (kind == "parquet" and suffix != path.suffix.lower()):
-        what = "".join(path.suffixes[-2:]) if kind else suffix or "(no suffix)"
-        raise DataError(
-            f"cannot read {path.name}: unknown file type {what!r}; "
-            f"supported: {', '.join(SUFFIXES)} (text tables also compressed: "
-            f"{', '.join(COMPRESSIONS)})"
-        )
+    kind = _table_kind(path, "read")
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
@@ -239,17 +231,8 @@ def table_bytes(frame: pd.DataFrame, path: str | Path) -> bytes:
     b'a\\ty_pred\\n1\\t0.5\\n2\\t1.5\\n'
     """
     path = Path(path)
-    suffix = _table_suffix(path)
-    kind = SUFFIXES.get(suffix)
-    # A device or pipe (/dev/stdout, redirected or not): CSV, whatever the name.
-    stream = (os.name == "posix" and path.absolute().parts[:2] == ("/", "dev")) or (
-        path.exists() and not path.is_file() and not path.is_dir())
-    if not stream and (kind is None or (kind == "parquet" and suffix != path.suffix.lower())):
-        what = "".join(path.suffixes[-2:]) if kind else suffix or "(no suffix)"
-        raise DataError(
-            f"cannot write {path.name}: unknown file type {what!r}; name it with one of "
-            f"{', '.join(SUFFIXES)} (text tables also compressed: {', '.join(COMPRESSIONS)})"
-        )
+    if not is_stream(path):  # a device or pipe (/dev/stdout) gets CSV, whatever its name
+        _table_kind(path, "write")
     buf = io.BytesIO()
     if path.suffix.lower() in {".parquet", ".pq"}:
         frame.to_parquet(buf, index=False)
@@ -288,6 +271,34 @@ def _separator(path: Path) -> tuple[str, str]:
         except csv.Error:
             return (r"\s+" if first.split() != [first] else ","), "."
     return sep, _decimal_mark(lines[1:], sep)
+
+
+def is_stream(path: str | Path) -> bool:
+    """Whether ``path`` is a device, pipe or socket (``/dev/null``, ``/dev/stdout``, a FIFO).
+
+    Such a path is written in place: a rename over it would replace the
+    device, for every program on the machine, with a regular file. Anything
+    under ``/dev`` counts (``/dev/stdout`` redirected to a file is a link to
+    that regular file, and still the command's output).
+    """
+    path = Path(path)
+    if os.name == "posix" and path.absolute().parts[:2] == ("/", "dev"):
+        return True
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
+def _table_kind(path: Path, verb: str) -> str:
+    """``"csv"`` or ``"parquet"`` by ``path``'s suffix; a ``DataError`` for any other."""
+    suffix = _table_suffix(path)
+    kind = SUFFIXES.get(suffix)
+    if kind is None or (kind == "parquet" and suffix != path.suffix.lower()):
+        what = "".join(path.suffixes[-2:]) if kind else suffix or "(no suffix)"
+        lead = "supported:" if verb == "read" else "name it with one of"
+        raise DataError(
+            f"cannot {verb} {path.name}: unknown file type {what!r}; {lead} "
+            f"{', '.join(SUFFIXES)} (text tables also compressed: {', '.join(COMPRESSIONS)})"
+        )
+    return kind
 
 
 def _table_suffix(path: Path) -> str:
