@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # The fields and their defaults import nothing: `tabresnet --help` lists them
 # without loading torch. Validation and building load the layers they need.
-__all__ = ["ARCHS", "ModelConfig", "coerce_scalars"]
+__all__ = ["ARCHS", "ModelConfig", "as_number", "coerce_scalars"]
 
 
 @dataclass
@@ -344,7 +344,7 @@ def coerce_scalars(config: Any) -> None:
                 raise ValueError(f"{f.name} must be true or false, however: {f.name}={value!r}")
             setattr(config, f.name, bool(value))
         elif kind in (int, float):
-            number = _as_number(value)
+            number = as_number(value)
             if number is None or not math.isfinite(number) or (
                     kind is int and not float(number).is_integer()):
                 what = "a whole number" if kind is int else "a finite number"
@@ -352,8 +352,12 @@ def coerce_scalars(config: Any) -> None:
             setattr(config, f.name, kind(number))
 
 
-def _as_number(value: Any) -> float | int | None:
-    """``value`` as a real number (text that reads as one included), else None."""
+def as_number(value: Any) -> float | int | None:
+    """``value`` as a real number (text that reads as one included; no bool), else None.
+
+    >>> as_number("1e-3"), as_number(3), as_number(True), as_number("fast")
+    (0.001, 3, None, None)
+    """
     if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b":
         return None
     if isinstance(value, numbers.Integral):

@@ -47,6 +47,7 @@ from ..artifact import TabularModel
 from ..data import read_table
 from ..defaults import RunConfig, refuse_unused
 from ..errors import ConfigError, TabResNetError, TabResNetWarning
+from ..models.config import as_number
 from ..rundir_lock import RunDirLock
 from ..training import prepare, resolve_config
 from ..training.bag import make_folds
@@ -169,11 +170,9 @@ def _check_run_dir(out: Path) -> None:
 
 def _whole_number(value: Any) -> int | None:
     """``value`` as an int if it is a whole number (3, 3.0, "3", numpy's 3), else None."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(number) if math.isfinite(number) and number.is_integer() else None
+    number = as_number(value)
+    return int(number) if number is not None and math.isfinite(number) and \
+        float(number).is_integer() else None
 
 
 def _check_same_study(out: Path, own_url: str | None, name: str) -> None:
@@ -416,12 +415,14 @@ def tune(
     space_obj = _load_space(space)
     space_obj.check(user_cfg)
     seconds = parse_duration(timeout)
+    counts: dict[str, int] = {}
     for name, value in (("trials", trials), ("jobs", jobs)):
-        number = None if isinstance(value, bool) else _whole_number(value)
+        number = _whole_number(value)  # None for a bool, text, 2.5, inf
         if number is None:
             hint = " (the most trials to run; with a timeout, e.g. 1000)" if name == "trials" else ""
             raise ConfigError(f"{name} must be a whole number >= 1{hint}, however: {value!r}")
-    trials, jobs = _whole_number(trials), _whole_number(jobs)
+        counts[name] = number
+    trials, jobs = counts["trials"], counts["jobs"]
     if trials < 1:
         raise ConfigError(f"trials must be at least 1, however: {trials}")
     if jobs < 1:

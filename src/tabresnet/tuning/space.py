@@ -54,6 +54,7 @@ from optuna.distributions import (
 
 from ..defaults import RunConfig, choices, flat_fields, load_yaml
 from ..errors import ConfigError
+from ..models.config import as_number
 
 __all__ = ["DERIVED", "Entry", "SearchSpace", "default_space_text"]
 
@@ -458,12 +459,8 @@ def _parse_entry(name: str, spec: Any, where: str) -> Entry:
 
 def _is_finite_number(value: Any) -> bool:
     """A finite number, or text that reads as one (PyYAML reads ``1e-4`` as text)."""
-    if isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
+    number = as_number(value)
+    return number is not None and math.isfinite(number)
 
 
 def _can_take(key: str, value: Any, entries: dict[str, Entry], fields: dict) -> bool:
