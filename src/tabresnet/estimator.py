@@ -230,9 +230,9 @@ class _ResNetBase(RegressorMixin, BaseEstimator):
         sw = check_weights(sw, "sample_weight")
         if np.all(sw == sw[0]):
             return frame, cfg
-        name = "sample_weight"
-        while name in frame.columns:  # never overwrite a feature or a target
-            name = "_" + name
+        from .training.prepare import free_column
+
+        name = free_column(frame.columns, "sample_weight")  # never a feature's or target's
         frame = clean_weight(frame.assign(**{name: sw}), name)
         if len(frame) < 2:
             raise ValueError(

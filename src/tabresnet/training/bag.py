@@ -34,7 +34,7 @@ from ..defaults import RunConfig
 from ..metrics import regression_metrics
 from ..models import MeanEnsemble
 from .loop import TrainResult, train_network
-from .prepare import Prepared, as_targets, data_summary, prepare
+from .prepare import Prepared, _numbered, as_targets, data_summary, free_column, prepare
 
 __all__ = ["BagResult", "bag_prepared", "calibrate_bag", "make_folds", "oof_table",
            "pool_and_test", "prediction_table", "train_bag"]
@@ -55,13 +55,11 @@ def pool_and_test(
     targets = as_targets(target)
     weight = config.data.weight
     raw = read_table(data)
-    number = "row"
-    while number in raw.columns:  # a column name the table does not use
-        number = "_" + number
+    number = free_column(raw.columns, "row")
 
     def cleaned(table: pd.DataFrame, first: int, what: str) -> pd.DataFrame:
         _check_targets_exist(table, targets)  # naming the table's columns, not ours
-        numbered = table.assign(**{number: first + np.arange(len(table))})
+        numbered, _ = _numbered(table, first, number)
         return clean_weight(clean_target(numbered, targets), weight, what)
 
     frame = cleaned(raw, 0, "data")

@@ -36,7 +36,7 @@ from ..rundir_lock import RunDirLock, open_run
 from ..rundir_lock import probe as probe_run_lock
 from .bag import bag_prepared, calibrate_bag, make_folds, prediction_table, train_bag
 from .loop import TrainResult, check_trained, keep_global_state, train_network
-from .prepare import Prepared, Split, as_targets, prepare, refit_prepared
+from .prepare import Prepared, Split, as_targets, free_column, prepare, refit_prepared
 
 __all__ = [
     "Run",
@@ -205,9 +205,7 @@ def weight_column(
             f"weight has {len(values)} values but the data has {len(frame)} rows; "
             "give one weight per row (or the name of a weight column)"
         )
-    name = "sample_weight"
-    while name in frame.columns:
-        name = "_" + name
+    name = free_column(frame.columns, "sample_weight")
     frame = frame.assign(**{name: values})
     val_data, test_data = (
         read_table(t).assign(**{name: 1.0}) if t is not None else None

@@ -153,12 +153,26 @@ def _read(source: Any, what: str, targets: list[str], weight: str | None = None)
     return clean_weight(clean_target(frame, targets), weight, f"{what} data")
 
 
-def _numbered(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """``frame`` with a column of its rows' 0-based numbers, and that column's name."""
-    number = "row"
-    while number in frame.columns:  # a name the table does not use
-        number = "_" + number
-    return frame.assign(**{number: np.arange(len(frame))}), number
+def free_column(columns: Any, base: str) -> str:
+    """``base``, or ``_base``, ``__base``, ...: the first that is none of ``columns``.
+
+    For a column tabresnet adds to the user's table (row numbers, weights),
+    which must never overwrite a feature or a target.
+
+    >>> free_column(["a", "row", "_row"], "row")
+    '__row'
+    """
+    name = base
+    while name in columns:
+        name = "_" + name
+    return name
+
+
+def _numbered(frame: pd.DataFrame, first: int = 0,
+              number: str | None = None) -> tuple[pd.DataFrame, str]:
+    """``frame`` with a column of its rows' numbers from ``first``, and that column's name."""
+    number = number or free_column(frame.columns, "row")
+    return frame.assign(**{number: first + np.arange(len(frame))}), number
 
 
 def prepare(
