@@ -535,3 +535,13 @@ def test_a_saved_row_index_is_left_out_of_a_bag_too(regression_frame):
     with pytest.warns(UserWarning, match="'rownames' only numbers the rows"):
         run = tabresnet.fit(data, "y", bag=2, test_size=0.2, **TINY)
     assert "rownames" in run.model.schema.ignored
+
+
+def test_evaluating_a_quantile_model_reads_the_rows_once(regression_frame):
+    import warnings
+
+    run = tabresnet.fit(regression_frame, "y", loss="quantile", **TINY)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run.model.evaluate(regression_frame.assign(color="violet"))  # unseen: one warning
+    assert len([w for w in caught if "cannot be used as trained" in str(w.message)]) == 1

@@ -275,7 +275,10 @@ class TabularModel:
         A quantile model's point prediction is its level nearest 0.5
         (:func:`tabresnet.defaults.point_quantile`).
         """
-        q = self.predict_quantile_tensors(x_num, x_cat, batch)
+        return self.point(self.predict_quantile_tensors(x_num, x_cat, batch))
+
+    def point(self, q: np.ndarray) -> np.ndarray:
+        """The point prediction ``(N, n_targets)`` from all outputs ``(N, n_targets, Q)``."""
         return q[..., point_quantile(self.quantiles) if self.quantiles else 0]
 
     def _member_outputs(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
@@ -590,12 +593,11 @@ class TabularModel:
         weight = getattr(self.config.data, "weight", None)
         weight = weight if weight in frame.columns else None
         frame = clean_weight(frame, weight)
-        pred = self.predict(frame, strict=strict)
+        q = self.predict_quantile_tensors(*self._tensors(frame, strict))  # one pass: all outputs
         y = frame[self.targets].to_numpy(dtype=np.float64)
         w = None if weight is None else frame[weight].to_numpy(dtype=np.float64)
-        metrics = regression_metrics(y, pred, self.targets, sample_weight=w)
+        metrics = regression_metrics(y, self.point(q), self.targets, sample_weight=w)
         if self.quantiles:  # each level against its share of values below it
-            q = self.predict_quantile_tensors(*self._tensors(frame, strict=False))
             metrics["quantiles"] = quantile_metrics(y, q, self.quantiles, sample_weight=w)
         if weight is not None:
             metrics["weighted_by"] = weight

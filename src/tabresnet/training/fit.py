@@ -179,12 +179,11 @@ def evaluate_splits(
     for name in names:
         split = getattr(prepared, name)
         if split is not None and len(split):
+            q = model.predict_quantile_tensors(split.x_num, split.x_cat)  # one pass: all outputs
             out[name] = regression_metrics(
-                split.y_raw, _predict_split(model, split), prepared.targets,
-                sample_weight=split.weight,
+                split.y_raw, model.point(q), prepared.targets, sample_weight=split.weight,
             )
             if model.quantiles:  # each level against its share of values below it
-                q = model.predict_quantile_tensors(split.x_num, split.x_cat)
                 out[name]["quantiles"] = quantile_metrics(split.y_raw, q, model.quantiles,
                                                           sample_weight=split.weight)
             if prepared.weight is not None:
