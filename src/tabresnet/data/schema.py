@@ -449,8 +449,7 @@ def _row_number(name: Any, series: pd.Series) -> int | None:
 
 
 def _is_identifier_text(series: pd.Series) -> bool:
-    """Whether a text column read as categories holds a different value in every row
-    (and is no column of numbers written as text: those get their own warning)."""
+    """Whether a text column read as categories holds a different value in every row."""
     n = len(series)
     return (
         n >= MIN_ID_ROWS
@@ -458,7 +457,6 @@ def _is_identifier_text(series: pd.Series) -> bool:
         and not pd.api.types.is_bool_dtype(series.dtype)
         and not series.isna().any()
         and series.nunique() == n
-        and _numbers_as_text(series) is None
     )
 
 
@@ -658,8 +656,8 @@ def infer_schema(
             )
             schema.ignored.append(name)
         elif _is_text_like(dtype):
-            schema_role = _text_role(name, series)
-            if schema_role == "categorical" and _is_identifier_text(series):
+            schema_role, looks_numeric = _text_role(name, series)
+            if schema_role == "categorical" and not looks_numeric and _is_identifier_text(series):
                 warnings.warn(
                     f"column {name!r} has a different value in each of its {len(series)} "
                     "rows (an identifier?); ignoring it - list it in categorical to use it",
@@ -694,10 +692,11 @@ def infer_schema(
     return schema
 
 
-def _text_role(name: str, series: pd.Series) -> str:
-    """``"numeric"``, ``"dates"`` or ``"categorical"`` for a text column (rules 5-7)."""
+def _text_role(name: str, series: pd.Series) -> tuple[str, bool]:
+    """``"numeric"``, ``"dates"`` or ``"categorical"`` for a text column (rules 5-7), and
+    whether a categorical one looks numeric (then said in a warning: no identifier)."""
     if isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(series.dtype):
-        return "categorical"  # a declared category is the user's decision
+        return "categorical", False  # a declared category is the user's decision
     values, bad = parse_numbers(series)
     numbers = int(np.isfinite(values).sum() + np.isinf(values).sum())
     present = numbers + int(bad.sum())
@@ -711,7 +710,7 @@ def _text_role(name: str, series: pd.Series) -> str:
                 TabResNetWarning,
                 stacklevel=3,
             )
-        return "numeric"
+        return "numeric", False
     fmt = date_format(series)
     if fmt is not None:
         parts, not_dates = date_parts(series, fmt)
@@ -723,25 +722,28 @@ def _text_role(name: str, series: pd.Series) -> str:
                        else None)
             either = swapped is not None and int(_to_datetime(series, swapped).notna().sum()) == dates
             _note_dates(name, fmt, (series, not_dates) if not_dates.any() else None, either)
-            return "dates"
-    _note_numbers_as_text(name, series)
-    return "categorical"
+            return "dates", False
+    why = _numbers_as_text(series, values, bad, codes)
+    if why is not None:
+        warnings.warn(f"column {name!r} {why}", TabResNetWarning, stacklevel=3)
+    return "categorical", why is not None
 
 
-def _numbers_as_text(series: pd.Series) -> str | None:
+def _numbers_as_text(series: pd.Series, values: np.ndarray, bad: np.ndarray,
+                     codes: bool) -> str | None:
     """Why a text column read as categories looks numeric, or None.
 
     Codes written with leading zeros; mostly numbers with some text; numbers
-    written with currency, percent or thousands separators.
+    written with currency, percent or thousands separators. ``values``, ``bad``:
+    :func:`parse_numbers` of the column; ``codes``: :func:`_has_leading_zeros`.
     """
-    values, bad = parse_numbers(series)
     numbers = int(np.isfinite(values).sum() + np.isinf(values).sum())
     present = numbers + int(bad.sum())
     text = series[series.notna()].astype(str).str.strip()
     text = text[~text.str.lower().isin(_NA_TEXT)]
     if not len(text):
         return None
-    if _has_leading_zeros(series) and numbers >= NUMERIC_TEXT_SHARE * present:
+    if codes and numbers >= NUMERIC_TEXT_SHARE * present:
         example = text[text.str.match(r"^[+-]?0\d")].iloc[0]
         return (f"holds numbers written with leading zeros ({example!r}): read as codes "
                 "(categories) - list it in numeric to read them as numbers")
@@ -754,13 +756,6 @@ def _numbers_as_text(series: pd.Series) -> str | None:
         return (f"holds numbers written with symbols or separators ({text.iloc[0]!r}): read "
                 "as text (categories) - write them as plain numbers to use them as numbers")
     return None
-
-
-def _note_numbers_as_text(name: str, series: pd.Series) -> None:
-    """Say so when a text column that looks numeric is read as categories."""
-    why = _numbers_as_text(series)
-    if why is not None:
-        warnings.warn(f"column {name!r} {why}", TabResNetWarning, stacklevel=4)
 
 
 def _has_leading_zeros(series: pd.Series) -> bool:
