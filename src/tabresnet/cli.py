@@ -341,8 +341,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         frame.to_csv(sys.stdout, index=False)
     else:
-        out = Path(args.output)
-        _refuse_to_destroy(out, args.data, args.model)
+        out = Path(args.output)  # checked against the inputs before any work
         atomic_write_bytes(out, table_bytes(frame, out))
         print(f"wrote {len(frame)} predictions to {out}", file=sys.stderr)
     return 0
@@ -402,6 +401,8 @@ def cmd_importance(args: argparse.Namespace) -> int:
     from .data.io import table_bytes
     from .feature_importance import importance
 
+    if args.output not in (None, "-"):  # before any work: what it would overwrite
+        _refuse_to_destroy(args.output, args.data, args.model)
     table = importance(args.model, args.data, repeats=args.repeats, scoring=args.scoring,
                        seed=args.seed, max_rows=args.max_rows, strict=args.strict)
     if args.output in (None, "-"):
@@ -415,7 +416,6 @@ def cmd_importance(args: argparse.Namespace) -> int:
             print(f"{r.feature:<{width}}  {r.role:<11}{r.importance:>12.4g}{r.std:>12.4g}")
     else:
         out = Path(args.output)
-        _refuse_to_destroy(out, args.data, args.model)
         atomic_write_bytes(out, table_bytes(table, out))
         print(f"wrote the importance of {len(table)} columns to {out}", file=sys.stderr)
     return 0
