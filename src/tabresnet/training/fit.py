@@ -191,6 +191,19 @@ def evaluate_splits(
     return out
 
 
+def row_weights(overrides: dict) -> tuple[dict, Any]:
+    """``overrides`` for the config, and the weights if ``weight`` gives one per row.
+
+    ``weight`` names a column or holds one number per row of the data; the
+    config takes only a name, so values are kept aside (``None`` otherwise)
+    for :func:`weight_column` to add as a column.
+    """
+    weight = overrides.get("weight")
+    if weight is None or isinstance(weight, str):
+        return overrides, None
+    return {**overrides, "weight": None}, weight
+
+
 def weight_column(
     frame: pd.DataFrame, weight: Any, val_data: Any, test_data: Any
 ) -> tuple[pd.DataFrame, Any, Any, str]:
@@ -436,9 +449,8 @@ def fit(
     >>> run.model.schema.ignored, run.metrics["val"]["weighted_by"]
     (['w'], 'w')
     """
-    weight = overrides.get("weight")
-    per_row = weight is not None and not isinstance(weight, str)  # one weight per row of data
-    cfg = resolve_config(config, {**overrides, "weight": None} if per_row else overrides)
+    cfg_overrides, weight = row_weights(overrides)  # weight: one per row, else None
+    cfg = resolve_config(config, cfg_overrides)
     refuse_unused(cfg, overrides)
     out_path = Path(out) if out is not None else None
     if out_path is not None:
@@ -450,7 +462,7 @@ def fit(
             warnings.warn(f"target {t!r} holds one value ({frame[t].dropna().iloc[0]}) in "
                           "every row: the model can only learn to predict it", TabResNetWarning,
                           stacklevel=3)
-    if per_row:
+    if weight is not None:
         frame, val_data, test_data, name = weight_column(frame, weight, val_data, test_data)
         cfg = cfg.replace(weight=name)
     bagged = cfg.data.bag > 1

@@ -51,7 +51,7 @@ from ..models.config import as_number
 from ..rundir_lock import RunDirLock
 from ..training import prepare, resolve_config
 from ..training.bag import make_folds
-from ..training.fit import weight_column
+from ..training.fit import row_weights, weight_column
 from ..training.loop import keep_global_state
 from ..training.prepare import as_targets
 from . import quiet_optuna, results
@@ -399,12 +399,10 @@ def tune(
                 "tune has no overwrite: the same out resumes its study; choose another out "
                 "for a new one")
     # ``progress`` is both the live display and the run config option of that name.
-    weight = overrides.get("weight")
-    per_row = weight is not None and not isinstance(weight, str)  # one weight per row of data
-    user_cfg = resolve_config(config, {**overrides, "progress": progress,
-                                       **({"weight": None} if per_row else {})})
+    cfg_overrides, weight = row_weights(overrides)
+    user_cfg = resolve_config(config, {**cfg_overrides, "progress": progress})
     refuse_unused(user_cfg, overrides)
-    if per_row:  # as fit: the weights become a column of the table (which workers get too)
+    if weight is not None:  # as fit: the weights become a column of the table (workers' too)
         data, val_data, test_data, column = weight_column(read_table(data), weight, val_data,
                                                           test_data)
         user_cfg = user_cfg.replace(weight=column)
