@@ -143,10 +143,13 @@ def interval_scores(
     return out
 
 
+# Rounding slack of the ranks: keeps 0.9 * 10 = 9.000000000000002 from rounding up.
+_SLACK = 1e-9
+
+
 def _rank(n: int, level: float) -> int:
     """The 1-based rank of the split-conformal quantile: ``ceil((n + 1) level)``."""
-    # The small tolerance keeps 0.9 * 10 = 9.000000000000002 from rounding up.
-    return int(math.ceil((n + 1) * level - 1e-9))
+    return int(math.ceil((n + 1) * level - _SLACK))
 
 
 @dataclass
@@ -389,7 +392,7 @@ class Calibration:
             )
         n, alpha = self.n, 1.0 - level
         k_hi = _rank(n, level)  # ceil((1 - alpha)(n + 1))
-        k_lo = int(math.floor(alpha * (n + 1) + 1e-9))
+        k_lo = int(math.floor(alpha * (n + 1) + _SLACK))
         if k_hi > n or k_lo < 1:
             self._warn_infinite(level)
         fold = np.repeat(np.arange(len(self.fold_sizes)), self.fold_sizes)
@@ -426,9 +429,9 @@ class Calibration:
         return self.constant, np.ones(shape)
 
     def _warn_infinite(self, level: float) -> None:
-        # The fewest rows n with rank ceil((n + 1) level) <= n, with _rank's tolerance:
-        # 0.9 / 0.1 is 9.000000000000002 in floating point, and 9 rows do suffice.
-        need = math.ceil(level / (1 - level) - 1e-9)
+        # The fewest rows n with _rank(n, level) <= n (0.9 / 0.1 is 9.000000000000002
+        # in floating point, and 9 rows do suffice).
+        need = math.ceil(level / (1 - level) - _SLACK)
         warnings.warn(
             f"a {level:g} interval needs at least {need} calibration rows, the model has "
             f"{self.n}: its bounds are infinite; ask for a lower level or calibrate on more rows",
